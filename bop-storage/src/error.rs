@@ -1,0 +1,74 @@
+//! The storage layer's one error type.
+
+use std::path::PathBuf;
+
+/// Every failure the engine reports. The VFS maps these to SQLite result
+/// codes in one place (`bop-vfs/src/errors.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An operating-system I/O call failed.
+    #[error("bop: {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bytes on disk failed verification (checksum, magic, version, layout).
+    #[error("bop: corrupt {path} at offset {offset}: {what}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
+    /// The store is held by another process.
+    #[error("bop: store {path} is locked by another process")]
+    Locked { path: PathBuf },
+    /// A configuration value or URI parameter is invalid.
+    #[error("bop: invalid configuration: {0}")]
+    Config(String),
+    /// The store on disk is from a newer or foreign format.
+    #[error("bop: {path}: {what}")]
+    Format { path: PathBuf, what: String },
+    /// A bounded resource is exhausted.
+    #[error("bop: limit reached: {0}")]
+    Limit(String),
+    /// The LMDB manifest failed.
+    #[error("bop: manifest {path}: {source}")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: heed::Error,
+    },
+    /// The store refuses writes after an earlier unrecoverable failure.
+    #[error("bop: store {path} is failed and refuses writes: {reason}")]
+    Failed { path: PathBuf, reason: String },
+}
+
+impl StorageError {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
+        StorageError::Corrupt {
+            path: path.into(),
+            offset,
+            what: what.into(),
+        }
+    }
+
+    /// The raw OS error number, when the failure came from the kernel.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            StorageError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

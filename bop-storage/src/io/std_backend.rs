@@ -1,0 +1,136 @@
+//! The buffered std backend: `pread`/`pwrite` through the page cache and
+//! `fdatasync` for durability.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{IoBackend, IoFile, OpenMode};
+use crate::error::{Result, StorageError};
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdBackend;
+
+#[derive(Debug)]
+struct StdFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl IoFile for StdFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| StorageError::io("read", &self.path, e))
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(StorageError::io("read", &self.path, e)),
+            }
+        }
+        Ok(done)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| StorageError::io("write", &self.path, e))
+    }
+
+    fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io("fdatasync", &self.path, e))
+    }
+
+    fn allocate(&self, len_bytes: u64) -> Result<()> {
+        // SAFETY: the descriptor is open for the lifetime of `self.file`;
+        // fallocate takes no pointers.
+        let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len_bytes as libc::off_t) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            // Filesystems without fallocate: fall back to setting the length.
+            Some(libc::EOPNOTSUPP) => self.truncate(len_bytes),
+            _ => Err(StorageError::io("fallocate", &self.path, err)),
+        }
+    }
+
+    fn truncate(&self, len_bytes: u64) -> Result<()> {
+        self.file
+            .set_len(len_bytes)
+            .map_err(|e| StorageError::io("truncate", &self.path, e))
+    }
+
+    fn len_bytes(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| StorageError::io("stat", &self.path, e))
+    }
+}
+
+impl IoBackend for StdBackend {
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>> {
+        let mut opts = OpenOptions::new();
+        match mode {
+            OpenMode::Existing => opts.read(true).write(true),
+            OpenMode::CreateNew => opts.read(true).write(true).create_new(true),
+            OpenMode::ReadOnly => opts.read(true),
+        };
+        let file = opts
+            .open(path)
+            .map_err(|e| StorageError::io("open", path, e))?;
+        Ok(Arc::new(StdFile {
+            file,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("unlink", path, e)),
+        }
+    }
+
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        std::fs::create_dir_all(path).map_err(|e| StorageError::io("mkdir", path, e))
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        let dir = File::open(path).map_err(|e| StorageError::io("open dir", path, e))?;
+        dir.sync_all()
+            .map_err(|e| StorageError::io("fsync dir", path, e))
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let rd = std::fs::read_dir(dir).map_err(|e| StorageError::io("readdir", dir, e))?;
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| StorageError::io("readdir", dir, e))?;
+            out.push(entry.path());
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}

@@ -1,0 +1,20 @@
+//! bop-storage: the engine under bop's SQLite VFS.
+//!
+//! Layers, bottom up: [`io`] (all file I/O, behind a trait), [`wal`]
+//! (checksummed records in preallocated segments), [`page_store`]
+//! (checksummed page chunks), [`manifest`] (LMDB: what the store contains),
+//! [`log`] (the SQLite WAL image kept as WAL records) and [`store`] (one
+//! database: the API the front ends call).
+
+pub mod error;
+pub mod io;
+pub mod log;
+pub mod manifest;
+pub mod page_store;
+pub mod store;
+pub mod types;
+pub mod wal;
+
+pub use error::{Result, StorageError};
+pub use store::{is_store, validate_page_size, Store, StoreOptions, StoreStats};
+pub use types::{ChunkId, Epoch, Lsn, PageNo, SegmentId};

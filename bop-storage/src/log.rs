@@ -1,0 +1,311 @@
+//! The SQLite WAL image kept in bop's WAL.
+//!
+//! SQLite believes it writes a `-wal` file. bop keeps that file's image as
+//! WAL records: each record is one committed transaction, a contiguous byte
+//! range of the image (SQLite's own frame headers and pages, and the 32-byte
+//! WAL header when the range starts at offset 0, which starts a new
+//! *generation* of the image). Frames of a transaction that is still open
+//! are held in `pending` and served from there; they become a record when
+//! the transaction is sealed (see [`SqliteLog::seal`]).
+//!
+//! Invariants:
+//! 1. `records` are the current generation, contiguous from offset 0:
+//!    `records[0].wal_offset == 0` and each starts where the previous ends;
+//!    `committed_end` is where the last one ends (0 when empty).
+//! 2. `pending` covers `[pending_start, pending_start + pending_len())` and
+//!    `pending_start` is `committed_end`, or 0 when the open transaction
+//!    restarted the image.
+//! 3. `commit_end`, when set, lies inside the pending range and is the end
+//!    of the last frame written with a non-zero "database size" field: the
+//!    end of a complete transaction.
+
+use crate::error::{Result, StorageError};
+use crate::manifest::Manifest;
+use crate::page_store::PageStore;
+use crate::wal::record::RECORD_HEADER_LEN;
+use crate::wal::{RecordLoc, RecoveredRecord, Wal};
+
+/// SQLite's WAL header and frame header sizes (sqlite.org/walformat.html).
+pub const SQLITE_WAL_HEADER_LEN: u64 = 32;
+pub const SQLITE_FRAME_HEADER_LEN: u64 = 24;
+
+#[derive(Debug)]
+struct ImageRecord {
+    wal_offset: u64,
+    loc: RecordLoc,
+}
+
+/// Counters of the log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogStats {
+    pub records: u64,
+    pub record_bytes: u64,
+    pub syncs: u64,
+    pub generations: u64,
+    pub pending_bytes: u64,
+    pub pending_bytes_peak: u64,
+}
+
+#[derive(Debug)]
+pub struct SqliteLog {
+    pub(crate) wal: Wal,
+    records: Vec<ImageRecord>,
+    committed_end: u64,
+    /// `RECORD_HEADER_LEN` bytes of room, then the pending image bytes, so a
+    /// sealed transaction is written with one call and no copy.
+    pending: Vec<u8>,
+    pending_start: u64,
+    commit_end: Option<u64>,
+    frame_len: u64,
+    max_txn_bytes: u64,
+    /// The `-wal` file exists (opened or holding records).
+    pub exists: bool,
+    pub stats: LogStats,
+}
+
+impl SqliteLog {
+    pub fn new(wal: Wal, recovered: Vec<RecoveredRecord>, page_size: u32, max_txn_bytes: u64) -> Result<SqliteLog> {
+        // Keep the newest generation: from the last record at offset 0.
+        let start = recovered.iter().rposition(|r| r.wal_offset == 0);
+        let mut records = Vec::new();
+        let mut end = 0;
+        if let Some(start) = start {
+            for r in &recovered[start..] {
+                if r.wal_offset != end {
+                    return Err(StorageError::corrupt(
+                        &r.loc.segment.path,
+                        r.loc.payload_offset,
+                        format!("WAL record {} continues the image at {} instead of {end}", r.loc.lsn, r.wal_offset),
+                    ));
+                }
+                end += u64::from(r.loc.payload_len);
+                records.push(ImageRecord {
+                    wal_offset: r.wal_offset,
+                    loc: r.loc.clone(),
+                });
+            }
+        } else if let Some(r) = recovered.first() {
+            return Err(StorageError::corrupt(
+                &r.loc.segment.path,
+                r.loc.payload_offset,
+                "WAL records do not start a SQLite WAL image",
+            ));
+        }
+        let exists = !records.is_empty();
+        Ok(SqliteLog {
+            wal,
+            records,
+            committed_end: end,
+            pending: vec![0; RECORD_HEADER_LEN],
+            pending_start: end,
+            commit_end: None,
+            frame_len: SQLITE_FRAME_HEADER_LEN + u64::from(page_size),
+            max_txn_bytes,
+            exists,
+            stats: LogStats::default(),
+        })
+    }
+
+    fn pending_len(&self) -> u64 {
+        (self.pending.len() - RECORD_HEADER_LEN) as u64
+    }
+
+    fn pending_active(&self) -> bool {
+        self.pending.len() > RECORD_HEADER_LEN
+    }
+
+    /// Size of the `-wal` file as SQLite sees it.
+    pub fn size(&self) -> u64 {
+        if self.pending_active() {
+            self.committed_end.max(self.pending_start + self.pending_len())
+        } else {
+            self.committed_end
+        }
+    }
+
+    /// Records SQLite writing `data` at `offset` of the `-wal` file.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        if offset == 0 {
+            // A new WAL header: the open transaction restarts the image.
+            self.pending.truncate(RECORD_HEADER_LEN);
+            self.pending_start = 0;
+            self.commit_end = None;
+        } else if !self.pending_active() {
+            self.pending_start = self.committed_end;
+        }
+        if offset < self.pending_start {
+            return Err(StorageError::Config(format!(
+                "write at WAL offset {offset} would change a committed frame (committed up to {})",
+                self.committed_end
+            )));
+        }
+        let rel = (offset - self.pending_start) as usize;
+        let end = rel + data.len();
+        if end as u64 > self.max_txn_bytes {
+            return Err(StorageError::Limit(format!(
+                "transaction exceeds max_txn_bytes ({} bytes); raise the limit (URI parameter max_txn_mb) or commit in smaller transactions",
+                self.max_txn_bytes
+            )));
+        }
+        let need = RECORD_HEADER_LEN + end;
+        if self.pending.len() < need {
+            self.pending.resize(need, 0);
+        }
+        self.pending[RECORD_HEADER_LEN + rel..need].copy_from_slice(data);
+        self.stats.pending_bytes = self.pending_len();
+        self.stats.pending_bytes_peak = self.stats.pending_bytes_peak.max(self.stats.pending_bytes);
+        // A frame header with a non-zero "database size after commit" field
+        // ends a transaction.
+        if data.len() as u64 == SQLITE_FRAME_HEADER_LEN
+            && offset >= SQLITE_WAL_HEADER_LEN
+            && (offset - SQLITE_WAL_HEADER_LEN) % self.frame_len == 0
+            && u32::from_be_bytes(data[4..8].try_into().expect("4 bytes")) != 0
+        {
+            let frame_end = offset + self.frame_len;
+            self.commit_end = Some(self.commit_end.map_or(frame_end, |e| e.max(frame_end)));
+        }
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes at `offset`; returns how many bytes were
+    /// inside the file (the rest is zero-filled).
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let size = self.size();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            if pos >= size {
+                buf[done..].fill(0);
+                return Ok(done);
+            }
+            let pend_end = self.pending_start + self.pending_len();
+            if self.pending_active() && pos >= self.pending_start && pos < pend_end {
+                let n = ((pend_end - pos) as usize).min(buf.len() - done);
+                let from = RECORD_HEADER_LEN + (pos - self.pending_start) as usize;
+                buf[done..done + n].copy_from_slice(&self.pending[from..from + n]);
+                done += n;
+                continue;
+            }
+            let i = self.records.partition_point(|r| r.wal_offset <= pos) - 1;
+            let r = &self.records[i];
+            let within = pos - r.wal_offset;
+            let n = ((u64::from(r.loc.payload_len) - within) as usize).min(buf.len() - done);
+            r.loc.read(&mut buf[done..done + n], within)?;
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Turns the pending transaction, if it is complete, into one WAL record
+    /// written with one call. Frames after the commit frame (left over from
+    /// a rolled-back transaction) are discarded.
+    pub fn seal(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
+        let Some(commit_end) = self.commit_end.take() else {
+            return Ok(());
+        };
+        let len = (commit_end - self.pending_start) as usize;
+        self.pending.truncate(RECORD_HEADER_LEN + len);
+        let restart = self.pending_start == 0;
+        if restart && !self.records.is_empty() {
+            // The previous generation is about to be forgotten: everything
+            // SQLite checkpointed from it must be durable first.
+            pages.publish(manifest)?;
+        }
+        let result = self.wal.append(manifest, &mut self.pending, self.pending_start);
+        let pending_start = self.pending_start;
+        self.pending.truncate(RECORD_HEADER_LEN);
+        self.stats.pending_bytes = 0;
+        let loc = result?;
+        self.stats.records += 1;
+        self.stats.record_bytes += len as u64;
+        if restart {
+            self.stats.generations += 1;
+            let old = std::mem::take(&mut self.records);
+            self.committed_end = 0;
+            if !old.is_empty() {
+                self.wal.drop_before(manifest, loc.lsn)?;
+            }
+        }
+        debug_assert_eq!(pending_start, self.committed_end, "invariant 1");
+        self.records.push(ImageRecord {
+            wal_offset: pending_start,
+            loc,
+        });
+        self.committed_end = pending_start + len as u64;
+        self.pending_start = self.committed_end;
+        self.exists = true;
+        Ok(())
+    }
+
+    /// Seals and makes every record durable.
+    pub fn sync(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
+        self.seal(manifest, pages)?;
+        self.wal.sync()?;
+        self.stats.syncs += 1;
+        Ok(())
+    }
+
+    /// Empties the image (SQLite truncated the `-wal` file to 0 or deleted
+    /// it). Checkpointed pages are published first.
+    pub fn reset(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
+        pages.publish(manifest)?;
+        self.pending.truncate(RECORD_HEADER_LEN);
+        self.commit_end = None;
+        if !self.records.is_empty() {
+            let base = self.wal.next_lsn();
+            self.wal.drop_before(manifest, base)?;
+            self.records.clear();
+        }
+        self.committed_end = 0;
+        self.pending_start = 0;
+        Ok(())
+    }
+
+    /// SQLite truncated the `-wal` file to `size` bytes.
+    pub fn truncate(&mut self, manifest: &Manifest, pages: &PageStore, size: u64) -> Result<()> {
+        if size == 0 {
+            return self.reset(manifest, pages);
+        }
+        if self.pending_active() && size < self.pending_start + self.pending_len() && size >= self.pending_start {
+            let keep = (size - self.pending_start) as usize;
+            self.pending.truncate(RECORD_HEADER_LEN + keep);
+            if self.commit_end.is_some_and(|e| e > size) {
+                self.commit_end = None;
+            }
+        }
+        // Committed frames of the current generation are never cut: SQLite
+        // only truncates frames it no longer needs (journal_size_limit).
+        Ok(())
+    }
+
+    pub fn frame_count(&self) -> u64 {
+        self.committed_end.saturating_sub(SQLITE_WAL_HEADER_LEN) / self.frame_len
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+}
+
+/// Builds page 1 of an empty database in WAL mode: SQLite sees a valid,
+/// empty database whose header already selects WAL (bytes 18 and 19 = 2).
+pub fn empty_database_page1(page_size: u32) -> Vec<u8> {
+    let mut p = vec![0u8; page_size as usize];
+    p[..16].copy_from_slice(b"SQLite format 3\0");
+    let encoded_size: u16 = if page_size == 65536 { 1 } else { page_size as u16 };
+    p[16..18].copy_from_slice(&encoded_size.to_be_bytes());
+    p[18] = 2; // file format write version: WAL
+    p[19] = 2; // file format read version: WAL
+    p[21] = 64; // max embedded payload fraction
+    p[22] = 32; // min embedded payload fraction
+    p[23] = 32; // leaf payload fraction
+    p[24..28].copy_from_slice(&1u32.to_be_bytes()); // change counter
+    p[28..32].copy_from_slice(&1u32.to_be_bytes()); // database size in pages
+    p[92..96].copy_from_slice(&1u32.to_be_bytes()); // version-valid-for
+    p[96..100].copy_from_slice(&3_040_001u32.to_be_bytes()); // SQLITE_VERSION_NUMBER
+    // B-tree page header of the empty sqlite_schema table: a leaf table page.
+    p[100] = 0x0d;
+    let content_start: u16 = if page_size == 65536 { 0 } else { page_size as u16 };
+    p[105..107].copy_from_slice(&content_start.to_be_bytes());
+    p
+}

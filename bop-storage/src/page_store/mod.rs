@@ -1,0 +1,347 @@
+//! The page store: the SQLite main database image, kept as checksummed page
+//! chunks (`chunks/`) located through the manifest's page index.
+//!
+//! Writes (from SQLite checkpoints) gather in memory; at most
+//! `chunk_pages_max` pages are held before they are written out as a chunk.
+//! Nothing becomes part of the store until [`PageStore::publish`] commits
+//! the new chunks and page locations in one manifest transaction, so a crash
+//! leaves the previously published image intact.
+//!
+//! Invariants:
+//! 1. `index[p-1]` is the newest location of page `p` that is not in
+//!    `pending`; pages `> db_pages` have no location and no pending entry.
+//! 2. A chunk's `live` equals the number of index entries that point at it;
+//!    a chunk with `live == 0` is deleted at the next publish.
+//! 3. `dirty` lists every page whose index entry changed since the last
+//!    publish (including removal by truncate).
+//! 4. Every chunk file exists and is synced before the manifest refers to it;
+//!    chunk files the manifest does not list are removed at open.
+
+pub mod chunk;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Result, StorageError};
+use crate::io::{IoBackend, IoFile, OpenMode};
+use crate::manifest::{ChunkMeta, Manifest, ManifestState, PageLoc, PublishBatch};
+use crate::types::{ChunkId, PageNo};
+
+#[derive(Clone, Copy, Debug)]
+pub struct PageStoreConfig {
+    /// Most pages gathered in memory before they are written as a chunk.
+    pub chunk_pages_max: u32,
+}
+
+impl Default for PageStoreConfig {
+    fn default() -> Self {
+        PageStoreConfig {
+            chunk_pages_max: 4096,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ChunkFile {
+    file: Arc<dyn IoFile>,
+    path: PathBuf,
+    data_offset: u64,
+    page_count: u32,
+    live: u32,
+    published: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db_pages: u32,
+    published_db_pages: u32,
+    index: Vec<Option<PageLoc>>,
+    chunks: HashMap<ChunkId, ChunkFile>,
+    pending: BTreeMap<u32, Box<[u8]>>,
+    dirty: BTreeSet<u32>,
+    live_changed: BTreeSet<ChunkId>,
+    next_chunk_id: ChunkId,
+}
+
+/// Counters readable through the stats surface.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PageStoreStats {
+    pub db_pages: u32,
+    pub chunks: usize,
+    pub pending_pages: usize,
+}
+
+#[derive(Debug)]
+pub struct PageStore {
+    dir: PathBuf,
+    io: Arc<dyn IoBackend>,
+    page_size: u32,
+    config: PageStoreConfig,
+    inner: RwLock<Inner>,
+}
+
+impl PageStore {
+    pub fn open(
+        dir: PathBuf,
+        io: Arc<dyn IoBackend>,
+        config: PageStoreConfig,
+        state: &ManifestState,
+    ) -> Result<PageStore> {
+        io.create_dir_all(&dir)?;
+        for path in io.list_dir(&dir)? {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let known = chunk::parse_chunk_file_name(name)
+                .is_some_and(|id| state.chunks.iter().any(|c| c.id == id));
+            if !known {
+                tracing::info!(path = %path.display(), "removing chunk file not listed in the manifest");
+                io.remove_file(&path)?;
+            }
+        }
+        let mut chunks = HashMap::new();
+        for meta in &state.chunks {
+            let path = dir.join(chunk::chunk_file_name(meta.id));
+            let file = io.open(&path, OpenMode::Existing)?;
+            let data_offset = chunk::data_offset(meta.page_count);
+            let mut head = vec![0u8; data_offset as usize];
+            file.read_exact_at(&mut head, 0)?;
+            let idx = chunk::decode_index(&head, &path)?;
+            if idx.id != meta.id || idx.slots.len() != meta.page_count as usize || idx.page_size != state.page_size {
+                return Err(StorageError::corrupt(&path, 0, "chunk header disagrees with the manifest"));
+            }
+            chunks.insert(
+                meta.id,
+                ChunkFile {
+                    file,
+                    path,
+                    data_offset,
+                    page_count: meta.page_count,
+                    live: 0,
+                    published: true,
+                },
+            );
+        }
+        let mut index = vec![None; state.db_pages as usize];
+        for (pgno, loc) in &state.pages {
+            if pgno.0 == 0 || pgno.0 > state.db_pages {
+                continue; // stale entry beyond the end; dropped at next publish
+            }
+            let Some(c) = chunks.get_mut(&loc.chunk) else {
+                return Err(StorageError::corrupt(
+                    &dir,
+                    0,
+                    format!("page {} refers to missing chunk {}", pgno.0, loc.chunk.0),
+                ));
+            };
+            if loc.slot >= c.page_count {
+                return Err(StorageError::corrupt(&c.path, 0, format!("page {} slot out of range", pgno.0)));
+            }
+            c.live += 1;
+            index[pgno.index()] = Some(*loc);
+        }
+        Ok(PageStore {
+            dir,
+            io,
+            page_size: state.page_size,
+            config,
+            inner: RwLock::new(Inner {
+                db_pages: state.db_pages,
+                published_db_pages: state.db_pages,
+                index,
+                chunks,
+                pending: BTreeMap::new(),
+                dirty: BTreeSet::new(),
+                live_changed: BTreeSet::new(),
+                next_chunk_id: state.next_chunk_id,
+            }),
+        })
+    }
+
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// Current size of the database image in pages (including unpublished
+    /// checkpoint writes).
+    pub fn db_pages(&self) -> u32 {
+        self.inner.read().expect("page store lock").db_pages
+    }
+
+    pub fn stats(&self) -> PageStoreStats {
+        let g = self.inner.read().expect("page store lock");
+        PageStoreStats {
+            db_pages: g.db_pages,
+            chunks: g.chunks.len(),
+            pending_pages: g.pending.len(),
+        }
+    }
+
+    /// Reads page `pgno` into `buf` (exactly one page), verifying its
+    /// checksum. Pages past the end read as zeros and return `false`.
+    pub fn read_page(&self, pgno: PageNo, buf: &mut [u8]) -> Result<bool> {
+        debug_assert_eq!(buf.len(), self.page_size as usize);
+        let (file, path, offset, crc) = {
+            let g = self.inner.read().expect("page store lock");
+            if pgno.0 == 0 || pgno.0 > g.db_pages {
+                buf.fill(0);
+                return Ok(false);
+            }
+            if let Some(p) = g.pending.get(&pgno.0) {
+                buf.copy_from_slice(p);
+                return Ok(true);
+            }
+            let Some(loc) = g.index[pgno.index()] else {
+                buf.fill(0);
+                return Ok(true);
+            };
+            let c = g.chunks.get(&loc.chunk).expect("invariant 2: indexed chunk is open");
+            (
+                c.file.clone(),
+                c.path.clone(),
+                c.data_offset + u64::from(loc.slot) * u64::from(self.page_size),
+                loc.crc,
+            )
+        };
+        file.read_exact_at(buf, offset)?;
+        let actual = crc32c::crc32c(buf);
+        if actual != crc {
+            return Err(StorageError::corrupt(
+                path,
+                offset,
+                format!("page {} checksum mismatch (stored {crc:08x}, computed {actual:08x})", pgno.0),
+            ));
+        }
+        Ok(true)
+    }
+
+    /// Writes one whole page (checkpoint backfill).
+    pub fn write_page(&self, pgno: PageNo, data: &[u8]) -> Result<()> {
+        debug_assert_eq!(data.len(), self.page_size as usize);
+        let mut g = self.inner.write().expect("page store lock");
+        g.pending.insert(pgno.0, data.into());
+        if pgno.0 > g.db_pages {
+            g.db_pages = pgno.0;
+            let n = pgno.0 as usize;
+            g.index.resize(n, None);
+        }
+        if g.pending.len() >= self.config.chunk_pages_max as usize {
+            self.spill(&mut g)?;
+        }
+        Ok(())
+    }
+
+    /// Shrinks (or grows, with zero pages) the database image.
+    pub fn truncate(&self, db_pages: u32) {
+        let mut g = self.inner.write().expect("page store lock");
+        let g = &mut *g;
+        g.pending.retain(|&p, _| p <= db_pages);
+        for p in (db_pages as usize)..g.index.len() {
+            if let Some(loc) = g.index[p].take() {
+                let c = g.chunks.get_mut(&loc.chunk).expect("invariant 2");
+                c.live -= 1;
+                g.live_changed.insert(loc.chunk);
+                g.dirty.insert(p as u32 + 1);
+            }
+        }
+        g.index.resize(db_pages as usize, None);
+        g.db_pages = db_pages;
+    }
+
+    /// Writes the pending pages as a new (unpublished) chunk.
+    fn spill(&self, g: &mut Inner) -> Result<()> {
+        if g.pending.is_empty() {
+            return Ok(());
+        }
+        let id = g.next_chunk_id;
+        let pages: Vec<(PageNo, &[u8])> = g.pending.iter().map(|(&p, d)| (PageNo(p), &d[..])).collect();
+        let (img, crcs) = chunk::encode(id, self.page_size, &pages);
+        let count = pages.len() as u32;
+        let path = self.dir.join(chunk::chunk_file_name(id));
+        let file = self.io.open(&path, OpenMode::CreateNew)?;
+        let written = file.write_all_at(&img, 0).and_then(|_| file.sync_data());
+        if let Err(e) = written {
+            let _ = self.io.remove_file(&path);
+            return Err(e);
+        }
+        g.next_chunk_id = ChunkId(id.0 + 1);
+        let pending = std::mem::take(&mut g.pending);
+        for (slot, (&p, _)) in pending.iter().enumerate() {
+            let loc = PageLoc {
+                chunk: id,
+                slot: slot as u32,
+                crc: crcs[slot],
+            };
+            if let Some(old) = g.index[p as usize - 1].replace(loc) {
+                let c = g.chunks.get_mut(&old.chunk).expect("invariant 2");
+                c.live -= 1;
+                g.live_changed.insert(old.chunk);
+            }
+            g.dirty.insert(p);
+        }
+        g.chunks.insert(
+            id,
+            ChunkFile {
+                file,
+                path,
+                data_offset: chunk::data_offset(count),
+                page_count: count,
+                live: count,
+                published: false,
+            },
+        );
+        g.live_changed.insert(id);
+        Ok(())
+    }
+
+    /// Makes every write so far part of the durable store, atomically.
+    pub fn publish(&self, manifest: &Manifest) -> Result<()> {
+        let mut g = self.inner.write().expect("page store lock");
+        self.spill(&mut g)?;
+        if g.dirty.is_empty() && g.live_changed.is_empty() && g.db_pages == g.published_db_pages {
+            return Ok(());
+        }
+        let g = &mut *g;
+        self.io.sync_dir(&self.dir)?;
+        let mut batch = PublishBatch {
+            db_pages: g.db_pages,
+            next_chunk_id: g.next_chunk_id,
+            ..Default::default()
+        };
+        for id in &g.live_changed {
+            let c = &g.chunks[id];
+            if c.live == 0 {
+                batch.removed_chunks.push(*id);
+            } else if c.published {
+                batch.chunk_live_updates.push((*id, c.live));
+            } else {
+                batch.new_chunks.push(ChunkMeta {
+                    id: *id,
+                    page_count: c.page_count,
+                    live_pages: c.live,
+                });
+            }
+        }
+        for &p in &g.dirty {
+            let loc = g.index.get(p as usize - 1).copied().flatten();
+            batch.pages.push((PageNo(p), loc));
+        }
+        manifest.publish(&batch)?;
+        for id in &batch.new_chunks {
+            g.chunks.get_mut(&id.id).expect("new chunk").published = true;
+        }
+        for id in &batch.removed_chunks {
+            if let Some(c) = g.chunks.remove(id) {
+                // Readers that cloned the file handle finish on the unlinked inode.
+                self.io.remove_file(&c.path)?;
+            }
+        }
+        g.dirty.clear();
+        g.live_changed.clear();
+        g.published_db_pages = g.db_pages;
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,22 @@
+//! The WAL: an append-only log of checksummed records in preallocated
+//! segment files under `<store>/wal/`.
+//!
+//! Invariants (asserted in debug builds where cheap):
+//! 1. Records carry consecutive LSNs; within a segment they are back to back
+//!    from `SEGMENT_HEADER_LEN`; a segment's first record has its header's
+//!    `first_lsn`.
+//! 2. A segment is synced before the next one is created, so only the last
+//!    segment can hold unsynced records, and a torn tail can only be there.
+//! 3. `durable_lsn <= written_lsn < next_lsn`; every record written carries
+//!    the `durable_lsn` known at the time, so recovery can tell a torn tail
+//!    (nothing after it was ever durable) from damage to durable data.
+//! 4. Every segment file in the manifest exists; files in `wal/` that the
+//!    manifest does not list are leftovers of a crash and are removed at open.
+
+pub mod record;
+pub mod recovery;
+pub mod segment;
+mod writer;
+
+pub use recovery::RecoveredRecord;
+pub use writer::{RecordLoc, Wal, WalConfig};

@@ -1,0 +1,191 @@
+//! Appending records and making them durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::record::{RecordHeader, RECORD_HEADER_LEN};
+use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::error::{Result, StorageError};
+use crate::io::{IoBackend, OpenMode};
+use crate::manifest::{Manifest, SegmentMeta};
+use crate::types::{Epoch, Lsn, SegmentId};
+
+/// WAL tuning.
+#[derive(Clone, Copy, Debug)]
+pub struct WalConfig {
+    /// Preallocated size of a segment file. A record larger than this gets a
+    /// segment of its own, sized to fit.
+    pub segment_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Where a record's payload lives.
+#[derive(Clone, Debug)]
+pub struct RecordLoc {
+    pub lsn: Lsn,
+    pub segment: Arc<Segment>,
+    /// Offset of the payload (after the record header) in the segment file.
+    pub payload_offset: u64,
+    pub payload_len: u32,
+}
+
+impl RecordLoc {
+    /// Reads `buf.len()` payload bytes starting `offset` bytes into the payload.
+    pub fn read(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        debug_assert!(offset + buf.len() as u64 <= u64::from(self.payload_len));
+        self.segment
+            .file
+            .read_exact_at(buf, self.payload_offset + offset)
+    }
+}
+
+/// The log writer. Owned by the store under its WAL lock.
+#[derive(Debug)]
+pub struct Wal {
+    pub(super) dir: PathBuf,
+    pub(super) io: Arc<dyn IoBackend>,
+    pub(super) config: WalConfig,
+    /// Ordered by id (and so by LSN).
+    pub(super) segments: Vec<Arc<Segment>>,
+    /// Next write position in the last segment.
+    pub(super) append_offset: u64,
+    pub(super) next_lsn: Lsn,
+    pub(super) written_lsn: Lsn,
+    pub(super) durable_lsn: Lsn,
+    pub(super) epoch: Epoch,
+    pub(super) next_segment_id: SegmentId,
+    /// The last segment has writes not yet synced.
+    pub(super) unsynced: bool,
+}
+
+impl Wal {
+    pub fn next_lsn(&self) -> Lsn {
+        self.next_lsn
+    }
+
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one record with a single write call. `buf` holds
+    /// `RECORD_HEADER_LEN` bytes of room followed by the payload; the header
+    /// is filled in here. Returns where the payload landed.
+    pub fn append(&mut self, manifest: &Manifest, buf: &mut [u8], wal_offset: u64) -> Result<RecordLoc> {
+        let payload_len = u32::try_from(buf.len() - RECORD_HEADER_LEN)
+            .map_err(|_| StorageError::Limit("a WAL record is limited to 4 GiB".into()))?;
+        let needed = buf.len() as u64;
+        let fits = self
+            .segments
+            .last()
+            .is_some_and(|s| self.append_offset + needed <= s.header.capacity_bytes);
+        if !fits {
+            self.roll(manifest, needed)?;
+        }
+        let header = RecordHeader {
+            lsn: self.next_lsn,
+            durable_lsn: self.durable_lsn,
+            wal_offset,
+            payload_len,
+            payload_crc: crc32c::crc32c(&buf[RECORD_HEADER_LEN..]),
+            epoch: self.epoch,
+        };
+        header.encode(buf);
+        let segment = self.segments.last().expect("rolled above").clone();
+        segment.file.write_all_at(buf, self.append_offset)?;
+        let loc = RecordLoc {
+            lsn: header.lsn,
+            segment,
+            payload_offset: self.append_offset + RECORD_HEADER_LEN as u64,
+            payload_len,
+        };
+        self.append_offset += needed;
+        self.written_lsn = header.lsn;
+        self.next_lsn = header.lsn.next();
+        self.unsynced = true;
+        debug_assert!(self.durable_lsn <= self.written_lsn && self.written_lsn < self.next_lsn);
+        Ok(loc)
+    }
+
+    /// Makes every written record durable.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.unsynced {
+            if let Some(seg) = self.segments.last() {
+                seg.file.sync_data()?;
+            }
+            self.unsynced = false;
+        }
+        self.durable_lsn = self.written_lsn;
+        Ok(())
+    }
+
+    /// Starts a new segment with room for at least `needed` bytes.
+    fn roll(&mut self, manifest: &Manifest, needed: u64) -> Result<()> {
+        // Invariant 2: the old segment is durable before the next exists.
+        self.sync()?;
+        const ROUND: u64 = 1 << 20;
+        let want = SEGMENT_HEADER_LEN + needed;
+        let capacity = self.config.segment_bytes.max(want.div_ceil(ROUND) * ROUND);
+        let id = self.next_segment_id;
+        let header = SegmentHeader {
+            id,
+            first_lsn: self.next_lsn,
+            capacity_bytes: capacity,
+        };
+        let path = self.dir.join(segment_file_name(id));
+        let file = self.io.open(&path, OpenMode::CreateNew)?;
+        let made = (|| {
+            file.allocate(capacity)?;
+            file.write_all_at(&header.encode(), 0)?;
+            file.sync_data()?;
+            self.io.sync_dir(&self.dir)?;
+            manifest.add_segment(&SegmentMeta {
+                id,
+                first_lsn: header.first_lsn,
+                capacity_bytes: capacity,
+            })
+        })();
+        if let Err(e) = made {
+            // Not registered: remove it so no half-made segment lingers.
+            let _ = self.io.remove_file(&path);
+            return Err(e);
+        }
+        self.next_segment_id = SegmentId(id.0 + 1);
+        self.segments.push(Arc::new(Segment { header, path, file }));
+        self.append_offset = SEGMENT_HEADER_LEN;
+        Ok(())
+    }
+
+    /// Forgets every record below `base`: drops segments that hold only such
+    /// records and records `base` in the manifest, so recovery never replays
+    /// them. The last segment is kept for appends.
+    pub fn drop_before(&mut self, manifest: &Manifest, base: Lsn) -> Result<()> {
+        let mut drop_count = 0;
+        while drop_count + 1 < self.segments.len()
+            && self.segments[drop_count + 1].header.first_lsn <= base
+        {
+            drop_count += 1;
+        }
+        let ids: Vec<SegmentId> = self.segments[..drop_count].iter().map(|s| s.header.id).collect();
+        manifest.drop_segments(&ids, base)?;
+        for seg in self.segments.drain(..drop_count) {
+            // Readers holding the Arc keep the inode alive until they finish.
+            self.io.remove_file(&seg.path)?;
+        }
+        Ok(())
+    }
+}
