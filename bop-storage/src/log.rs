@@ -64,7 +64,12 @@ pub struct SqliteLog {
 }
 
 impl SqliteLog {
-    pub fn new(wal: Wal, recovered: Vec<RecoveredRecord>, page_size: u32, max_txn_bytes: u64) -> Result<SqliteLog> {
+    pub fn new(
+        wal: Wal,
+        recovered: Vec<RecoveredRecord>,
+        page_size: u32,
+        max_txn_bytes: u64,
+    ) -> Result<SqliteLog> {
         // Keep the newest generation: from the last record at offset 0.
         let start = recovered.iter().rposition(|r| r.wal_offset == 0);
         let mut records = Vec::new();
@@ -75,7 +80,10 @@ impl SqliteLog {
                     return Err(StorageError::corrupt(
                         &r.loc.segment.path,
                         r.loc.payload_offset,
-                        format!("WAL record {} continues the image at {} instead of {end}", r.loc.lsn, r.wal_offset),
+                        format!(
+                            "WAL record {} continues the image at {} instead of {end}",
+                            r.loc.lsn, r.wal_offset
+                        ),
                     ));
                 }
                 end += u64::from(r.loc.payload_len);
@@ -117,7 +125,8 @@ impl SqliteLog {
     /// Size of the `-wal` file as SQLite sees it.
     pub fn size(&self) -> u64 {
         if self.pending_active() {
-            self.committed_end.max(self.pending_start + self.pending_len())
+            self.committed_end
+                .max(self.pending_start + self.pending_len())
         } else {
             self.committed_end
         }
@@ -211,7 +220,9 @@ impl SqliteLog {
             // SQLite checkpointed from it must be durable first.
             pages.publish(manifest)?;
         }
-        let result = self.wal.append(manifest, &mut self.pending, self.pending_start);
+        let result = self
+            .wal
+            .append(manifest, &mut self.pending, self.pending_start);
         let pending_start = self.pending_start;
         self.pending.truncate(RECORD_HEADER_LEN);
         self.stats.pending_bytes = 0;
@@ -266,7 +277,10 @@ impl SqliteLog {
         if size == 0 {
             return self.reset(manifest, pages);
         }
-        if self.pending_active() && size < self.pending_start + self.pending_len() && size >= self.pending_start {
+        if self.pending_active()
+            && size < self.pending_start + self.pending_len()
+            && size >= self.pending_start
+        {
             let keep = (size - self.pending_start) as usize;
             self.pending.truncate(RECORD_HEADER_LEN + keep);
             if self.commit_end.is_some_and(|e| e > size) {
@@ -292,7 +306,11 @@ impl SqliteLog {
 pub fn empty_database_page1(page_size: u32) -> Vec<u8> {
     let mut p = vec![0u8; page_size as usize];
     p[..16].copy_from_slice(b"SQLite format 3\0");
-    let encoded_size: u16 = if page_size == 65536 { 1 } else { page_size as u16 };
+    let encoded_size: u16 = if page_size == 65536 {
+        1
+    } else {
+        page_size as u16
+    };
     p[16..18].copy_from_slice(&encoded_size.to_be_bytes());
     p[18] = 2; // file format write version: WAL
     p[19] = 2; // file format read version: WAL
@@ -303,9 +321,13 @@ pub fn empty_database_page1(page_size: u32) -> Vec<u8> {
     p[28..32].copy_from_slice(&1u32.to_be_bytes()); // database size in pages
     p[92..96].copy_from_slice(&1u32.to_be_bytes()); // version-valid-for
     p[96..100].copy_from_slice(&3_040_001u32.to_be_bytes()); // SQLITE_VERSION_NUMBER
-    // B-tree page header of the empty sqlite_schema table: a leaf table page.
+                                                             // B-tree page header of the empty sqlite_schema table: a leaf table page.
     p[100] = 0x0d;
-    let content_start: u16 = if page_size == 65536 { 0 } else { page_size as u16 };
+    let content_start: u16 = if page_size == 65536 {
+        0
+    } else {
+        page_size as u16
+    };
     p[105..107].copy_from_slice(&content_start.to_be_bytes());
     p
 }

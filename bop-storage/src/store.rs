@@ -138,7 +138,11 @@ impl Store {
 
     /// Whether a store at `path` is open in this process.
     pub fn is_open_here(path: &Path) -> Option<Arc<Store>> {
-        registry().lock().expect("store registry").get(path).and_then(Weak::upgrade)
+        registry()
+            .lock()
+            .expect("store registry")
+            .get(path)
+            .and_then(Weak::upgrade)
     }
 
     fn open(path: &Path, opts: &StoreOptions) -> Result<Store> {
@@ -157,15 +161,22 @@ impl Store {
             if path.exists() && !path.is_dir() {
                 return Err(StorageError::Format {
                     path: path.to_path_buf(),
-                    what: "exists and is not a bop store directory (is it a plain SQLite file?)".into(),
+                    what: "exists and is not a bop store directory (is it a plain SQLite file?)"
+                        .into(),
                 });
             }
-            if path.is_dir() && std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(false) {
+            if path.is_dir()
+                && std::fs::read_dir(path)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            {
                 let only_lock = std::fs::read_dir(path)
-                    .map(|d| d.filter_map(|e| e.ok()).all(|e| {
-                        let n = e.file_name();
-                        n == "LOCK" || n == "manifest" || n == "wal" || n == "chunks"
-                    }))
+                    .map(|d| {
+                        d.filter_map(|e| e.ok()).all(|e| {
+                            let n = e.file_name();
+                            n == "LOCK" || n == "manifest" || n == "wal" || n == "chunks"
+                        })
+                    })
                     .unwrap_or(false);
                 if !only_lock {
                     return Err(StorageError::Format {
@@ -193,7 +204,12 @@ impl Store {
         }
         let epoch = Epoch(state.epoch.0 + 1);
         manifest.begin_epoch(epoch)?;
-        let pages = PageStore::open(path.join("chunks"), opts.io.clone(), opts.page_store, &state)?;
+        let pages = PageStore::open(
+            path.join("chunks"),
+            opts.io.clone(),
+            opts.page_store,
+            &state,
+        )?;
         if state.db_pages == 0 && !exists {
             pages.write_page(PageNo(1), &empty_database_page1(state.page_size))?;
             pages.publish(&manifest)?;
@@ -270,7 +286,11 @@ impl Store {
         let size = self.db_size();
         if offset % ps == 0 && buf.len() as u64 == ps {
             let pgno = PageNo((offset / ps + 1) as u32);
-            return Ok(if self.pages.read_page(pgno, buf)? { buf.len() } else { 0 });
+            return Ok(if self.pages.read_page(pgno, buf)? {
+                buf.len()
+            } else {
+                0
+            });
         }
         let mut page = vec![0u8; self.page_size as usize];
         let mut done = 0usize;
@@ -295,7 +315,9 @@ impl Store {
         self.guarded(|| {
             let ps = u64::from(self.page_size);
             if offset % ps == 0 && data.len() as u64 == ps {
-                return self.pages.write_page(PageNo((offset / ps + 1) as u32), data);
+                return self
+                    .pages
+                    .write_page(PageNo((offset / ps + 1) as u32), data);
             }
             let mut page = vec![0u8; self.page_size as usize];
             let mut done = 0usize;
@@ -315,7 +337,8 @@ impl Store {
 
     pub fn db_truncate(&self, size: u64) -> Result<()> {
         self.guarded(|| {
-            self.pages.truncate(size.div_ceil(u64::from(self.page_size)) as u32);
+            self.pages
+                .truncate(size.div_ceil(u64::from(self.page_size)) as u32);
             Ok(())
         })
     }
@@ -389,7 +412,12 @@ impl Store {
         let mut log = self.log();
         self.pages.publish(&self.manifest)?;
         log.wal.sync()?;
-        if self.failed.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+        if self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+        {
             self.manifest.mark_clean_shutdown()?;
         }
         Ok(())

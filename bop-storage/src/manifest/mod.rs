@@ -19,8 +19,8 @@ use heed::{Database, Env, EnvOpenOptions};
 
 use crate::error::{Result, StorageError};
 use crate::types::{ChunkId, Epoch, Lsn, PageNo, SegmentId};
-pub use tables::{ChunkMeta, PageLoc, SegmentMeta};
 use tables::{key_u32, key_u64, meta_key, FORMAT_VERSION};
+pub use tables::{ChunkMeta, PageLoc, SegmentMeta};
 
 /// Virtual address space reserved for the LMDB map. LMDB maps lazily, so
 /// this costs no memory or disk until used.
@@ -37,7 +37,9 @@ pub struct Manifest {
 
 impl std::fmt::Debug for Manifest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manifest").field("path", &self.path).finish()
+        f.debug_struct("Manifest")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -105,12 +107,22 @@ impl Manifest {
         match meta.get(&wtxn, meta_key::FORMAT_VERSION).map_err(map_err)? {
             None if create => {
                 let put = |w: &mut heed::RwTxn, k: &[u8], v: &[u8]| meta.put(w, k, v);
-                put(&mut wtxn, meta_key::FORMAT_VERSION, &FORMAT_VERSION.to_le_bytes()).map_err(map_err)?;
+                put(
+                    &mut wtxn,
+                    meta_key::FORMAT_VERSION,
+                    &FORMAT_VERSION.to_le_bytes(),
+                )
+                .map_err(map_err)?;
                 put(&mut wtxn, meta_key::PAGE_SIZE, &page_size.to_le_bytes()).map_err(map_err)?;
                 put(&mut wtxn, meta_key::DB_PAGES, &0u32.to_le_bytes()).map_err(map_err)?;
                 put(&mut wtxn, meta_key::NEXT_CHUNK_ID, &1u64.to_le_bytes()).map_err(map_err)?;
                 put(&mut wtxn, meta_key::NEXT_SEGMENT_ID, &1u64.to_le_bytes()).map_err(map_err)?;
-                put(&mut wtxn, meta_key::WAL_BASE_LSN, &Lsn::FIRST.0.to_le_bytes()).map_err(map_err)?;
+                put(
+                    &mut wtxn,
+                    meta_key::WAL_BASE_LSN,
+                    &Lsn::FIRST.0.to_le_bytes(),
+                )
+                .map_err(map_err)?;
                 put(&mut wtxn, meta_key::EPOCH, &0u32.to_le_bytes()).map_err(map_err)?;
                 put(&mut wtxn, meta_key::CLEAN_SHUTDOWN, &[1]).map_err(map_err)?;
             }
@@ -203,8 +215,12 @@ impl Manifest {
     pub fn begin_epoch(&self, epoch: Epoch) -> Result<()> {
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
-        self.meta.put(&mut w, meta_key::EPOCH, &epoch.0.to_le_bytes()).map_err(&me)?;
-        self.meta.put(&mut w, meta_key::CLEAN_SHUTDOWN, &[0]).map_err(&me)?;
+        self.meta
+            .put(&mut w, meta_key::EPOCH, &epoch.0.to_le_bytes())
+            .map_err(&me)?;
+        self.meta
+            .put(&mut w, meta_key::CLEAN_SHUTDOWN, &[0])
+            .map_err(&me)?;
         w.commit().map_err(&me)
     }
 
@@ -212,7 +228,9 @@ impl Manifest {
     pub fn mark_clean_shutdown(&self) -> Result<()> {
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
-        self.meta.put(&mut w, meta_key::CLEAN_SHUTDOWN, &[1]).map_err(&me)?;
+        self.meta
+            .put(&mut w, meta_key::CLEAN_SHUTDOWN, &[1])
+            .map_err(&me)?;
         w.commit().map_err(&me)
     }
 
@@ -220,9 +238,15 @@ impl Manifest {
     pub fn add_segment(&self, seg: &SegmentMeta) -> Result<()> {
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
-        self.segments.put(&mut w, &key_u64(seg.id.0), &seg.encode_value()).map_err(&me)?;
+        self.segments
+            .put(&mut w, &key_u64(seg.id.0), &seg.encode_value())
+            .map_err(&me)?;
         self.meta
-            .put(&mut w, meta_key::NEXT_SEGMENT_ID, &(seg.id.0 + 1).to_le_bytes())
+            .put(
+                &mut w,
+                meta_key::NEXT_SEGMENT_ID,
+                &(seg.id.0 + 1).to_le_bytes(),
+            )
             .map_err(&me)?;
         w.commit().map_err(&me)
     }
@@ -235,7 +259,9 @@ impl Manifest {
         for id in ids {
             self.segments.delete(&mut w, &key_u64(id.0)).map_err(&me)?;
         }
-        self.meta.put(&mut w, meta_key::WAL_BASE_LSN, &base.0.to_le_bytes()).map_err(&me)?;
+        self.meta
+            .put(&mut w, meta_key::WAL_BASE_LSN, &base.0.to_le_bytes())
+            .map_err(&me)?;
         w.commit().map_err(&me)
     }
 
@@ -245,13 +271,17 @@ impl Manifest {
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
         for c in &batch.new_chunks {
-            self.chunks.put(&mut w, &key_u64(c.id.0), &c.encode_value()).map_err(&me)?;
+            self.chunks
+                .put(&mut w, &key_u64(c.id.0), &c.encode_value())
+                .map_err(&me)?;
         }
         for (id, live) in &batch.chunk_live_updates {
             if let Some(v) = self.chunks.get(&w, &key_u64(id.0)).map_err(&me)? {
                 let mut meta = ChunkMeta::decode(&key_u64(id.0), v, &self.path)?;
                 meta.live_pages = *live;
-                self.chunks.put(&mut w, &key_u64(id.0), &meta.encode_value()).map_err(&me)?;
+                self.chunks
+                    .put(&mut w, &key_u64(id.0), &meta.encode_value())
+                    .map_err(&me)?;
             }
         }
         for id in &batch.removed_chunks {
@@ -259,15 +289,24 @@ impl Manifest {
         }
         for (pgno, loc) in &batch.pages {
             match loc {
-                Some(loc) => self.pages.put(&mut w, &key_u32(pgno.0), &loc.encode_value()).map_err(&me)?,
+                Some(loc) => self
+                    .pages
+                    .put(&mut w, &key_u32(pgno.0), &loc.encode_value())
+                    .map_err(&me)?,
                 None => {
                     self.pages.delete(&mut w, &key_u32(pgno.0)).map_err(&me)?;
                 }
             }
         }
-        self.meta.put(&mut w, meta_key::DB_PAGES, &batch.db_pages.to_le_bytes()).map_err(&me)?;
         self.meta
-            .put(&mut w, meta_key::NEXT_CHUNK_ID, &batch.next_chunk_id.0.to_le_bytes())
+            .put(&mut w, meta_key::DB_PAGES, &batch.db_pages.to_le_bytes())
+            .map_err(&me)?;
+        self.meta
+            .put(
+                &mut w,
+                meta_key::NEXT_CHUNK_ID,
+                &batch.next_chunk_id.0.to_le_bytes(),
+            )
             .map_err(&me)?;
         w.commit().map_err(&me)
     }

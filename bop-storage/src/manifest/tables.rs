@@ -43,11 +43,15 @@ fn bad(path: &Path, what: &str) -> StorageError {
 }
 
 pub fn decode_u32(v: &[u8], path: &Path) -> Result<u32> {
-    v.try_into().map(u32::from_le_bytes).map_err(|_| bad(path, "u32"))
+    v.try_into()
+        .map(u32::from_le_bytes)
+        .map_err(|_| bad(path, "u32"))
 }
 
 pub fn decode_u64(v: &[u8], path: &Path) -> Result<u64> {
-    v.try_into().map(u64::from_le_bytes).map_err(|_| bad(path, "u64"))
+    v.try_into()
+        .map(u64::from_le_bytes)
+        .map_err(|_| bad(path, "u64"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

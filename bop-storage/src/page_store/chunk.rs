@@ -87,7 +87,8 @@ pub fn encode(id: ChunkId, page_size: u32, pages: &[(PageNo, &[u8])]) -> (Vec<u8
     le::put_u32(&mut img, OFF_PAGE_SIZE, page_size);
     le::put_u64(&mut img, OFF_CHUNK_ID, id.0);
     le::put_u32(&mut img, OFF_PAGE_COUNT, count);
-    let table_crc = crc32c::crc32c(&img[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + SLOT_LEN * pages.len()]);
+    let table_crc =
+        crc32c::crc32c(&img[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + SLOT_LEN * pages.len()]);
     le::put_u32(&mut img, OFF_TABLE_CRC, table_crc);
     let header_crc = crc32c::crc32c(&img[..OFF_HEADER_CRC]);
     le::put_u32(&mut img, OFF_HEADER_CRC, header_crc);

@@ -106,8 +106,15 @@ impl PageStore {
             let mut head = vec![0u8; data_offset as usize];
             file.read_exact_at(&mut head, 0)?;
             let idx = chunk::decode_index(&head, &path)?;
-            if idx.id != meta.id || idx.slots.len() != meta.page_count as usize || idx.page_size != state.page_size {
-                return Err(StorageError::corrupt(&path, 0, "chunk header disagrees with the manifest"));
+            if idx.id != meta.id
+                || idx.slots.len() != meta.page_count as usize
+                || idx.page_size != state.page_size
+            {
+                return Err(StorageError::corrupt(
+                    &path,
+                    0,
+                    "chunk header disagrees with the manifest",
+                ));
             }
             chunks.insert(
                 meta.id,
@@ -134,7 +141,11 @@ impl PageStore {
                 ));
             };
             if loc.slot >= c.page_count {
-                return Err(StorageError::corrupt(&c.path, 0, format!("page {} slot out of range", pgno.0)));
+                return Err(StorageError::corrupt(
+                    &c.path,
+                    0,
+                    format!("page {} slot out of range", pgno.0),
+                ));
             }
             c.live += 1;
             index[pgno.index()] = Some(*loc);
@@ -194,7 +205,10 @@ impl PageStore {
                 buf.fill(0);
                 return Ok(true);
             };
-            let c = g.chunks.get(&loc.chunk).expect("invariant 2: indexed chunk is open");
+            let c = g
+                .chunks
+                .get(&loc.chunk)
+                .expect("invariant 2: indexed chunk is open");
             (
                 c.file.clone(),
                 c.path.clone(),
@@ -208,7 +222,10 @@ impl PageStore {
             return Err(StorageError::corrupt(
                 path,
                 offset,
-                format!("page {} checksum mismatch (stored {crc:08x}, computed {actual:08x})", pgno.0),
+                format!(
+                    "page {} checksum mismatch (stored {crc:08x}, computed {actual:08x})",
+                    pgno.0
+                ),
             ));
         }
         Ok(true)
@@ -253,7 +270,11 @@ impl PageStore {
             return Ok(());
         }
         let id = g.next_chunk_id;
-        let pages: Vec<(PageNo, &[u8])> = g.pending.iter().map(|(&p, d)| (PageNo(p), &d[..])).collect();
+        let pages: Vec<(PageNo, &[u8])> = g
+            .pending
+            .iter()
+            .map(|(&p, d)| (PageNo(p), &d[..]))
+            .collect();
         let (img, crcs) = chunk::encode(id, self.page_size, &pages);
         let count = pages.len() as u32;
         let path = self.dir.join(chunk::chunk_file_name(id));

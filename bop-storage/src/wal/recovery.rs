@@ -79,7 +79,10 @@ impl Wal {
 
         let mut report = ScanReport::default();
         let mut records = Vec::new();
-        let mut expected = segments.first().map(|s| s.header.first_lsn).unwrap_or(state.wal_base_lsn);
+        let mut expected = segments
+            .first()
+            .map(|s| s.header.first_lsn)
+            .unwrap_or(state.wal_base_lsn);
         let mut last_epoch = Epoch(0);
         let mut end: Option<(usize, u64)> = None; // (segment index, offset) where appends continue
         'segments: for (si, seg) in segments.iter().enumerate() {
@@ -93,7 +96,10 @@ impl Wal {
                     return Err(StorageError::corrupt(
                         &seg.path,
                         0,
-                        format!("segment starts at {} but the log continues at {}", seg.header.first_lsn, expected),
+                        format!(
+                            "segment starts at {} but the log continues at {}",
+                            seg.header.first_lsn, expected
+                        ),
                     ));
                 }
             }
@@ -120,12 +126,15 @@ impl Wal {
                     }
                     Err(defect) => {
                         let is_last = si + 1 == segments.len();
-                        let next_continues = !is_last && segments[si + 1].header.first_lsn == expected;
+                        let next_continues =
+                            !is_last && segments[si + 1].header.first_lsn == expected;
                         if defect == HeaderDefect::Empty && next_continues {
                             continue 'segments; // clean end of a full segment
                         }
                         // The log ends here. Torn tail or damage?
-                        if let Some((si2, off2, h2)) = find_durable_successor(&images, si, pos, expected, last_epoch) {
+                        if let Some((si2, off2, h2)) =
+                            find_durable_successor(&images, si, pos, expected, last_epoch)
+                        {
                             return Err(StorageError::corrupt(
                                 &seg.path,
                                 pos,
@@ -179,7 +188,12 @@ impl Wal {
 }
 
 /// Verifies the record at `pos` of a segment image.
-fn verify_at(image: &[u8], pos: u64, expected: Lsn, last_epoch: Epoch) -> Result<RecordHeader, HeaderDefect> {
+fn verify_at(
+    image: &[u8],
+    pos: u64,
+    expected: Lsn,
+    last_epoch: Epoch,
+) -> Result<RecordHeader, HeaderDefect> {
     let start = pos as usize;
     if start + RECORD_HEADER_LEN > image.len() {
         return Err(HeaderDefect::Empty);
@@ -206,7 +220,11 @@ fn find_durable_successor(
     last_epoch: Epoch,
 ) -> Option<(usize, u64, RecordHeader)> {
     for (si, image) in images.iter().enumerate().skip(from_segment) {
-        let mut start = if si == from_segment { from_pos as usize + 1 } else { SEGMENT_HEADER_LEN as usize };
+        let mut start = if si == from_segment {
+            from_pos as usize + 1
+        } else {
+            SEGMENT_HEADER_LEN as usize
+        };
         while start + RECORD_HEADER_LEN <= image.len() {
             let Some(found) = image[start..].windows(4).position(|w| w == RECORD_MAGIC) else {
                 break;

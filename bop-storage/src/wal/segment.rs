@@ -80,10 +80,18 @@ impl SegmentHeader {
 
     pub fn decode(b: &[u8], path: &Path) -> Result<SegmentHeader> {
         if b.len() < HEADER_USED || b[OFF_MAGIC..OFF_MAGIC + 8] != SEGMENT_MAGIC {
-            return Err(StorageError::corrupt(path, 0, "not a bop WAL segment (bad magic)"));
+            return Err(StorageError::corrupt(
+                path,
+                0,
+                "not a bop WAL segment (bad magic)",
+            ));
         }
         if crc32c::crc32c(&b[..OFF_HEADER_CRC]) != le::u32_at(b, OFF_HEADER_CRC) {
-            return Err(StorageError::corrupt(path, 0, "segment header checksum mismatch"));
+            return Err(StorageError::corrupt(
+                path,
+                0,
+                "segment header checksum mismatch",
+            ));
         }
         let version = le::u16_at(b, OFF_VERSION);
         if version != SEGMENT_VERSION {

@@ -21,7 +21,7 @@ pub struct WalConfig {
 impl Default for WalConfig {
     fn default() -> Self {
         WalConfig {
-            segment_bytes: 64 << 20,
+            segment_bytes: 16 << 20,
         }
     }
 }
@@ -85,7 +85,12 @@ impl Wal {
     /// Appends one record with a single write call. `buf` holds
     /// `RECORD_HEADER_LEN` bytes of room followed by the payload; the header
     /// is filled in here. Returns where the payload landed.
-    pub fn append(&mut self, manifest: &Manifest, buf: &mut [u8], wal_offset: u64) -> Result<RecordLoc> {
+    pub fn append(
+        &mut self,
+        manifest: &Manifest,
+        buf: &mut [u8],
+        wal_offset: u64,
+    ) -> Result<RecordLoc> {
         let payload_len = u32::try_from(buf.len() - RECORD_HEADER_LEN)
             .map_err(|_| StorageError::Limit("a WAL record is limited to 4 GiB".into()))?;
         let needed = buf.len() as u64;
@@ -180,7 +185,10 @@ impl Wal {
         {
             drop_count += 1;
         }
-        let ids: Vec<SegmentId> = self.segments[..drop_count].iter().map(|s| s.header.id).collect();
+        let ids: Vec<SegmentId> = self.segments[..drop_count]
+            .iter()
+            .map(|s| s.header.id)
+            .collect();
         manifest.drop_segments(&ids, base)?;
         for seg in self.segments.drain(..drop_count) {
             // Readers holding the Arc keep the inode alive until they finish.

@@ -1,0 +1,69 @@
+//! Registers bop's VFS with the SQLite library rusqlite links (bundled or
+//! system: the application picks rusqlite's features).
+//!
+//! ```no_run
+//! bop_rusqlite::register().unwrap();
+//! let conn = rusqlite::Connection::open_with_flags(
+//!     "file:/tmp/app.db?vfs=bop",
+//!     rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+//!         | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+//!         | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+//! ).unwrap();
+//! ```
+
+use std::ffi::{c_char, c_int, c_void};
+
+use rusqlite::ffi;
+
+pub use bop_vfs::{last_error, RegisterError, VFS_NAME};
+
+unsafe extern "C" fn vfs_find(name: *const c_char) -> *mut c_void {
+    // SAFETY: same contract as sqlite3_vfs_find.
+    unsafe { ffi::sqlite3_vfs_find(name).cast() }
+}
+
+unsafe extern "C" fn vfs_register(vfs: *mut c_void, make_default: c_int) -> c_int {
+    // SAFETY: bop-vfs passes a sqlite3_vfs that lives for the process.
+    unsafe { ffi::sqlite3_vfs_register(vfs.cast(), make_default) }
+}
+
+unsafe extern "C" fn uri_parameter(file: *const c_char, key: *const c_char) -> *const c_char {
+    // SAFETY: `file` is a filename SQLite passed to xOpen.
+    unsafe { ffi::sqlite3_uri_parameter(file as _, key) }
+}
+
+unsafe extern "C" fn uri_key(file: *const c_char, n: c_int) -> *const c_char {
+    // SAFETY: `file` is a filename SQLite passed to xOpen.
+    unsafe { ffi::sqlite3_uri_key(file as _, n) }
+}
+
+unsafe extern "C" fn malloc(n: c_int) -> *mut c_void {
+    // SAFETY: plain allocation.
+    unsafe { ffi::sqlite3_malloc(n) }
+}
+
+unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: `p` came from sqlite3_malloc.
+    unsafe { ffi::sqlite3_free(p) }
+}
+
+/// Registers the VFS `bop` (not as the default). Idempotent.
+pub fn register() -> Result<(), RegisterError> {
+    register_with(false)
+}
+
+/// Registers the VFS `bop`, optionally as the default VFS.
+pub fn register_with(make_default: bool) -> Result<(), RegisterError> {
+    let api = bop_vfs::SqliteApi {
+        vfs_find,
+        vfs_register,
+        malloc,
+        free,
+        uri_parameter,
+        uri_key,
+        log: ffi::sqlite3_log,
+    };
+    // SAFETY: every pointer is a function of the SQLite rusqlite links,
+    // which lives as long as the process.
+    unsafe { bop_vfs::register(api, make_default) }
+}

@@ -1,0 +1,188 @@
+//! Safe per-handle logic of the two kinds of bop files: the main database
+//! (served by the page store) and the virtual `-wal` file.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::errors::{to_code, Op};
+use crate::locks::ConnId;
+use crate::shm::ShmHolder;
+use crate::sys::*;
+use crate::vfs::DbShared;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// SQLite's WAL_WRITE_LOCK slot in the wal-index lock array.
+const WAL_WRITE_LOCK: usize = 0;
+
+/// What one open bop file handle is.
+#[derive(Debug)]
+pub enum BopFile {
+    Main(MainFile),
+    Wal(WalFile),
+}
+
+#[derive(Debug)]
+pub struct MainFile {
+    pub db: Arc<DbShared>,
+    pub id: ConnId,
+    pub level: c_int,
+    pub shm: ShmHolder,
+}
+
+#[derive(Debug)]
+pub struct WalFile {
+    pub db: Arc<DbShared>,
+}
+
+/// Result of SQLITE_FCNTL_PRAGMA.
+pub enum PragmaOutcome {
+    NotFound,
+    Answer(Option<String>),
+    Refuse(String),
+}
+
+impl MainFile {
+    pub fn new(db: Arc<DbShared>) -> MainFile {
+        MainFile {
+            db,
+            id: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
+            level: SQLITE_LOCK_NONE,
+            shm: ShmHolder::default(),
+        }
+    }
+
+    pub fn shm_lock(&mut self, offset: usize, n: usize, flags: c_int) -> c_int {
+        let releasing_writer = flags & SQLITE_SHM_UNLOCK != 0
+            && offset <= WAL_WRITE_LOCK
+            && WAL_WRITE_LOCK < offset + n
+            && self.shm.excl_mask & (1 << WAL_WRITE_LOCK) != 0;
+        let mut rc = SQLITE_OK;
+        if releasing_writer {
+            // The write transaction is over: seal its frames into one WAL
+            // record before another writer can start.
+            if let Err(e) = self.db.store.end_write_transaction() {
+                rc = to_code(&e, Op::Write);
+            }
+        }
+        let lrc = self.db.shm.lock(self.id, &mut self.shm, offset, n, flags);
+        if rc == SQLITE_OK {
+            lrc
+        } else {
+            rc
+        }
+    }
+
+    pub fn pragma(&self, name: &str, arg: Option<&str>) -> PragmaOutcome {
+        match name.to_ascii_lowercase().as_str() {
+            "journal_mode" => match arg {
+                Some(mode) if !mode.eq_ignore_ascii_case("wal") => PragmaOutcome::Refuse(format!(
+                    "bop: journal_mode={mode} is not supported; bop databases always use WAL mode"
+                )),
+                _ => PragmaOutcome::NotFound,
+            },
+            "bop_stats" => {
+                let s = self.db.store.stats();
+                PragmaOutcome::Answer(Some(format!(
+                    "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
+                     wal_segments={} wal_records_live={} wal_frames={} next_lsn={} durable_lsn={} \
+                     db_pages={} chunks={} pending_pages={}",
+                    s.log.records,
+                    s.log.record_bytes,
+                    s.log.syncs,
+                    s.log.generations,
+                    s.log.pending_bytes_peak,
+                    s.wal_segments,
+                    s.wal_records_live,
+                    s.wal_frames,
+                    s.next_lsn,
+                    s.durable_lsn,
+                    s.pages.db_pages,
+                    s.pages.chunks,
+                    s.pages.pending_pages
+                )))
+            }
+            _ => PragmaOutcome::NotFound,
+        }
+    }
+}
+
+impl Drop for MainFile {
+    fn drop(&mut self) {
+        self.db.shm.release_all(self.id, &mut self.shm);
+        let mut level = self.level;
+        self.db.locks.unlock(self.id, &mut level, SQLITE_LOCK_NONE);
+    }
+}
+
+impl BopFile {
+    pub fn read(&mut self, buf: &mut [u8], offset: u64) -> c_int {
+        let r = match self {
+            BopFile::Main(m) => m.db.store.db_read(offset, buf),
+            BopFile::Wal(w) => w.db.store.wal_read(offset, buf),
+        };
+        match r {
+            Ok(n) if n == buf.len() => SQLITE_OK,
+            Ok(_) => SQLITE_IOERR_SHORT_READ,
+            Err(e) => to_code(&e, Op::Read),
+        }
+    }
+
+    pub fn write(&mut self, data: &[u8], offset: u64) -> c_int {
+        let r = match self {
+            BopFile::Main(m) => m.db.store.db_write(offset, data),
+            BopFile::Wal(w) => w.db.store.wal_write(offset, data),
+        };
+        r.map_or_else(|e| to_code(&e, Op::Write), |_| SQLITE_OK)
+    }
+
+    pub fn truncate(&mut self, size: u64) -> c_int {
+        let r = match self {
+            BopFile::Main(m) => m.db.store.db_truncate(size),
+            BopFile::Wal(w) => w.db.store.wal_truncate(size),
+        };
+        r.map_or_else(|e| to_code(&e, Op::Truncate), |_| SQLITE_OK)
+    }
+
+    pub fn sync(&mut self) -> c_int {
+        let r = match self {
+            BopFile::Main(m) => m.db.store.db_sync(),
+            BopFile::Wal(w) => w.db.store.wal_sync(),
+        };
+        r.map_or_else(|e| to_code(&e, Op::Sync), |_| SQLITE_OK)
+    }
+
+    pub fn size(&self) -> u64 {
+        match self {
+            BopFile::Main(m) => m.db.store.db_size(),
+            BopFile::Wal(w) => w.db.store.wal_size(),
+        }
+    }
+
+    pub fn lock(&mut self, want: c_int) -> c_int {
+        match self {
+            BopFile::Main(m) => m.db.locks.lock(m.id, &mut m.level, want),
+            BopFile::Wal(_) => SQLITE_OK,
+        }
+    }
+
+    pub fn unlock(&mut self, to: c_int) -> c_int {
+        if let BopFile::Main(m) = self {
+            m.db.locks.unlock(m.id, &mut m.level, to);
+        }
+        SQLITE_OK
+    }
+
+    pub fn check_reserved(&self) -> bool {
+        match self {
+            BopFile::Main(m) => m.db.locks.reserved(),
+            BopFile::Wal(_) => false,
+        }
+    }
+
+    pub fn device_characteristics(&self) -> c_int {
+        // Writes never disturb bytes outside their range, even on power loss.
+        SQLITE_IOCAP_POWERSAFE_OVERWRITE
+    }
+}

@@ -1,0 +1,81 @@
+//! bop-vfs: a SQLite VFS named `bop` that runs SQLite in WAL mode over the
+//! bop storage engine.
+//!
+//! - The main database file is served by bop's page store.
+//! - The `-wal` file is virtual: each committed transaction becomes one bop
+//!   WAL record (see `bop_storage::log`).
+//! - The `-shm` wal-index lives in process memory, shared by every
+//!   connection to the database in this process.
+//! - Temporary files (VACUUM's temp database, statement journals) go to the
+//!   default VFS.
+//!
+//! bop-vfs links against no SQLite library. The caller hands it the few
+//! SQLite functions it needs as a [`SqliteApi`]: the loadable extension (the
+//! `ffi` crate) takes them from `sqlite3_api_routines`; `bop-rusqlite` takes
+//! them from the SQLite that rusqlite links; a C program takes them from its
+//! own SQLite through `include/bop.h`.
+//!
+//! Layers: [`sys`] (C types), `shim` (every `extern "C"` entry: panics
+//! caught, pointers checked, then a call into safe code), `vfs` / `file`
+//! (safe logic), `locks` and `shm` (in-process lock tables and wal-index
+//! memory), `errors` (the one mapping from errors to SQLite codes), `uri`
+//! (parameters).
+
+mod errors;
+mod file;
+mod locks;
+mod shim;
+mod shm;
+pub mod sys;
+mod uri;
+mod vfs;
+
+use std::ffi::{c_char, c_int, c_void};
+
+pub use errors::last_error;
+pub use uri::{Params, PARAMS_DOC};
+
+/// The VFS name used in `file:PATH?vfs=bop`.
+pub const VFS_NAME: &str = "bop";
+
+/// The SQLite functions bop-vfs calls. All must stay valid for the life of
+/// the process.
+#[derive(Clone, Copy, Debug)]
+pub struct SqliteApi {
+    /// `sqlite3_vfs_find`
+    pub vfs_find: unsafe extern "C" fn(*const c_char) -> *mut c_void,
+    /// `sqlite3_vfs_register`
+    pub vfs_register: unsafe extern "C" fn(*mut c_void, c_int) -> c_int,
+    /// `sqlite3_malloc`: strings handed back to SQLite (pragma results) are
+    /// allocated with it because SQLite frees them with `sqlite3_free`.
+    pub malloc: unsafe extern "C" fn(c_int) -> *mut c_void,
+    /// `sqlite3_free`
+    pub free: unsafe extern "C" fn(*mut c_void),
+    /// `sqlite3_uri_parameter`
+    pub uri_parameter: unsafe extern "C" fn(*const c_char, *const c_char) -> *const c_char,
+    /// `sqlite3_uri_key` (SQLite >= 3.31)
+    pub uri_key: unsafe extern "C" fn(*const c_char, c_int) -> *const c_char,
+    /// `sqlite3_log`: where the VFS reports the details behind an error code.
+    pub log: unsafe extern "C" fn(c_int, *const c_char, ...),
+}
+
+/// Why registration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("bop: sqlite3_vfs_register failed with code {0}")]
+    Sqlite(c_int),
+    #[error("bop: the default VFS was not found (sqlite3_vfs_find(NULL) returned NULL)")]
+    NoDefaultVfs,
+}
+
+/// Registers the VFS `bop` for the whole process (once; later calls return
+/// `Ok` and only change the default if `make_default`).
+///
+/// # Safety
+/// Every function pointer in `api` must be the corresponding SQLite
+/// function of the SQLite library that will use the VFS, valid for the rest
+/// of the process.
+pub unsafe fn register(api: SqliteApi, make_default: bool) -> Result<(), RegisterError> {
+    // SAFETY: forwarded contract.
+    unsafe { shim::register(api, make_default) }
+}

@@ -1,0 +1,90 @@
+//! URI parameters accepted by the `bop` VFS.
+
+use bop_storage::{validate_page_size, StorageError, StoreOptions};
+
+/// Documentation of every parameter, shown in errors and the README.
+pub const PARAMS_DOC: &str = "\
+page_size=N     page size in bytes for a new store: a power of two from 512 to 65536 (default 4096); \
+an existing store must be opened with its own page size or none
+max_txn_mb=N    largest transaction SQLite may build before commit, in MiB (1..=65536, default 1024); \
+a larger one fails with SQLITE_FULL
+wal_segment_mb=N size of a preallocated WAL segment file in MiB (1..=4096, default 16)";
+
+/// Parameters SQLite itself interprets; bop leaves them alone.
+const SQLITE_KEYS: &[&str] = &["vfs", "mode", "cache", "psow", "nolock", "immutable"];
+
+/// Parsed bop parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params {
+    pub page_size: Option<u32>,
+    pub max_txn_mb: Option<u64>,
+    pub wal_segment_mb: Option<u64>,
+}
+
+fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, StorageError> {
+    let n: u64 = value.trim().parse().map_err(|_| {
+        StorageError::Config(format!("URI parameter {key}={value:?} is not a number"))
+    })?;
+    if !(min..=max).contains(&n) {
+        return Err(StorageError::Config(format!(
+            "URI parameter {key}={n} is out of range {min}..={max}"
+        )));
+    }
+    Ok(n)
+}
+
+impl Params {
+    /// Parses `(key, value)` pairs. Unknown keys are errors, so a misspelled
+    /// parameter is never silently ignored.
+    pub fn parse<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Params, StorageError> {
+        let mut p = Params::default();
+        for (key, value) in pairs {
+            match key {
+                "page_size" => {
+                    let n = number(key, value, 0, u64::from(u32::MAX))? as u32;
+                    validate_page_size(n)?;
+                    p.page_size = Some(n);
+                }
+                "max_txn_mb" => p.max_txn_mb = Some(number(key, value, 1, 65536)?),
+                "wal_segment_mb" => p.wal_segment_mb = Some(number(key, value, 1, 4096)?),
+                k if SQLITE_KEYS.contains(&k) => {}
+                k => {
+                    return Err(StorageError::Config(format!(
+                        "unknown URI parameter {k:?}; bop accepts:\n{PARAMS_DOC}"
+                    )))
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// Applies the parameters to store options.
+    pub fn apply(&self, opts: &mut StoreOptions) {
+        opts.page_size = self.page_size;
+        if let Some(mb) = self.max_txn_mb {
+            opts.max_txn_bytes = mb << 20;
+        }
+        if let Some(mb) = self.wal_segment_mb {
+            opts.wal.segment_bytes = mb << 20;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_and_rejects_bad() {
+        let p =
+            Params::parse([("page_size", "8192"), ("vfs", "bop"), ("max_txn_mb", "5")]).unwrap();
+        assert_eq!(p.page_size, Some(8192));
+        assert_eq!(p.max_txn_mb, Some(5));
+        assert!(Params::parse([("page_size", "3000")]).is_err());
+        assert!(Params::parse([("page_size", "abc")]).is_err());
+        assert!(Params::parse([("max_txn_mb", "0")]).is_err());
+        assert!(Params::parse([("pagesize", "4096")]).is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! Safe VFS logic: which names belong to bop, opening stores, and the
+//! per-database state shared by every connection in the process.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use bop_storage::{is_store, StorageError, Store, StoreOptions};
+
+use crate::locks::DbLocks;
+use crate::shm::Shm;
+use crate::uri::Params;
+
+/// Everything connections to one database in this process share.
+#[derive(Debug)]
+pub struct DbShared {
+    pub store: Arc<Store>,
+    pub locks: DbLocks,
+    pub shm: Shm,
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<DbShared>>> {
+    static REG: OnceLock<Mutex<HashMap<PathBuf, Weak<DbShared>>>> = OnceLock::new();
+    REG.get_or_init(Default::default)
+}
+
+/// Opens (or joins) the database whose store is at `path`.
+pub fn open_main(
+    path: &Path,
+    params: &Params,
+    create: bool,
+) -> Result<Arc<DbShared>, StorageError> {
+    let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    reg.retain(|_, w| w.strong_count() > 0);
+    if let Some(db) = reg.get(path).and_then(Weak::upgrade) {
+        if let Some(ps) = params.page_size {
+            if ps != db.store.page_size() {
+                return Err(StorageError::Config(format!(
+                    "page_size={ps} does not match the store's page size {}",
+                    db.store.page_size()
+                )));
+            }
+        }
+        return Ok(db);
+    }
+    let mut opts = StoreOptions {
+        create,
+        ..Default::default()
+    };
+    params.apply(&mut opts);
+    let store = Store::open_shared(path, &opts)?;
+    let db = Arc::new(DbShared {
+        store,
+        locks: DbLocks::default(),
+        shm: Shm::default(),
+    });
+    reg.insert(path.to_path_buf(), Arc::downgrade(&db));
+    Ok(db)
+}
+
+/// The open database a name refers to, if it is `<db>` or `<db>-suffix`.
+pub fn find_open(path: &Path) -> Option<Arc<DbShared>> {
+    let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    reg.get(path).and_then(Weak::upgrade)
+}
+
+/// What a file name is to bop.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NameKind {
+    /// A bop store directory (existing or open).
+    Store,
+    /// `<store>-wal`
+    Wal(PathBuf),
+    /// `<store>-journal` (never used: bop stores are always in WAL mode).
+    Journal(PathBuf),
+    /// Anything else: handled by the default VFS.
+    Other,
+}
+
+pub fn classify(name: &str) -> NameKind {
+    let is_bop = |p: &Path| find_open(p).is_some() || is_store(p);
+    if let Some(base) = name.strip_suffix("-wal") {
+        let base = PathBuf::from(base);
+        if is_bop(&base) {
+            return NameKind::Wal(base);
+        }
+    }
+    if let Some(base) = name.strip_suffix("-journal") {
+        let base = PathBuf::from(base);
+        if is_bop(&base) {
+            return NameKind::Journal(base);
+        }
+    }
+    if is_bop(Path::new(name)) {
+        return NameKind::Store;
+    }
+    NameKind::Other
+}
+
+/// Absolute, lexically normalized path (symlinks are not resolved, so the
+/// result does not depend on what exists yet).
+pub fn full_pathname(name: &str) -> std::io::Result<PathBuf> {
+    let p = Path::new(name);
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_pathname_normalizes() {
+        assert_eq!(full_pathname("/a/./b/../c").unwrap(), PathBuf::from("/a/c"));
+        assert!(full_pathname("x.db").unwrap().is_absolute());
+    }
+}
