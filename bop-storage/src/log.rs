@@ -28,6 +28,19 @@ use crate::wal::{RecordLoc, RecoveredRecord, Wal};
 /// SQLite's WAL header and frame header sizes (sqlite.org/walformat.html).
 pub const SQLITE_WAL_HEADER_LEN: u64 = 32;
 pub const SQLITE_FRAME_HEADER_LEN: u64 = 24;
+/// Capacity of the pending buffer kept between transactions.
+const PENDING_KEEP_BYTES: usize = 8 << 20;
+
+/// A part of a read served from a WAL record, done without the log lock.
+#[derive(Debug)]
+pub struct RecordRead {
+    pub loc: RecordLoc,
+    /// Offset within the record's payload.
+    pub within: u64,
+    /// Start of the range in the caller's buffer.
+    pub buf_at: usize,
+    pub len: usize,
+}
 
 #[derive(Debug)]
 struct ImageRecord {
@@ -176,16 +189,19 @@ impl SqliteLog {
         Ok(())
     }
 
-    /// Reads `buf.len()` bytes at `offset`; returns how many bytes were
-    /// inside the file (the rest is zero-filled).
-    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    /// Plans a read of `buf.len()` bytes at `offset`: bytes of the open
+    /// transaction are copied now (under the log lock); bytes in records
+    /// are returned as reads to do after the lock is released (records are
+    /// immutable and their segment stays open while a `RecordLoc` lives).
+    /// Returns how many bytes are inside the file (the rest is zeroed).
+    pub fn plan_read(&self, offset: u64, buf: &mut [u8], out: &mut Vec<RecordRead>) -> usize {
         let size = self.size();
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset + done as u64;
             if pos >= size {
                 buf[done..].fill(0);
-                return Ok(done);
+                return done;
             }
             let pend_end = self.pending_start + self.pending_len();
             if self.pending_active() && pos >= self.pending_start && pos < pend_end {
@@ -199,10 +215,15 @@ impl SqliteLog {
             let r = &self.records[i];
             let within = pos - r.wal_offset;
             let n = ((u64::from(r.loc.payload_len) - within) as usize).min(buf.len() - done);
-            r.loc.read(&mut buf[done..done + n], within)?;
+            out.push(RecordRead {
+                loc: r.loc.clone(),
+                within,
+                buf_at: done,
+                len: n,
+            });
             done += n;
         }
-        Ok(done)
+        done
     }
 
     /// Turns the pending transaction, if it is complete, into one WAL record
@@ -225,6 +246,8 @@ impl SqliteLog {
             .append(manifest, &mut self.pending, self.pending_start);
         let pending_start = self.pending_start;
         self.pending.truncate(RECORD_HEADER_LEN);
+        // Do not keep the memory of one huge transaction for ever.
+        self.pending.shrink_to(PENDING_KEEP_BYTES);
         self.stats.pending_bytes = 0;
         let loc = result?;
         self.stats.records += 1;

@@ -210,7 +210,9 @@ impl Store {
             opts.page_store,
             &state,
         )?;
-        if state.db_pages == 0 && !exists {
+        if state.db_pages == 0 {
+            // A new store (or one whose creation was cut short before its
+            // first page was published).
             pages.write_page(PageNo(1), &empty_database_page1(state.page_size))?;
             pages.publish(&manifest)?;
         }
@@ -363,7 +365,12 @@ impl Store {
     }
 
     pub fn wal_read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        self.log().read(offset, buf)
+        let mut reads = Vec::new();
+        let n = self.log().plan_read(offset, buf, &mut reads);
+        for r in reads {
+            r.loc.read(&mut buf[r.buf_at..r.buf_at + r.len], r.within)?;
+        }
+        Ok(n)
     }
 
     pub fn wal_write(&self, offset: u64, data: &[u8]) -> Result<()> {

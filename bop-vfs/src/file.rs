@@ -74,6 +74,14 @@ impl MainFile {
         }
     }
 
+    /// Seals the just-committed transaction into a WAL record.
+    pub fn commit_phase_two(&self) -> c_int {
+        self.db
+            .store
+            .end_write_transaction()
+            .map_or_else(|e| to_code(&e, Op::Write), |_| SQLITE_OK)
+    }
+
     pub fn pragma(&self, name: &str, arg: Option<&str>) -> PragmaOutcome {
         match name.to_ascii_lowercase().as_str() {
             "journal_mode" => match arg {

@@ -389,6 +389,13 @@ unsafe extern "C" fn x_file_control(f: *mut sqlite3_file, op: c_int, arg: *mut c
                 unsafe { *(arg as *mut *mut c_char) = sqlite_string(crate::VFS_NAME) };
                 SQLITE_OK
             }
+            SQLITE_FCNTL_COMMIT_PHASETWO => match file {
+                // Sent after every commit, in every locking mode (with
+                // locking_mode=EXCLUSIVE SQLite never releases the shm write
+                // lock, so this is where the commit is sealed).
+                BopFile::Main(main) => main.commit_phase_two(),
+                BopFile::Wal(_) => SQLITE_NOTFOUND,
+            },
             SQLITE_FCNTL_PRAGMA => {
                 let BopFile::Main(main) = file else {
                     return SQLITE_NOTFOUND;

@@ -158,6 +158,7 @@ pub const SQLITE_FCNTL_SIZE_HINT: c_int = 5;
 pub const SQLITE_FCNTL_VFSNAME: c_int = 12;
 pub const SQLITE_FCNTL_PRAGMA: c_int = 14;
 pub const SQLITE_FCNTL_HAS_MOVED: c_int = 20;
+pub const SQLITE_FCNTL_COMMIT_PHASETWO: c_int = 22;
 
 pub const SQLITE_SYNC_NORMAL: c_int = 0x0000_0002;
 pub const SQLITE_SYNC_FULL: c_int = 0x0000_0003;

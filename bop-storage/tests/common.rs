@@ -1,0 +1,76 @@
+//! Helpers shared by the engine tests: a store driven the way SQLite drives
+//! it, with synthetic WAL frames.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bop_storage::{Store, StoreOptions};
+
+pub const PAGE: u32 = 4096;
+pub const FRAME: u64 = 24 + PAGE as u64;
+
+pub fn open(path: &Path) -> bop_storage::Result<Arc<Store>> {
+    Store::open_shared(path, &StoreOptions::default())
+}
+
+/// Writes one SQLite-style transaction of `pages` (page number, fill byte)
+/// at frame `first_frame` (1-based) and returns the next frame number.
+/// Frame 1 also writes the 32-byte WAL header, as SQLite does.
+pub fn write_txn(store: &Store, first_frame: u64, pages: &[(u32, u8)], db_size: u32) -> u64 {
+    if first_frame == 1 {
+        let mut hdr = [0u8; 32];
+        hdr[..4].copy_from_slice(&0x377f0682u32.to_be_bytes());
+        hdr[8..12].copy_from_slice(&PAGE.to_be_bytes());
+        store.wal_write(0, &hdr).unwrap();
+    }
+    let mut frame_no = first_frame;
+    for (i, (pgno, fill)) in pages.iter().enumerate() {
+        let off = 32 + (frame_no - 1) * FRAME;
+        let mut fh = [0u8; 24];
+        fh[..4].copy_from_slice(&pgno.to_be_bytes());
+        if i + 1 == pages.len() {
+            fh[4..8].copy_from_slice(&db_size.to_be_bytes());
+        }
+        store.wal_write(off, &fh).unwrap();
+        store
+            .wal_write(off + 24, &vec![*fill; PAGE as usize])
+            .unwrap();
+        frame_no += 1;
+    }
+    frame_no
+}
+
+/// Reads the page data of frame `frame_no` (1-based) from the WAL image.
+pub fn read_frame(store: &Store, frame_no: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; PAGE as usize];
+    let n = store
+        .wal_read(32 + (frame_no - 1) * FRAME + 24, &mut buf)
+        .unwrap();
+    assert_eq!(n, buf.len(), "frame {frame_no} is inside the WAL image");
+    buf
+}
+
+/// The one WAL segment file of a store (tests keep to one segment).
+pub fn only_segment(path: &Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(path.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    segs.pop().unwrap()
+}
+
+/// Offsets of every record header (`BOPR` magic at a record boundary) in a
+/// segment, found by walking the lengths from the first record.
+pub fn record_offsets(seg: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut pos = 4096;
+    while pos + 48 <= seg.len() && &seg[pos..pos + 4] == b"BOPR" {
+        out.push(pos);
+        let len = u32::from_le_bytes(seg[pos + 32..pos + 36].try_into().unwrap()) as usize;
+        pos += 48 + len;
+    }
+    out
+}
