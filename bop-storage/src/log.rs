@@ -73,6 +73,12 @@ pub struct SqliteLog {
     max_txn_bytes: u64,
     /// The `-wal` file exists (opened or holding records).
     pub exists: bool,
+    /// The thread of the connection holding SQLite's WAL write lock, when
+    /// SQLite uses shared-memory locks (not in `locking_mode=EXCLUSIVE`).
+    /// Only that thread may seal: another connection's xSync (a concurrent
+    /// checkpointer) must not seal a transaction whose commit frame is
+    /// written but whose frame checksums SQLite is still rewriting.
+    pub writer: Option<std::thread::ThreadId>,
     pub stats: LogStats,
 }
 
@@ -123,6 +129,7 @@ impl SqliteLog {
             frame_len: SQLITE_FRAME_HEADER_LEN + u64::from(page_size),
             max_txn_bytes,
             exists,
+            writer: None,
             stats: LogStats::default(),
         })
     }
@@ -271,9 +278,17 @@ impl SqliteLog {
         Ok(())
     }
 
-    /// Seals and makes every record durable.
+    /// Whether the calling thread may seal: it holds the write lock, or no
+    /// one holds it through shared memory (exclusive locking mode).
+    pub fn may_seal(&self) -> bool {
+        self.writer.is_none_or(|t| t == std::thread::current().id())
+    }
+
+    /// Seals (if this thread may) and makes every record durable.
     pub fn sync(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
-        self.seal(manifest, pages)?;
+        if self.may_seal() {
+            self.seal(manifest, pages)?;
+        }
         self.wal.sync()?;
         self.stats.syncs += 1;
         Ok(())

@@ -377,10 +377,32 @@ impl Store {
         self.guarded(|| self.log().write(offset, data))
     }
 
+    /// SQLite took its WAL write lock on this thread.
+    pub fn begin_write_transaction(&self) {
+        self.log().writer = Some(std::thread::current().id());
+    }
+
     /// Seals a complete pending transaction into a WAL record (no sync):
     /// called when SQLite releases its WAL write lock.
     pub fn end_write_transaction(&self) -> Result<()> {
-        self.guarded(|| self.log().seal(&self.manifest, &self.pages))
+        self.guarded(|| {
+            let mut log = self.log();
+            log.writer = None;
+            log.seal(&self.manifest, &self.pages)
+        })
+    }
+
+    /// SQLite finished a commit (SQLITE_FCNTL_COMMIT_PHASETWO): seal it,
+    /// unless another thread's transaction is in progress (then this commit
+    /// was sealed when its write lock was released).
+    pub fn commit_phase_two(&self) -> Result<()> {
+        self.guarded(|| {
+            let mut log = self.log();
+            if log.may_seal() {
+                log.seal(&self.manifest, &self.pages)?;
+            }
+            Ok(())
+        })
     }
 
     /// Seals and makes the WAL durable (SQLite's xSync on the `-wal` file).

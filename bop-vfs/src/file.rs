@@ -67,6 +67,14 @@ impl MainFile {
             }
         }
         let lrc = self.db.shm.lock(self.id, &mut self.shm, offset, n, flags);
+        let took_writer = flags & SQLITE_SHM_LOCK != 0
+            && flags & SQLITE_SHM_EXCLUSIVE != 0
+            && lrc == SQLITE_OK
+            && offset <= WAL_WRITE_LOCK
+            && WAL_WRITE_LOCK < offset + n;
+        if took_writer {
+            self.db.store.begin_write_transaction();
+        }
         if rc == SQLITE_OK {
             lrc
         } else {
@@ -78,7 +86,7 @@ impl MainFile {
     pub fn commit_phase_two(&self) -> c_int {
         self.db
             .store
-            .end_write_transaction()
+            .commit_phase_two()
             .map_or_else(|e| to_code(&e, Op::Write), |_| SQLITE_OK)
     }
 
