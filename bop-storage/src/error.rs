@@ -40,6 +40,10 @@ pub enum StorageError {
         #[source]
         source: heed::Error,
     },
+    /// A caller broke the engine's contract (for example SQLite rewriting a
+    /// committed WAL frame); the operation is refused.
+    #[error("bop: internal invariant violated: {0}")]
+    Invariant(String),
     /// The store refuses writes after an earlier unrecoverable failure.
     #[error("bop: store {path} is failed and refuses writes: {reason}")]
     Failed { path: PathBuf, reason: String },

@@ -163,7 +163,7 @@ impl SqliteLog {
             self.pending_start = self.committed_end;
         }
         if offset < self.pending_start {
-            return Err(StorageError::Config(format!(
+            return Err(StorageError::Invariant(format!(
                 "write at WAL offset {offset} would change a committed frame (committed up to {})",
                 self.committed_end
             )));
@@ -187,7 +187,7 @@ impl SqliteLog {
         // ends a transaction.
         if data.len() as u64 == SQLITE_FRAME_HEADER_LEN
             && offset >= SQLITE_WAL_HEADER_LEN
-            && (offset - SQLITE_WAL_HEADER_LEN) % self.frame_len == 0
+            && (offset - SQLITE_WAL_HEADER_LEN).is_multiple_of(self.frame_len)
             && u32::from_be_bytes(data[4..8].try_into().expect("4 bytes")) != 0
         {
             let frame_end = offset + self.frame_len;

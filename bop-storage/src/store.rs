@@ -286,7 +286,7 @@ impl Store {
     pub fn db_read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let ps = u64::from(self.page_size);
         let size = self.db_size();
-        if offset % ps == 0 && buf.len() as u64 == ps {
+        if offset.is_multiple_of(ps) && buf.len() as u64 == ps {
             let pgno = PageNo((offset / ps + 1) as u32);
             return Ok(if self.pages.read_page(pgno, buf)? {
                 buf.len()
@@ -316,7 +316,7 @@ impl Store {
     pub fn db_write(&self, offset: u64, data: &[u8]) -> Result<()> {
         self.guarded(|| {
             let ps = u64::from(self.page_size);
-            if offset % ps == 0 && data.len() as u64 == ps {
+            if offset.is_multiple_of(ps) && data.len() as u64 == ps {
                 return self
                     .pages
                     .write_page(PageNo((offset / ps + 1) as u32), data);

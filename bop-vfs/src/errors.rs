@@ -82,7 +82,7 @@ pub fn to_code(e: &StorageError, op: Op) -> c_int {
                 SQLITE_IOERR
             }
         }
-        StorageError::Failed { .. } => SQLITE_IOERR,
+        StorageError::Failed { .. } | StorageError::Invariant(_) => SQLITE_IOERR,
     };
     report(code, &e.to_string());
     code

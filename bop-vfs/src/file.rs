@@ -16,6 +16,11 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// SQLite's WAL_WRITE_LOCK slot in the wal-index lock array.
 const WAL_WRITE_LOCK: usize = 0;
 
+/// Whether slots `[offset, offset + n)` include the WAL write lock.
+fn covers_write_lock(offset: usize, n: usize) -> bool {
+    (offset..offset + n).contains(&WAL_WRITE_LOCK)
+}
+
 /// What one open bop file handle is.
 #[derive(Debug)]
 pub enum BopFile {
@@ -55,8 +60,7 @@ impl MainFile {
 
     pub fn shm_lock(&mut self, offset: usize, n: usize, flags: c_int) -> c_int {
         let releasing_writer = flags & SQLITE_SHM_UNLOCK != 0
-            && offset <= WAL_WRITE_LOCK
-            && WAL_WRITE_LOCK < offset + n
+            && covers_write_lock(offset, n)
             && self.shm.excl_mask & (1 << WAL_WRITE_LOCK) != 0;
         let mut rc = SQLITE_OK;
         if releasing_writer {
@@ -70,8 +74,7 @@ impl MainFile {
         let took_writer = flags & SQLITE_SHM_LOCK != 0
             && flags & SQLITE_SHM_EXCLUSIVE != 0
             && lrc == SQLITE_OK
-            && offset <= WAL_WRITE_LOCK
-            && WAL_WRITE_LOCK < offset + n;
+            && covers_write_lock(offset, n);
         if took_writer {
             self.db.store.begin_write_transaction();
         }

@@ -342,8 +342,8 @@ unsafe extern "C" fn x_write(
 }
 
 unsafe extern "C" fn x_truncate(f: *mut sqlite3_file, size: sqlite3_int64) -> c_int {
-    // SAFETY: file opened by x_open.
     guard(SQLITE_IOERR_TRUNCATE, || {
+        // SAFETY: file opened by x_open.
         unsafe { state(f) }.truncate(size as u64)
     })
 }

@@ -2,7 +2,8 @@
 //! chunks (`chunks/`) located through the manifest's page index.
 //!
 //! Writes (from SQLite checkpoints) gather in memory; at most
-//! `chunk_pages_max` pages are held before they are written out as a chunk.
+//! `chunk_bytes_max` bytes of pages are held before they are written out as
+//! a chunk.
 //! Nothing becomes part of the store until [`PageStore::publish`] commits
 //! the new chunks and page locations in one manifest transaction, so a crash
 //! leaves the previously published image intact.
@@ -30,15 +31,22 @@ use crate::types::{ChunkId, PageNo};
 
 #[derive(Clone, Copy, Debug)]
 pub struct PageStoreConfig {
-    /// Most pages gathered in memory before they are written as a chunk.
-    pub chunk_pages_max: u32,
+    /// Most bytes of pages gathered in memory before they are written out
+    /// as one chunk (at least one page).
+    pub chunk_bytes_max: u64,
 }
 
 impl Default for PageStoreConfig {
     fn default() -> Self {
         PageStoreConfig {
-            chunk_pages_max: 4096,
+            chunk_bytes_max: 16 << 20,
         }
+    }
+}
+
+impl PageStoreConfig {
+    fn chunk_pages_max(&self, page_size: u32) -> usize {
+        (self.chunk_bytes_max / u64::from(page_size)).max(1) as usize
     }
 }
 
@@ -241,7 +249,7 @@ impl PageStore {
             let n = pgno.0 as usize;
             g.index.resize(n, None);
         }
-        if g.pending.len() >= self.config.chunk_pages_max as usize {
+        if g.pending.len() >= self.config.chunk_pages_max(self.page_size) {
             self.spill(&mut g)?;
         }
         Ok(())

@@ -1,0 +1,114 @@
+//! The C API declared in `include/bop.h`, for programs that link SQLite
+//! themselves.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use crate::{errors, SQLITE_ERROR, SQLITE_INTERNAL, SQLITE_MISUSE, SQLITE_OK};
+
+/// `bop_sqlite_api` in `include/bop.h`: the SQLite functions bop's VFS
+/// calls. A NULL member is rejected with `SQLITE_MISUSE`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BopSqliteApi {
+    /// `sqlite3_vfs_find`
+    pub vfs_find: Option<unsafe extern "C" fn(*const c_char) -> *mut c_void>,
+    /// `sqlite3_vfs_register`
+    pub vfs_register: Option<unsafe extern "C" fn(*mut c_void, c_int) -> c_int>,
+    /// `sqlite3_malloc`
+    pub malloc: Option<unsafe extern "C" fn(c_int) -> *mut c_void>,
+    /// `sqlite3_free`
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+    /// `sqlite3_uri_parameter`
+    pub uri_parameter: Option<unsafe extern "C" fn(*const c_char, *const c_char) -> *const c_char>,
+    /// `sqlite3_uri_key`
+    pub uri_key: Option<unsafe extern "C" fn(*const c_char, c_int) -> *const c_char>,
+    /// `sqlite3_log`
+    pub log: Option<unsafe extern "C" fn(c_int, *const c_char, ...)>,
+}
+
+impl BopSqliteApi {
+    fn to_vfs_api(self) -> Result<bop_vfs::SqliteApi, String> {
+        fn need<T>(f: Option<T>, name: &str) -> Result<T, String> {
+            f.ok_or_else(|| format!("bop_register_vfs: api->{name} is NULL"))
+        }
+        Ok(bop_vfs::SqliteApi {
+            vfs_find: need(self.vfs_find, "vfs_find")?,
+            vfs_register: need(self.vfs_register, "vfs_register")?,
+            malloc: need(self.malloc, "malloc")?,
+            free: need(self.free, "free")?,
+            uri_parameter: need(self.uri_parameter, "uri_parameter")?,
+            uri_key: need(self.uri_key, "uri_key")?,
+            log: need(self.log, "log")?,
+        })
+    }
+}
+
+/// Registers the VFS `bop` with the SQLite whose functions `api` holds.
+/// Returns `SQLITE_OK`, `SQLITE_MISUSE` (NULL `api` or member), SQLite's
+/// code if `sqlite3_vfs_register` fails, `SQLITE_ERROR` for other failures,
+/// or `SQLITE_INTERNAL` after an internal panic; on failure
+/// `bop_last_error()` says why.
+///
+/// # Safety
+/// `api` is NULL or points to a `bop_sqlite_api` whose members are the
+/// functions of one SQLite library that stays loaded for the rest of the
+/// process.
+#[no_mangle]
+pub unsafe extern "C" fn bop_register_vfs(api: *const BopSqliteApi, make_default: c_int) -> c_int {
+    let outcome = errors::catch_panic("bop_register_vfs", || {
+        // SAFETY: `api` is NULL or points to a valid bop_sqlite_api (caller's
+        // contract); it is copied, not kept.
+        let Some(api) = (unsafe { api.as_ref() }).copied() else {
+            return Err((SQLITE_MISUSE, "bop_register_vfs: api is NULL".to_owned()));
+        };
+        let api = api.to_vfs_api().map_err(|m| (SQLITE_MISUSE, m))?;
+        // SAFETY: the caller promises these are one SQLite's functions, valid
+        // for the rest of the process.
+        unsafe { bop_vfs::register(api, make_default != 0) }.map_err(|e| {
+            let code = match e {
+                bop_vfs::RegisterError::Sqlite(code) if code != SQLITE_OK => code,
+                _ => SQLITE_ERROR,
+            };
+            (code, e.to_string())
+        })
+    });
+    match outcome {
+        Ok(Ok(())) => {
+            errors::clear();
+            SQLITE_OK
+        }
+        Ok(Err((code, message))) => {
+            errors::set(message);
+            code
+        }
+        Err(panic_message) => {
+            errors::set(panic_message);
+            SQLITE_INTERNAL
+        }
+    }
+}
+
+/// The latest error message recorded by bop on the calling thread (by
+/// `bop_register_vfs`, the extension entry points, or the VFS while SQLite
+/// used it), or NULL if there is none. The string stays valid until the
+/// next call to a `bop_*` function on this thread.
+#[no_mangle]
+pub extern "C" fn bop_last_error() -> *const c_char {
+    errors::catch_panic("bop_last_error", || {
+        errors::to_returned_c_string(errors::latest())
+    })
+    .unwrap_or(std::ptr::null())
+}
+
+/// bop's version, e.g. `"0.1.0"`: a static string.
+#[no_mangle]
+pub extern "C" fn bop_version() -> *const c_char {
+    VERSION.as_ptr()
+}
+
+const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
+    Ok(v) => v,
+    Err(_) => panic!("CARGO_PKG_VERSION contains a NUL byte"),
+};
