@@ -322,10 +322,84 @@ impl PageStore {
         Ok(())
     }
 
+    /// Reads the page at `loc` and verifies it (caller holds the lock).
+    fn read_at(&self, g: &Inner, pgno: u32, loc: PageLoc, buf: &mut [u8]) -> Result<()> {
+        let c = g
+            .chunks
+            .get(&loc.chunk)
+            .expect("invariant 2: indexed chunk is open");
+        let offset = c.data_offset + u64::from(loc.slot) * u64::from(self.page_size);
+        c.file.read_exact_at(buf, offset)?;
+        let actual = crc32c::crc32c(buf);
+        if actual != loc.crc {
+            return Err(StorageError::corrupt(
+                &c.path,
+                offset,
+                format!(
+                    "page {pgno} checksum mismatch (stored {:08x}, computed {actual:08x})",
+                    loc.crc
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Space bound: moves the live pages of the sparsest published chunks
+    /// (less than half live) into a new chunk, at most one chunk's worth per
+    /// call, so the emptied chunks are deleted by this publish. Keeps the
+    /// page store within about twice the size of the live pages.
+    fn compact(&self, g: &mut Inner) -> Result<()> {
+        let budget = self.config.chunk_pages_max(self.page_size);
+        let mut sparse: Vec<(u32, ChunkId)> = g
+            .chunks
+            .iter()
+            .filter(|(_, c)| {
+                c.published && c.live > 0 && u64::from(c.live) * 2 < u64::from(c.page_count)
+            })
+            .map(|(id, c)| (c.live, *id))
+            .collect();
+        if sparse.is_empty() {
+            return Ok(());
+        }
+        sparse.sort_unstable();
+        let mut chosen = Vec::new();
+        let mut total = 0usize;
+        for (live, id) in sparse {
+            if total + live as usize > budget {
+                break;
+            }
+            total += live as usize;
+            chosen.push(id);
+        }
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; self.page_size as usize];
+        for p in 0..g.index.len() {
+            let Some(loc) = g.index[p] else { continue };
+            if !chosen.contains(&loc.chunk) {
+                continue;
+            }
+            self.read_at(g, p as u32 + 1, loc, &mut buf)?;
+            g.pending.insert(p as u32 + 1, buf.as_slice().into());
+        }
+        tracing::debug!(
+            chunks = chosen.len(),
+            pages = total,
+            "compacting sparse chunks"
+        );
+        self.spill(g)
+    }
+
     /// Makes every write so far part of the durable store, atomically.
     pub fn publish(&self, manifest: &Manifest) -> Result<()> {
         let mut g = self.inner.write().expect("page store lock");
         self.spill(&mut g)?;
+        if !g.dirty.is_empty() {
+            // Only when this publish carries a checkpoint: compaction rides
+            // along with real work and never runs on an idle store.
+            self.compact(&mut g)?;
+        }
         if g.dirty.is_empty() && g.live_changed.is_empty() && g.db_pages == g.published_db_pages {
             return Ok(());
         }
