@@ -1,0 +1,131 @@
+//! Workloads shared by the comparison harness and the criterion benches.
+//! Each runs the same SQL on a connection, whatever stores it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OpenFlags};
+
+/// Which storage a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Stock SQLite: a plain file in WAL mode.
+    Stock,
+    /// The same SQLite library over the bop VFS.
+    Bop,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Stock => "stock",
+            Engine::Bop => "bop",
+        }
+    }
+}
+
+/// Opens `dir/name` on `engine` with `synchronous` and the same page size.
+pub fn open(engine: Engine, dir: &Path, name: &str, synchronous: &str) -> Connection {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = match engine {
+        Engine::Stock => {
+            let c = Connection::open_with_flags(dir.join(name), flags).expect("open stock");
+            c.pragma_update(None, "page_size", 4096).expect("page_size");
+            let mode: String = c
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .expect("mode");
+            if mode != "wal" {
+                c.pragma_update(None, "journal_mode", "wal").expect("wal");
+            }
+            c
+        }
+        Engine::Bop => {
+            bop_rusqlite::register().expect("register bop");
+            let uri = format!("file:{}?vfs=bop&page_size=4096", dir.join(name).display());
+            Connection::open_with_flags(uri, flags).expect("open bop")
+        }
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .expect("synchronous");
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS kv(k INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+        .expect("schema");
+    conn
+}
+
+/// `n` single-row commits; returns per-commit latencies.
+pub fn single_row_commits(conn: &Connection, first_key: i64, n: usize) -> Vec<Duration> {
+    let mut stmt = conn
+        .prepare("INSERT INTO kv(k, v) VALUES (?1, ?2)")
+        .expect("prepare");
+    let value = vec![0x5au8; 100];
+    (0..n)
+        .map(|i| {
+            let t = Instant::now();
+            stmt.execute(params![first_key + i as i64, value])
+                .expect("insert");
+            t.elapsed()
+        })
+        .collect()
+}
+
+/// Loads `rows` 100-byte rows in transactions of `per_txn`.
+pub fn bulk_load(conn: &Connection, first_key: i64, rows: usize, per_txn: usize) -> Duration {
+    let t = Instant::now();
+    let value = vec![0xa5u8; 100];
+    let mut k = first_key;
+    let mut left = rows;
+    while left > 0 {
+        let n = left.min(per_txn);
+        let tx = conn.unchecked_transaction().expect("begin");
+        {
+            let mut stmt = tx
+                .prepare("INSERT INTO kv(k, v) VALUES (?1, ?2)")
+                .expect("prepare");
+            for _ in 0..n {
+                stmt.execute(params![k, value]).expect("insert");
+                k += 1;
+            }
+        }
+        tx.commit().expect("commit");
+        left -= n;
+    }
+    t.elapsed()
+}
+
+/// `n` point reads of random keys in `[1, keys]`.
+pub fn point_reads(conn: &Connection, keys: i64, n: usize, seed: u64) -> Duration {
+    let mut stmt = conn
+        .prepare("SELECT length(v) FROM kv WHERE k = ?1")
+        .expect("prepare");
+    let mut x = seed | 1;
+    let t = Instant::now();
+    for _ in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = 1 + (x % keys as u64) as i64;
+        let _: i64 = stmt.query_row([k], |r| r.get(0)).expect("read");
+    }
+    t.elapsed()
+}
+
+/// Median of a sample.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Percentile (0..=100) of latencies, in microseconds.
+pub fn percentile_us(lat: &[Duration], pct: f64) -> f64 {
+    let mut v: Vec<f64> = lat.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let idx = ((pct / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[idx]
+}
