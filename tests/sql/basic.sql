@@ -1,0 +1,14 @@
+CREATE TABLE dept(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE emp(id INTEGER PRIMARY KEY, name TEXT NOT NULL, dept INTEGER REFERENCES dept(id), salary INTEGER);
+CREATE INDEX emp_dept ON emp(dept);
+INSERT INTO dept VALUES (1, 'eng'), (2, 'ops'), (3, 'sales');
+INSERT INTO emp VALUES (1, 'ada', 1, 120), (2, 'bob', 1, 100), (3, 'cy', 2, 90), (4, 'di', 2, 95), (5, 'ed', NULL, 50);
+UPDATE emp SET salary = salary + 10 WHERE dept = 2;
+DELETE FROM emp WHERE name = 'bob';
+SELECT d.name, count(e.id), sum(e.salary) FROM dept d LEFT JOIN emp e ON e.dept = d.id GROUP BY d.id ORDER BY d.id;
+SELECT e.name, d.name FROM emp e JOIN dept d ON d.id = e.dept ORDER BY e.name;
+SELECT name FROM emp WHERE dept IS NULL;
+SELECT max(salary), min(salary), avg(salary) FROM emp;
+SELECT group_concat(name, ',') FROM (SELECT name FROM emp ORDER BY salary DESC);
+SELECT count(*) FROM emp WHERE dept = 2;
+SELECT name FROM sqlite_master ORDER BY name;

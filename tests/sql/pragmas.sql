@@ -1,0 +1,12 @@
+PRAGMA journal_mode;
+CREATE TABLE t(x);
+INSERT INTO t VALUES (1), (2), (3);
+PRAGMA journal_mode;
+PRAGMA journal_mode=wal;
+PRAGMA page_size;
+SELECT sum(x) FROM t;
+PRAGMA wal_checkpoint(TRUNCATE);
+INSERT INTO t VALUES (4);
+SELECT sum(x) FROM t;
+PRAGMA integrity_check;
+PRAGMA quick_check;
