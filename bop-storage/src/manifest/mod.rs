@@ -104,8 +104,11 @@ impl Manifest {
         let pages = env
             .create_database(&mut wtxn, Some("pages"))
             .map_err(map_err)?;
+        // A manifest whose first transaction never committed (a crash while
+        // the store was being created) is empty: create it now.
+        let empty = meta.is_empty(&wtxn).map_err(map_err)?;
         match meta.get(&wtxn, meta_key::FORMAT_VERSION).map_err(map_err)? {
-            None if create => {
+            None if create || empty => {
                 let put = |w: &mut heed::RwTxn, k: &[u8], v: &[u8]| meta.put(w, k, v);
                 put(
                     &mut wtxn,
