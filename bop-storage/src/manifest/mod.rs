@@ -50,7 +50,7 @@ pub struct ManifestState {
     pub db_pages: u32,
     pub next_chunk_id: ChunkId,
     pub next_segment_id: SegmentId,
-    pub wal_base_lsn: Lsn,
+    pub checkpoint_lsn: Lsn,
     pub epoch: Epoch,
     pub clean_shutdown: bool,
     pub segments: Vec<SegmentMeta>,
@@ -122,7 +122,7 @@ impl Manifest {
                 put(&mut wtxn, meta_key::NEXT_SEGMENT_ID, &1u64.to_le_bytes()).map_err(map_err)?;
                 put(
                     &mut wtxn,
-                    meta_key::WAL_BASE_LSN,
+                    meta_key::CHECKPOINT_LSN,
                     &Lsn::FIRST.0.to_le_bytes(),
                 )
                 .map_err(map_err)?;
@@ -205,7 +205,7 @@ impl Manifest {
             db_pages: self.meta_u32(&rtxn, meta_key::DB_PAGES)?,
             next_chunk_id: ChunkId(self.meta_u64(&rtxn, meta_key::NEXT_CHUNK_ID)?),
             next_segment_id: SegmentId(self.meta_u64(&rtxn, meta_key::NEXT_SEGMENT_ID)?),
-            wal_base_lsn: Lsn(self.meta_u64(&rtxn, meta_key::WAL_BASE_LSN)?),
+            checkpoint_lsn: Lsn(self.meta_u64(&rtxn, meta_key::CHECKPOINT_LSN)?),
             epoch: Epoch(self.meta_u32(&rtxn, meta_key::EPOCH)?),
             clean_shutdown: clean,
             segments,
@@ -263,7 +263,7 @@ impl Manifest {
             self.segments.delete(&mut w, &key_u64(id.0)).map_err(&me)?;
         }
         self.meta
-            .put(&mut w, meta_key::WAL_BASE_LSN, &base.0.to_le_bytes())
+            .put(&mut w, meta_key::CHECKPOINT_LSN, &base.0.to_le_bytes())
             .map_err(&me)?;
         w.commit().map_err(&me)
     }

@@ -25,7 +25,7 @@ pub mod meta_key {
     pub const DB_PAGES: &[u8] = b"db_pages";
     pub const NEXT_CHUNK_ID: &[u8] = b"next_chunk_id";
     pub const NEXT_SEGMENT_ID: &[u8] = b"next_segment_id";
-    pub const WAL_BASE_LSN: &[u8] = b"wal_base_lsn";
+    pub const CHECKPOINT_LSN: &[u8] = b"checkpoint_lsn";
     pub const EPOCH: &[u8] = b"epoch";
     pub const CLEAN_SHUTDOWN: &[u8] = b"clean_shutdown";
 }

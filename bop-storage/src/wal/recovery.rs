@@ -82,7 +82,7 @@ impl Wal {
         let mut expected = segments
             .first()
             .map(|s| s.header.first_lsn)
-            .unwrap_or(state.wal_base_lsn);
+            .unwrap_or(state.checkpoint_lsn);
         let mut last_epoch = Epoch(0);
         let mut end: Option<(usize, u64)> = None; // (segment index, offset) where appends continue
         'segments: for (si, seg) in segments.iter().enumerate() {
@@ -113,7 +113,7 @@ impl Wal {
                             payload_offset: pos + RECORD_HEADER_LEN as u64,
                             payload_len: h.payload_len,
                         };
-                        if h.lsn >= state.wal_base_lsn {
+                        if h.lsn >= state.checkpoint_lsn {
                             records.push(RecoveredRecord {
                                 loc,
                                 wal_offset: h.wal_offset,
@@ -162,7 +162,7 @@ impl Wal {
         let keep = end.map(|(si, _)| si + 1).unwrap_or(segments.len());
         if keep < segments.len() {
             let extra: Vec<SegmentId> = segments[keep..].iter().map(|s| s.header.id).collect();
-            manifest.drop_segments(&extra, state.wal_base_lsn)?;
+            manifest.drop_segments(&extra, state.checkpoint_lsn)?;
             for s in segments.drain(keep..) {
                 io.remove_file(&s.path)?;
             }
