@@ -16,5 +16,5 @@ pub mod types;
 pub mod wal;
 
 pub use error::{Result, StorageError};
-pub use store::{is_store, validate_page_size, Store, StoreOptions, StoreStats};
+pub use store::{is_store, validate_page_size, Store, StoreOptions, StoreStats, VerifyReport};
 pub use types::{ChunkId, Epoch, Lsn, PageNo, SegmentId};

@@ -330,6 +330,11 @@ impl SqliteLog {
         Ok(())
     }
 
+    /// The records of the current image (for verification outside the lock).
+    pub fn record_locs(&self) -> Vec<RecordLoc> {
+        self.records.iter().map(|r| r.loc.clone()).collect()
+    }
+
     pub fn frame_count(&self) -> u64 {
         self.committed_end.saturating_sub(SQLITE_WAL_HEADER_LEN) / self.frame_len
     }

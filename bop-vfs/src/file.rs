@@ -122,6 +122,13 @@ impl MainFile {
                     s.pages.pending_pages
                 )))
             }
+            "bop_verify" => match self.db.store.verify() {
+                Ok(r) => PragmaOutcome::Answer(Some(format!(
+                    "ok pages={} records={}",
+                    r.pages_checked, r.records_checked
+                ))),
+                Err(e) => PragmaOutcome::Refuse(e.to_string()),
+            },
             _ => PragmaOutcome::NotFound,
         }
     }

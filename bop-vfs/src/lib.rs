@@ -33,6 +33,39 @@ mod vfs;
 use std::ffi::{c_char, c_int, c_void};
 
 pub use errors::last_error;
+
+/// Hooks for tests and tools that drive stores opened through the VFS.
+pub mod testing {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use bop_storage::io::IoBackend;
+    use bop_storage::{StorageError, VerifyReport};
+
+    fn key(path: &Path) -> std::path::PathBuf {
+        crate::vfs::full_pathname(&path.to_string_lossy()).unwrap_or_else(|_| path.to_path_buf())
+    }
+
+    /// Routes the I/O of the store at `path`, from its next open on, through
+    /// `io` (for example a [`bop_storage::io::sim::SimFs`]); `None` restores
+    /// the default backend.
+    pub fn set_store_io(path: &Path, io: Option<Arc<dyn IoBackend>>) {
+        crate::vfs::set_store_io(&key(path), io);
+    }
+
+    /// Stops the open store at `path` dead, as a crash would (see
+    /// `Store::halt`). Returns whether it was open.
+    pub fn halt(path: &Path) -> bool {
+        crate::vfs::find_open(&key(path))
+            .map(|db| db.store.halt())
+            .is_some()
+    }
+
+    /// Verifies every checksum of the open store at `path`.
+    pub fn verify(path: &Path) -> Option<Result<VerifyReport, StorageError>> {
+        crate::vfs::find_open(&key(path)).map(|db| db.store.verify())
+    }
+}
 pub use uri::{Params, PARAMS_DOC};
 
 /// The VFS name used in `file:PATH?vfs=bop`.

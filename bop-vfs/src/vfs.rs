@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use bop_storage::io::IoBackend;
 use bop_storage::{is_store, StorageError, Store, StoreOptions};
 
 use crate::locks::DbLocks;
@@ -48,6 +49,9 @@ pub fn open_main(
         ..Default::default()
     };
     params.apply(&mut opts);
+    if let Some(io) = io_override(path) {
+        opts.io = io;
+    }
     let store = Store::open_shared(path, &opts)?;
     let db = Arc::new(DbShared {
         store,
@@ -56,6 +60,29 @@ pub fn open_main(
     });
     reg.insert(path.to_path_buf(), Arc::downgrade(&db));
     Ok(db)
+}
+
+fn io_overrides() -> &'static Mutex<HashMap<PathBuf, Arc<dyn IoBackend>>> {
+    static IO: OnceLock<Mutex<HashMap<PathBuf, Arc<dyn IoBackend>>>> = OnceLock::new();
+    IO.get_or_init(Default::default)
+}
+
+fn io_override(path: &Path) -> Option<Arc<dyn IoBackend>> {
+    io_overrides()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(path)
+        .cloned()
+}
+
+/// Routes the I/O of the store at `path` (when it is next opened) through
+/// `io`, or back to the default backend with `None`.
+pub fn set_store_io(path: &Path, io: Option<Arc<dyn IoBackend>>) {
+    let mut m = io_overrides().lock().unwrap_or_else(|p| p.into_inner());
+    match io {
+        Some(io) => m.insert(path.to_path_buf(), io),
+        None => m.remove(path),
+    };
 }
 
 /// The open database a name refers to, if it is `<db>` or `<db>-suffix`.

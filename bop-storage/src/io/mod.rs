@@ -3,6 +3,7 @@
 //! writes, torn writes, EIO, ENOSPC) and later issues can add direct I/O and
 //! io_uring behind the same interface.
 
+pub mod sim;
 mod std_backend;
 
 use std::path::{Path, PathBuf};

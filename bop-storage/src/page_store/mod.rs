@@ -391,6 +391,20 @@ impl PageStore {
         self.spill(g)
     }
 
+    /// Reads and verifies every page the index points at; returns how many.
+    pub fn verify_all(&self) -> Result<u64> {
+        let g = self.inner.read().expect("page store lock");
+        let mut buf = vec![0u8; self.page_size as usize];
+        let mut checked = 0;
+        for (i, loc) in g.index.iter().enumerate() {
+            if let Some(loc) = loc {
+                self.read_at(&g, i as u32 + 1, *loc, &mut buf)?;
+                checked += 1;
+            }
+        }
+        Ok(checked)
+    }
+
     /// Makes every write so far part of the durable store, atomically.
     pub fn publish(&self, manifest: &Manifest) -> Result<()> {
         let mut g = self.inner.write().expect("page store lock");

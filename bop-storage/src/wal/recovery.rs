@@ -112,6 +112,7 @@ impl Wal {
                             segment: seg.clone(),
                             payload_offset: pos + RECORD_HEADER_LEN as u64,
                             payload_len: h.payload_len,
+                            payload_crc: h.payload_crc,
                         };
                         if h.lsn >= state.checkpoint_lsn {
                             records.push(RecoveredRecord {

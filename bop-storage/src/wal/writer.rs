@@ -34,9 +34,24 @@ pub struct RecordLoc {
     /// Offset of the payload (after the record header) in the segment file.
     pub payload_offset: u64,
     pub payload_len: u32,
+    pub payload_crc: u32,
 }
 
 impl RecordLoc {
+    /// Re-reads the whole payload and checks its checksum.
+    pub fn verify(&self) -> Result<()> {
+        let mut buf = vec![0u8; self.payload_len as usize];
+        self.read(&mut buf, 0)?;
+        if crc32c::crc32c(&buf) != self.payload_crc {
+            return Err(StorageError::corrupt(
+                &self.segment.path,
+                self.payload_offset,
+                format!("WAL record {} payload checksum mismatch", self.lsn),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads `buf.len()` payload bytes starting `offset` bytes into the payload.
     pub fn read(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         debug_assert!(offset + buf.len() as u64 <= u64::from(self.payload_len));
@@ -117,6 +132,7 @@ impl Wal {
             segment,
             payload_offset: self.append_offset + RECORD_HEADER_LEN as u64,
             payload_len,
+            payload_crc: header.payload_crc,
         };
         self.append_offset += needed;
         self.written_lsn = header.lsn;

@@ -1,0 +1,529 @@
+//! A simulated file system for tests: everything in memory, deterministic
+//! from a seed, with the faults real disks and kernels produce.
+//!
+//! - **Power cut** ([`SimFs::crash`]): writes, length changes, creations and
+//!   removals not yet made durable are lost — all, none, or any subset, and
+//!   a lost-in-part write keeps only some of its 512-byte sectors, in any
+//!   order the kernel could produce. The old file system then fails every
+//!   operation with EIO (the machine is off); the returned one holds what a
+//!   reboot would find.
+//! - **Errors** ([`SimFs::inject`]): EIO, ENOSPC or any errno at the Nth
+//!   matching operation, optionally only on paths containing a string,
+//!   once or sticky.
+//!
+//! Durability model: `sync_data` makes a file's content durable; a file's
+//! creation or removal is durable once its directory is synced
+//! (`sync_dir`). Directories themselves are durable when created.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{IoBackend, IoFile, OpenMode};
+use crate::error::{Result, StorageError};
+
+const SECTOR: usize = 512;
+
+/// Kinds of operation a fault can target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOp {
+    Read,
+    Write,
+    Sync,
+    Open,
+    Any,
+}
+
+/// One injected fault.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub op: FaultOp,
+    /// Fails the `nth` matching operation from now on (1 = the next one).
+    pub nth: u64,
+    pub errno: i32,
+    /// Only operations on paths containing this string match.
+    pub path_contains: Option<String>,
+    /// Keep failing every matching operation after the first failure.
+    pub sticky: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug, Default, Clone)]
+struct FileState {
+    /// What reads see.
+    current: Vec<u8>,
+    /// What survives a power cut.
+    durable: Vec<u8>,
+    /// Changes since the last sync, in order.
+    pending: Vec<Pending>,
+    /// The file's directory entry survives a power cut.
+    entry_durable: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: BTreeMap<PathBuf, Arc<Mutex<FileState>>>,
+    /// Files removed whose removal is not yet durable (entry resurrects on a
+    /// power cut), with their durable content.
+    removed: BTreeMap<PathBuf, Vec<u8>>,
+    dirs: BTreeSet<PathBuf>,
+    faults: Vec<(Fault, u64)>,
+    crashed: bool,
+    /// Counters for the test report.
+    ops: u64,
+    faults_fired: u64,
+}
+
+/// The simulated file system. Cheap to clone (shared state).
+#[derive(Debug, Clone, Default)]
+pub struct SimFs {
+    state: Arc<Mutex<State>>,
+}
+
+/// A small deterministic generator (xorshift64*), so a failing seed replays.
+#[derive(Debug, Clone)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    pub fn new(seed: u64) -> SimRng {
+        SimRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// How much of the not-yet-durable state a power cut keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Everything unsynced is lost.
+    LoseAll,
+    /// Everything written survives (a process crash: the kernel had it).
+    KeepAll,
+    /// Each unsynced change survives or not at random; writes may be torn
+    /// at sector boundaries; unsynced directory entries may vanish.
+    Random,
+}
+
+/// Counters of a simulated file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimStats {
+    pub ops: u64,
+    pub faults_fired: u64,
+    pub files: usize,
+}
+
+fn errno_err(op: &'static str, path: &Path, errno: i32) -> StorageError {
+    StorageError::io(op, path, std::io::Error::from_raw_os_error(errno))
+}
+
+impl SimFs {
+    pub fn new() -> SimFs {
+        SimFs::default()
+    }
+
+    /// Adds a fault rule.
+    pub fn inject(&self, fault: Fault) {
+        let mut s = self.state.lock().expect("sim lock");
+        s.faults.push((fault, 0));
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.state.lock().expect("sim lock").faults.clear();
+    }
+
+    pub fn stats(&self) -> SimStats {
+        let s = self.state.lock().expect("sim lock");
+        SimStats {
+            ops: s.ops,
+            faults_fired: s.faults_fired,
+            files: s.files.len(),
+        }
+    }
+
+    /// Checks crash state and fault rules for one operation.
+    fn check(&self, op: FaultOp, name: &'static str, path: &Path) -> Result<()> {
+        let mut s = self.state.lock().expect("sim lock");
+        if s.crashed {
+            return Err(errno_err(name, path, libc::EIO));
+        }
+        s.ops += 1;
+        let path_str = path.to_string_lossy();
+        let mut fire = None;
+        for (f, seen) in s.faults.iter_mut() {
+            let op_matches = f.op == FaultOp::Any || f.op == op;
+            let path_matches = f
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path_str.contains(p));
+            if !(op_matches && path_matches) {
+                continue;
+            }
+            *seen += 1;
+            if *seen == f.nth || (f.sticky && *seen > f.nth) {
+                fire = Some(f.errno);
+                break;
+            }
+        }
+        if let Some(errno) = fire {
+            s.faults_fired += 1;
+            return Err(errno_err(name, path, errno));
+        }
+        Ok(())
+    }
+
+    /// Simulates a power cut: returns the file system a reboot finds, and
+    /// makes this one fail every further operation.
+    pub fn crash(&self, mode: CrashMode, rng: &mut SimRng) -> SimFs {
+        let mut s = self.state.lock().expect("sim lock");
+        s.crashed = true;
+        let mut next = State {
+            dirs: s.dirs.clone(),
+            ..Default::default()
+        };
+        for (path, data) in &s.removed {
+            let keep_removal = match mode {
+                CrashMode::LoseAll => false,
+                CrashMode::KeepAll => true,
+                CrashMode::Random => rng.chance(50),
+            };
+            if !keep_removal {
+                next.files.insert(
+                    path.clone(),
+                    Arc::new(Mutex::new(FileState {
+                        current: data.clone(),
+                        durable: data.clone(),
+                        pending: vec![],
+                        entry_durable: true,
+                    })),
+                );
+            }
+        }
+        for (path, f) in &s.files {
+            let f = f.lock().expect("file lock");
+            let keep_entry = f.entry_durable
+                || match mode {
+                    CrashMode::LoseAll => false,
+                    CrashMode::KeepAll => true,
+                    CrashMode::Random => rng.chance(50),
+                };
+            if !keep_entry {
+                continue;
+            }
+            let mut data = f.durable.clone();
+            for p in &f.pending {
+                let apply = match mode {
+                    CrashMode::LoseAll => false,
+                    CrashMode::KeepAll => true,
+                    CrashMode::Random => rng.chance(60),
+                };
+                if !apply {
+                    continue;
+                }
+                match p {
+                    Pending::SetLen(len) => data.resize(*len as usize, 0),
+                    Pending::Write {
+                        offset,
+                        data: bytes,
+                    } => {
+                        let torn = mode == CrashMode::Random && rng.chance(30);
+                        let end = *offset as usize + bytes.len();
+                        if data.len() < end {
+                            data.resize(end, 0);
+                        }
+                        if !torn {
+                            data[*offset as usize..end].copy_from_slice(bytes);
+                            continue;
+                        }
+                        // Keep a random subset of the sectors the write touched.
+                        let mut at = 0usize;
+                        while at < bytes.len() {
+                            let abs = *offset as usize + at;
+                            let sector_end = (abs / SECTOR + 1) * SECTOR;
+                            let n = (sector_end - abs).min(bytes.len() - at);
+                            if rng.chance(50) {
+                                data[abs..abs + n].copy_from_slice(&bytes[at..at + n]);
+                            }
+                            at += n;
+                        }
+                    }
+                }
+            }
+            next.files.insert(
+                path.clone(),
+                Arc::new(Mutex::new(FileState {
+                    current: data.clone(),
+                    durable: data,
+                    pending: vec![],
+                    entry_durable: true,
+                })),
+            );
+        }
+        SimFs {
+            state: Arc::new(Mutex::new(next)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SimFile {
+    fs: SimFs,
+    path: PathBuf,
+    state: Arc<Mutex<FileState>>,
+    read_only: bool,
+}
+
+impl IoFile for SimFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let n = self.read_at(buf, offset)?;
+        if n < buf.len() {
+            return Err(StorageError::io(
+                "read",
+                &self.path,
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        self.fs.check(FaultOp::Read, "read", &self.path)?;
+        let f = self.state.lock().expect("file lock");
+        let start = (offset as usize).min(f.current.len());
+        let n = (f.current.len() - start).min(buf.len());
+        buf[..n].copy_from_slice(&f.current[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if self.read_only {
+            return Err(errno_err("write", &self.path, libc::EBADF));
+        }
+        self.fs.check(FaultOp::Write, "write", &self.path)?;
+        let mut f = self.state.lock().expect("file lock");
+        let end = offset as usize + buf.len();
+        if f.current.len() < end {
+            f.current.resize(end, 0);
+        }
+        f.current[offset as usize..end].copy_from_slice(buf);
+        f.pending.push(Pending::Write {
+            offset,
+            data: buf.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<()> {
+        self.fs.check(FaultOp::Sync, "fdatasync", &self.path)?;
+        let mut f = self.state.lock().expect("file lock");
+        let pending = std::mem::take(&mut f.pending);
+        for p in pending {
+            match p {
+                Pending::SetLen(len) => f.durable.resize(len as usize, 0),
+                Pending::Write { offset, data } => {
+                    let end = offset as usize + data.len();
+                    if f.durable.len() < end {
+                        f.durable.resize(end, 0);
+                    }
+                    f.durable[offset as usize..end].copy_from_slice(&data);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn allocate(&self, len_bytes: u64) -> Result<()> {
+        self.fs.check(FaultOp::Write, "fallocate", &self.path)?;
+        let mut f = self.state.lock().expect("file lock");
+        if (f.current.len() as u64) < len_bytes {
+            f.current.resize(len_bytes as usize, 0);
+            f.pending.push(Pending::SetLen(len_bytes));
+        }
+        Ok(())
+    }
+
+    fn truncate(&self, len_bytes: u64) -> Result<()> {
+        self.fs.check(FaultOp::Write, "truncate", &self.path)?;
+        let mut f = self.state.lock().expect("file lock");
+        f.current.resize(len_bytes as usize, 0);
+        f.pending.push(Pending::SetLen(len_bytes));
+        Ok(())
+    }
+
+    fn len_bytes(&self) -> Result<u64> {
+        self.fs.check(FaultOp::Read, "stat", &self.path)?;
+        Ok(self.state.lock().expect("file lock").current.len() as u64)
+    }
+}
+
+impl IoBackend for SimFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>> {
+        self.check(FaultOp::Open, "open", path)?;
+        let mut s = self.state.lock().expect("sim lock");
+        let existing = s.files.get(path).cloned();
+        let state = match (mode, existing) {
+            (OpenMode::CreateNew, Some(_)) => return Err(errno_err("open", path, libc::EEXIST)),
+            (OpenMode::CreateNew, None) => {
+                let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+                if !s.dirs.contains(&parent) {
+                    return Err(errno_err("open", path, libc::ENOENT));
+                }
+                s.removed.remove(path);
+                let st = Arc::new(Mutex::new(FileState::default()));
+                s.files.insert(path.to_path_buf(), st.clone());
+                st
+            }
+            (_, Some(st)) => st,
+            (_, None) => return Err(errno_err("open", path, libc::ENOENT)),
+        };
+        Ok(Arc::new(SimFile {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+            state,
+            read_only: mode == OpenMode::ReadOnly,
+        }))
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        self.check(FaultOp::Write, "unlink", path)?;
+        let mut s = self.state.lock().expect("sim lock");
+        if let Some(f) = s.files.remove(path) {
+            let f = f.lock().expect("file lock");
+            if f.entry_durable {
+                let durable = f.durable.clone();
+                drop(f);
+                s.removed.insert(path.to_path_buf(), durable);
+            }
+        }
+        Ok(())
+    }
+
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        self.check(FaultOp::Write, "mkdir", path)?;
+        let mut s = self.state.lock().expect("sim lock");
+        for a in path.ancestors() {
+            s.dirs.insert(a.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        self.check(FaultOp::Sync, "fsync dir", path)?;
+        let mut s = self.state.lock().expect("sim lock");
+        for (p, f) in &s.files {
+            if p.parent() == Some(path) {
+                f.lock().expect("file lock").entry_durable = true;
+            }
+        }
+        s.removed.retain(|p, _| p.parent() != Some(path));
+        Ok(())
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        self.check(FaultOp::Read, "readdir", dir)?;
+        let s = self.state.lock().expect("sim lock");
+        Ok(s.files
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .cloned()
+            .collect())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let s = self.state.lock().expect("sim lock");
+        s.files.contains_key(path) || s.dirs.contains(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsynced_writes_are_lost_synced_kept() {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
+        f.write_all_at(b"hello", 0).unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        f.write_all_at(b"HELLO world", 0).unwrap();
+        let after = fs.crash(CrashMode::LoseAll, &mut SimRng::new(1));
+        assert!(f.write_all_at(b"x", 0).is_err(), "the old fs is off");
+        let g = after.open(Path::new("/d/a"), OpenMode::Existing).unwrap();
+        let mut buf = vec![0u8; 16];
+        let n = g.read_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+    }
+
+    #[test]
+    fn undurable_entries_vanish_and_faults_fire() {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
+        f.write_all_at(b"x", 0).unwrap();
+        f.sync_data().unwrap(); // data synced, directory not
+        let after = fs.crash(CrashMode::LoseAll, &mut SimRng::new(2));
+        assert!(!after.exists(Path::new("/d/a")));
+
+        after.inject(Fault {
+            op: FaultOp::Write,
+            nth: 2,
+            errno: libc::ENOSPC,
+            path_contains: None,
+            sticky: false,
+        });
+        let g = after.open(Path::new("/d/b"), OpenMode::CreateNew).unwrap();
+        g.write_all_at(b"1", 0).unwrap();
+        let e = g.write_all_at(b"2", 1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        g.write_all_at(b"3", 2).unwrap();
+    }
+
+    #[test]
+    fn random_crash_tears_at_sector_boundaries() {
+        let mut saw_torn = false;
+        for seed in 0..64 {
+            let fs2 = SimFs::new();
+            fs2.create_dir_all(Path::new("/d")).unwrap();
+            let h = fs2.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
+            h.write_all_at(&vec![0u8; 4096], 0).unwrap();
+            h.sync_data().unwrap();
+            fs2.sync_dir(Path::new("/d")).unwrap();
+            h.write_all_at(&vec![1u8; 4096], 0).unwrap();
+            let after = fs2.crash(CrashMode::Random, &mut SimRng::new(seed));
+            let g = after.open(Path::new("/d/a"), OpenMode::Existing).unwrap();
+            let mut buf = vec![0u8; 4096];
+            g.read_exact_at(&mut buf, 0).unwrap();
+            for sector in buf.chunks(SECTOR) {
+                assert!(sector.iter().all(|&b| b == sector[0]), "sectors are atomic");
+            }
+            if buf.chunks(SECTOR).any(|s| s[0] == 0) && buf.chunks(SECTOR).any(|s| s[0] == 1) {
+                saw_torn = true;
+            }
+        }
+        assert!(saw_torn, "some seed tears the write");
+    }
+}
