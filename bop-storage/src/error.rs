@@ -46,7 +46,13 @@ pub enum StorageError {
     Invariant(String),
     /// The store refuses writes after an earlier unrecoverable failure.
     #[error("bop: store {path} is failed and refuses writes: {reason}")]
-    Failed { path: PathBuf, reason: String },
+    Failed {
+        path: PathBuf,
+        reason: String,
+        /// The OS error behind the original failure (ENOSPC keeps being
+        /// reported as a full disk).
+        errno: Option<i32>,
+    },
 }
 
 impl StorageError {
@@ -66,10 +72,28 @@ impl StorageError {
         }
     }
 
+    /// Whether the failure is (or was caused by) a full disk or a full
+    /// manifest map.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+            || matches!(
+                self,
+                StorageError::Manifest {
+                    source: heed::Error::Mdb(heed::MdbError::MapFull),
+                    ..
+                }
+            )
+    }
+
     /// The raw OS error number, when the failure came from the kernel.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             StorageError::Io { source, .. } => source.raw_os_error(),
+            StorageError::Failed { errno, .. } => *errno,
+            StorageError::Manifest {
+                source: heed::Error::Io(io),
+                ..
+            } => io.raw_os_error(),
             _ => None,
         }
     }

@@ -89,8 +89,9 @@ pub struct Store {
     pages: PageStore,
     log: Mutex<SqliteLog>,
     page_size: u32,
-    /// Set after a write path failed; the store then refuses writes.
-    failed: Mutex<Option<String>>,
+    /// Set after a write path failed (the reason and the OS error number
+    /// behind it, if any); the store then refuses writes.
+    failed: Mutex<Option<(String, Option<i32>)>>,
     _lock: File,
 }
 
@@ -263,9 +264,10 @@ impl Store {
     fn check_writable(&self) -> Result<()> {
         match &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
             None => Ok(()),
-            Some(reason) => Err(StorageError::Failed {
+            Some((reason, errno)) => Err(StorageError::Failed {
                 path: self.path.clone(),
                 reason: reason.clone(),
+                errno: *errno,
             }),
         }
     }
@@ -277,7 +279,8 @@ impl Store {
         if let Err(e) = &r {
             if !matches!(e, StorageError::Limit(_) | StorageError::Config(_)) {
                 tracing::error!(error = %e, "store write path failed; refusing further writes");
-                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((e.to_string(), e.raw_os_error()));
             }
         }
         r
@@ -449,7 +452,7 @@ impl Store {
     /// Stops the store dead, as a crash would: every later write is refused
     /// and closing does nothing. For tests that simulate power cuts.
     pub fn halt(&self) {
-        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some("halted".into());
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(("halted".into(), None));
     }
 
     /// Verifies every checksum of the store: each page the page index

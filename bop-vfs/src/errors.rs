@@ -47,7 +47,7 @@ pub fn report(code: c_int, msg: &str) {
 pub fn to_code(e: &StorageError, op: Op) -> c_int {
     let code = match e {
         StorageError::Io { source, .. } => match source.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => SQLITE_FULL,
+            _ if e.is_disk_full() => SQLITE_FULL,
             Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) if op == Op::Open => {
                 SQLITE_CANTOPEN
             }
@@ -75,6 +75,7 @@ pub fn to_code(e: &StorageError, op: Op) -> c_int {
         }
         StorageError::Format { .. } => SQLITE_NOTADB,
         StorageError::Limit(_) => SQLITE_FULL,
+        StorageError::Manifest { .. } if e.is_disk_full() => SQLITE_FULL,
         StorageError::Manifest { .. } => {
             if op == Op::Open {
                 SQLITE_CANTOPEN
@@ -82,6 +83,7 @@ pub fn to_code(e: &StorageError, op: Op) -> c_int {
                 SQLITE_IOERR
             }
         }
+        StorageError::Failed { .. } if e.is_disk_full() => SQLITE_FULL,
         StorageError::Failed { .. } | StorageError::Invariant(_) => SQLITE_IOERR,
     };
     report(code, &e.to_string());
