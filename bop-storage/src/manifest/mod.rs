@@ -165,14 +165,25 @@ impl Manifest {
         }
     }
 
+    fn meta_value<'t>(&self, txn: &'t heed::RoTxn, key: &[u8]) -> Result<&'t [u8]> {
+        self.meta
+            .get(txn, key)
+            .map_err(self.map_err())?
+            .ok_or_else(|| {
+                StorageError::corrupt(
+                    &self.path,
+                    0,
+                    format!("manifest lacks meta key {:?}", String::from_utf8_lossy(key)),
+                )
+            })
+    }
+
     fn meta_u64(&self, txn: &heed::RoTxn, key: &[u8]) -> Result<u64> {
-        let v = self.meta.get(txn, key).map_err(self.map_err())?;
-        tables::decode_u64(v.unwrap_or(&[]), &self.path)
+        tables::decode_u64(self.meta_value(txn, key)?, &self.path)
     }
 
     fn meta_u32(&self, txn: &heed::RoTxn, key: &[u8]) -> Result<u32> {
-        let v = self.meta.get(txn, key).map_err(self.map_err())?;
-        tables::decode_u32(v.unwrap_or(&[]), &self.path)
+        tables::decode_u32(self.meta_value(txn, key)?, &self.path)
     }
 
     /// Reads the whole manifest in one read transaction.
