@@ -106,7 +106,7 @@ impl MainFile {
                 PragmaOutcome::Answer(Some(format!(
                     "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
                      wal_segments={} wal_records_live={} wal_frames={} next_lsn={} durable_lsn={} \
-                     db_pages={} chunks={} pending_pages={}",
+                     db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={}",
                     s.log.records,
                     s.log.record_bytes,
                     s.log.syncs,
@@ -119,7 +119,9 @@ impl MainFile {
                     s.durable_lsn,
                     s.pages.db_pages,
                     s.pages.chunks,
-                    s.pages.pending_pages
+                    s.pages.pending_pages,
+                    s.pages.pages_compacted,
+                    s.pages.chunks_deleted
                 )))
             }
             "bop_verify" => match self.db.store.verify() {

@@ -63,11 +63,21 @@ fn read_model(conn: &Connection) -> Model {
 }
 
 struct Scenario {
-    seed: u64,
     full: bool,
     cuts: u64,
     commits: u64,
-    faults: u64,
+    /// Power cuts by mode: lose all unsynced, random subset/torn, keep all.
+    by_mode: [u64; 3],
+    pages_compacted: u64,
+}
+
+/// A counter from `PRAGMA bop_stats`.
+fn stat(stats: &str, key: &str) -> u64 {
+    stats
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {stats}"))
 }
 
 fn open_conn(path: &Path, full: bool, autockpt: u32) -> Connection {
@@ -89,11 +99,11 @@ fn run_scenario(seed: u64) -> Scenario {
     let full = !rng.chance(25);
     let autockpt = [0u32, 20, 100, 1000][rng.below(4) as usize];
     let mut sc = Scenario {
-        seed,
         full,
         cuts: 0,
         commits: 0,
-        faults: 0,
+        by_mode: [0; 3],
+        pages_compacted: 0,
     };
 
     let mut conns = vec![
@@ -216,8 +226,16 @@ fn run_scenario(seed: u64) -> Scenario {
             CrashMode::Random,
             CrashMode::KeepAll,
         ][rng.below(4) as usize];
+        let stats: String = conns[0]
+            .query_row("PRAGMA bop_stats", [], |r| r.get(0))
+            .unwrap();
+        sc.pages_compacted += stat(&stats, "pages_compacted");
         let next = fs.crash(mode, &mut rng);
-        sc.faults += fs.stats().faults_fired;
+        sc.by_mode[match mode {
+            CrashMode::LoseAll => 0,
+            CrashMode::Random => 1,
+            CrashMode::KeepAll => 2,
+        }] += 1;
         assert!(bop_vfs::testing::halt(&path), "store open at the cut");
         conns.clear();
         fs = next;
@@ -282,21 +300,28 @@ fn power_cuts_lose_nothing_acknowledged_and_never_corrupt() {
         }
     };
     let started = Instant::now();
-    let (mut cuts, mut commits, mut full_runs) = (0, 0, 0);
+    let (mut cuts, mut commits, mut full_runs, mut compacted) = (0, 0, 0, 0);
+    let mut by_mode = [0u64; 3];
     for seed in &seeds {
         println!("power-cut scenario: BOP_POWER_SEED={seed}");
         let sc = run_scenario(*seed);
         cuts += sc.cuts;
         commits += sc.commits;
         full_runs += u64::from(sc.full);
-        let _ = sc.faults;
-        let _ = sc.seed;
+        compacted += sc.pages_compacted;
+        for (t, n) in by_mode.iter_mut().zip(sc.by_mode) {
+            *t += n;
+        }
     }
     println!(
-        "power cuts: {} scenarios ({} FULL, {} NORMAL), {cuts} power cuts, {commits} commits checked, 0 failures, {:?}",
+        "power cuts: {} scenarios ({} FULL, {} NORMAL), {cuts} power cuts (lose-all {}, random/torn {}, keep-all {}), \
+         {commits} commits checked, {compacted} pages moved by compaction, 0 failures, {:?}",
         seeds.len(),
         full_runs,
         seeds.len() as u64 - full_runs,
+        by_mode[0],
+        by_mode[1],
+        by_mode[2],
         started.elapsed()
     );
 }

@@ -70,6 +70,10 @@ struct Inner {
     dirty: BTreeSet<u32>,
     live_changed: BTreeSet<ChunkId>,
     next_chunk_id: ChunkId,
+    /// Pages moved by compaction since open.
+    pages_compacted: u64,
+    /// Chunks deleted (no live page left) since open.
+    chunks_deleted: u64,
 }
 
 /// Counters readable through the stats surface.
@@ -78,6 +82,8 @@ pub struct PageStoreStats {
     pub db_pages: u32,
     pub chunks: usize,
     pub pending_pages: usize,
+    pub pages_compacted: u64,
+    pub chunks_deleted: u64,
 }
 
 #[derive(Debug)]
@@ -172,6 +178,8 @@ impl PageStore {
                 dirty: BTreeSet::new(),
                 live_changed: BTreeSet::new(),
                 next_chunk_id: state.next_chunk_id,
+                pages_compacted: 0,
+                chunks_deleted: 0,
             }),
         })
     }
@@ -192,6 +200,8 @@ impl PageStore {
             db_pages: g.db_pages,
             chunks: g.chunks.len(),
             pending_pages: g.pending.len(),
+            pages_compacted: g.pages_compacted,
+            chunks_deleted: g.chunks_deleted,
         }
     }
 
@@ -388,6 +398,7 @@ impl PageStore {
             pages = total,
             "compacting sparse chunks"
         );
+        g.pages_compacted += total as u64;
         self.spill(g)
     }
 
@@ -448,6 +459,7 @@ impl PageStore {
         }
         for id in &batch.removed_chunks {
             if let Some(c) = g.chunks.remove(id) {
+                g.chunks_deleted += 1;
                 // Readers that cloned the file handle finish on the unlinked inode.
                 self.io.remove_file(&c.path)?;
             }
