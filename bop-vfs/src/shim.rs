@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::size_of;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::errors::{report, to_code, Op};
 use crate::file::{BopFile, MainFile, PragmaOutcome, WalFile};
@@ -124,14 +124,19 @@ fn sqlite_string(s: &str) -> *mut c_char {
     p.cast()
 }
 
+/// Serializes registration: no caller returns before the VFS is registered.
+static REGISTER: Mutex<bool> = Mutex::new(false);
+
 pub(crate) unsafe fn register(api: SqliteApi, make_default: bool) -> Result<(), RegisterError> {
+    let mut registered = REGISTER.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(g) = GLOBALS.get() {
-        if make_default {
-            // SAFETY: re-registering our own process-lifetime VFS.
-            let rc = unsafe { (g.api.vfs_register)(g.vfs.cast(), 1) };
+        if make_default || !*registered {
+            // SAFETY: (re-)registering our own process-lifetime VFS.
+            let rc = unsafe { (g.api.vfs_register)(g.vfs.cast(), c_int::from(make_default)) };
             if rc != SQLITE_OK {
                 return Err(RegisterError::Sqlite(rc));
             }
+            *registered = true;
         }
         return Ok(());
     }
@@ -172,14 +177,16 @@ pub(crate) unsafe fn register(api: SqliteApi, make_default: bool) -> Result<(), 
         default_vfs,
         vfs,
     };
+    // Globals first: SQLite may call the VFS as soon as it is registered.
     if GLOBALS.set(g).is_err() {
-        return Ok(()); // another thread won the race; its VFS is registered
+        unreachable!("GLOBALS is only set under the REGISTER lock");
     }
     // SAFETY: `vfs` is leaked and so lives for the process.
     let rc = unsafe { (api.vfs_register)(vfs.cast(), c_int::from(make_default)) };
     if rc != SQLITE_OK {
         return Err(RegisterError::Sqlite(rc));
     }
+    *registered = true;
     Ok(())
 }
 

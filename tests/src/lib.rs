@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub mod sqlgen;
+
 /// Registers the `bop` VFS (idempotent) and panics if that fails.
 pub fn register() {
     bop_rusqlite::register().expect("registering the bop VFS");

@@ -89,8 +89,12 @@ impl Wal {
             let image = &images[si];
             if seg.header.first_lsn != expected {
                 // A segment is created only after its predecessor is synced
-                // and with the next LSN; a gap means lost durable records.
-                if records.is_empty() && si == 0 {
+                // and with the next LSN; a gap means lost durable records,
+                // unless every record in the gap is below the checkpoint
+                // (already in the page store: see `next_lsn` below).
+                let gap_below_checkpoint =
+                    seg.header.first_lsn > expected && seg.header.first_lsn <= state.checkpoint_lsn;
+                if (records.is_empty() && si == 0) || gap_below_checkpoint {
                     expected = seg.header.first_lsn;
                 } else {
                     return Err(StorageError::corrupt(
@@ -105,7 +109,7 @@ impl Wal {
             }
             let mut pos = SEGMENT_HEADER_LEN;
             loop {
-                match verify_at(image, pos, expected, last_epoch) {
+                match verify_at(image, pos, expected, last_epoch, epoch) {
                     Ok(h) => {
                         let loc = RecordLoc {
                             lsn: h.lsn,
@@ -126,16 +130,25 @@ impl Wal {
                         pos += h.record_len();
                     }
                     Err(defect) => {
-                        let is_last = si + 1 == segments.len();
-                        let next_continues =
-                            !is_last && segments[si + 1].header.first_lsn == expected;
-                        if defect == HeaderDefect::Empty && next_continues {
-                            continue 'segments; // clean end of a full segment
+                        let below_checkpoint = expected < state.checkpoint_lsn;
+                        let next_continues = segments.get(si + 1).is_some_and(|next| {
+                            let first = next.header.first_lsn;
+                            first == expected || (first > expected && first <= state.checkpoint_lsn)
+                        });
+                        if next_continues && (defect == HeaderDefect::Empty || below_checkpoint) {
+                            // A clean end of a full segment, or a tail that
+                            // only held records the checkpoint covers.
+                            continue 'segments;
                         }
-                        // The log ends here. Torn tail or damage?
-                        if let Some((si2, off2, h2)) =
+                        // The log ends here. Torn tail or damage? (Damage
+                        // below the checkpoint does not matter: those
+                        // records are in the page store.)
+                        let successor = if below_checkpoint {
+                            None
+                        } else {
                             find_durable_successor(&images, si, pos, expected, last_epoch)
-                        {
+                        };
+                        if let Some((si2, off2, h2)) = successor {
                             return Err(StorageError::corrupt(
                                 &seg.path,
                                 pos,
@@ -169,6 +182,13 @@ impl Wal {
             }
         }
         let append_offset = end.map(|(_, off)| off).unwrap_or(SEGMENT_HEADER_LEN);
+        // Records below the checkpoint may have been lost unsynced (they are
+        // in the page store). New records must never be numbered below the
+        // checkpoint, or the next open would skip them: continue at the
+        // checkpoint, in a new segment so LSNs stay consecutive within
+        // every segment.
+        let roll_first = expected < state.checkpoint_lsn;
+        let expected = expected.max(state.checkpoint_lsn);
         let written = Lsn(expected.0 - 1);
         let wal = Wal {
             dir,
@@ -183,6 +203,7 @@ impl Wal {
             epoch,
             next_segment_id: state.next_segment_id,
             unsynced: false,
+            roll_first,
         };
         Ok((wal, records, report))
     }
@@ -194,13 +215,16 @@ fn verify_at(
     pos: u64,
     expected: Lsn,
     last_epoch: Epoch,
+    current_epoch: Epoch,
 ) -> Result<RecordHeader, HeaderDefect> {
     let start = pos as usize;
     if start + RECORD_HEADER_LEN > image.len() {
         return Err(HeaderDefect::Empty);
     }
     let h = RecordHeader::decode(&image[start..])?;
-    if h.lsn != expected || h.epoch < last_epoch {
+    // Epochs never decrease along the log, and no record can come from an
+    // open that has not happened yet.
+    if h.lsn != expected || h.epoch < last_epoch || h.epoch >= current_epoch {
         return Err(HeaderDefect::BadMagic);
     }
     let body = start + RECORD_HEADER_LEN;

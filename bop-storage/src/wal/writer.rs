@@ -78,6 +78,9 @@ pub struct Wal {
     pub(super) next_segment_id: SegmentId,
     /// The last segment has writes not yet synced.
     pub(super) unsynced: bool,
+    /// The next append starts a new segment (recovery continued the log at
+    /// the checkpoint LSN, past records lost below it).
+    pub(super) roll_first: bool,
 }
 
 impl Wal {
@@ -109,10 +112,11 @@ impl Wal {
         let payload_len = u32::try_from(buf.len() - RECORD_HEADER_LEN)
             .map_err(|_| StorageError::Limit("a WAL record is limited to 4 GiB".into()))?;
         let needed = buf.len() as u64;
-        let fits = self
-            .segments
-            .last()
-            .is_some_and(|s| self.append_offset + needed <= s.header.capacity_bytes);
+        let fits = !self.roll_first
+            && self
+                .segments
+                .last()
+                .is_some_and(|s| self.append_offset + needed <= s.header.capacity_bytes);
         if !fits {
             self.roll(manifest, needed)?;
         }
@@ -188,6 +192,7 @@ impl Wal {
         self.next_segment_id = SegmentId(id.0 + 1);
         self.segments.push(Arc::new(Segment { header, path, file }));
         self.append_offset = SEGMENT_HEADER_LEN;
+        self.roll_first = false;
         Ok(())
     }
 

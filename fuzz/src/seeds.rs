@@ -1,0 +1,172 @@
+//! The seed corpus: small valid and near-valid inputs for every target.
+//! `tests/gen_corpus.rs` writes them to `corpus/<target>/`.
+
+use bop_storage::manifest::tables::{key_u32, key_u64, ChunkMeta, PageLoc, SegmentMeta};
+use bop_storage::page_store::chunk;
+use bop_storage::wal::record::{RecordHeader, RECORD_HEADER_LEN};
+use bop_storage::wal::segment::SegmentHeader;
+use bop_storage::{ChunkId, Epoch, Lsn, PageNo, SegmentId};
+
+use crate::recovery::{self, FIX_CRC, HEADER, TEMPLATE_B, WRITE_AFTER};
+
+/// (target, seed name, bytes)
+pub type Seed = (&'static str, String, Vec<u8>);
+
+fn record_header(lsn: u64, payload_len: u32) -> Vec<u8> {
+    let h = RecordHeader {
+        lsn: Lsn(lsn),
+        durable_lsn: Lsn(lsn.saturating_sub(1)),
+        wal_offset: 32,
+        payload_len,
+        payload_crc: 0x1234_5678,
+        epoch: Epoch(2),
+    };
+    let mut b = vec![0u8; RECORD_HEADER_LEN];
+    h.encode(&mut b);
+    b
+}
+
+pub fn all() -> Vec<Seed> {
+    let mut out: Vec<Seed> = Vec::new();
+    let mut add = |t: &'static str, name: &str, b: Vec<u8>| out.push((t, name.to_string(), b));
+
+    // wal_record
+    add("wal_record", "valid", record_header(7, 4120));
+    add("wal_record", "valid_empty_payload", record_header(1, 0));
+    add("wal_record", "valid_max_len", record_header(u64::MAX, u32::MAX));
+    add("wal_record", "zeros", vec![0; RECORD_HEADER_LEN]);
+    let mut bad = record_header(7, 4120);
+    bad[44] ^= 1;
+    add("wal_record", "bad_crc", bad);
+    let mut v2 = record_header(7, 4120);
+    v2[4] = 2;
+    let crc = crc32c::crc32c(&v2[..44]);
+    v2[44..48].copy_from_slice(&crc.to_le_bytes());
+    add("wal_record", "version_2", v2);
+
+    // wal_segment_header
+    let sh = SegmentHeader {
+        id: SegmentId(1),
+        first_lsn: Lsn(1),
+        capacity_bytes: 1 << 20,
+    }
+    .encode();
+    add("wal_segment_header", "valid_44", sh[..44].to_vec());
+    add("wal_segment_header", "valid_4096", sh.clone());
+    add("wal_segment_header", "short", sh[..43].to_vec());
+    let mut bad = sh[..44].to_vec();
+    bad[20] ^= 0x80;
+    add("wal_segment_header", "bad_crc", bad);
+
+    // chunk_index
+    let p1 = vec![0x11u8; 512];
+    let p2 = vec![0x22u8; 512];
+    let (img, _) = chunk::encode(ChunkId(5), 512, &[(PageNo(3), &p1), (PageNo(9), &p2)]);
+    add("chunk_index", "two_slots", img[..64 + 16].to_vec());
+    let (img0, _) = chunk::encode(ChunkId(1), 4096, &[]);
+    add("chunk_index", "empty", img0[..64].to_vec());
+    add("chunk_index", "truncated_table", img[..64 + 12].to_vec());
+    let mut big = img[..64 + 16].to_vec();
+    big[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+    let crc = crc32c::crc32c(&big[..32]);
+    big[32..36].copy_from_slice(&crc.to_le_bytes());
+    add("chunk_index", "huge_count_valid_header_crc", big);
+
+    // chunk_roundtrip: selector, count, id(8), flip(4), xor, pgnos, fill
+    let mut r = vec![0u8, 2];
+    r.extend_from_slice(&7u64.to_le_bytes());
+    r.extend_from_slice(&40u32.to_le_bytes());
+    r.push(0x5a);
+    r.extend_from_slice(&1u32.to_le_bytes());
+    r.extend_from_slice(&2u32.to_le_bytes());
+    r.extend_from_slice(b"page contents");
+    add("chunk_roundtrip", "two_pages_512", r);
+    add("chunk_roundtrip", "no_pages", vec![3, 0]);
+    let mut r = vec![7u8, 8];
+    r.extend_from_slice(&u64::MAX.to_le_bytes());
+    r.extend_from_slice(&u32::MAX.to_le_bytes());
+    r.push(0xff);
+    add("chunk_roundtrip", "eight_pages_64k", r);
+
+    // manifest_values: key length, key, value
+    let mv = |k: &[u8], v: &[u8]| {
+        let mut b = vec![k.len() as u8];
+        b.extend_from_slice(k);
+        b.extend_from_slice(v);
+        b
+    };
+    let seg = SegmentMeta {
+        id: SegmentId(3),
+        first_lsn: Lsn(10),
+        capacity_bytes: 16 << 20,
+    };
+    add("manifest_values", "segment", mv(&key_u64(3), &seg.encode_value()));
+    let ch = ChunkMeta {
+        id: ChunkId(4),
+        page_count: 10,
+        live_pages: 7,
+    };
+    add("manifest_values", "chunk", mv(&key_u64(4), &ch.encode_value()));
+    let pl = PageLoc {
+        chunk: ChunkId(4),
+        slot: 2,
+        crc: 0xabcd,
+    };
+    add("manifest_values", "page", mv(&key_u32(1), &pl.encode_value()));
+    add("manifest_values", "u32", mv(b"page_size", &4096u32.to_le_bytes()));
+    add("manifest_values", "u64", mv(b"checkpoint_lsn", &5u64.to_le_bytes()));
+    add("manifest_values", "empty", vec![]);
+
+    // vfs_params
+    for (name, s) in [
+        ("all", "page_size=8192&max_txn_mb=5&wal_segment_mb=16&vfs=bop"),
+        ("sqlite_keys", "vfs=bop&mode=rwc&cache=shared&psow=1&nolock=1&immutable=0"),
+        ("bad_page_size", "page_size=3000"),
+        ("out_of_range", "max_txn_mb=0&wal_segment_mb=4097"),
+        ("unknown", "pagesize=4096"),
+        ("spaces", "page_size= 65536 "),
+        ("huge", "page_size=18446744073709551616"),
+    ] {
+        add("vfs_params", name, s.as_bytes().to_vec());
+    }
+
+    // wal_recovery: flags byte, then the record area (or header + area)
+    for (tb, tname) in [(0u8, "a"), (TEMPLATE_B, "b")] {
+        let t = recovery::template(tb != 0);
+        let body = &t.body;
+        let with = |flags: u8, b: &[u8]| {
+            let mut v = vec![flags | tb];
+            v.extend_from_slice(b);
+            v
+        };
+        add("wal_recovery", &format!("{tname}_intact"), with(0, body));
+        add("wal_recovery", &format!("{tname}_intact_write_after"), with(WRITE_AFTER, body));
+        add("wal_recovery", &format!("{tname}_fixcrc"), with(FIX_CRC | WRITE_AFTER, body));
+        add("wal_recovery", &format!("{tname}_empty"), with(WRITE_AFTER, &[]));
+        let mut h = t.seg_header[..44].to_vec();
+        h.extend_from_slice(body);
+        add("wal_recovery", &format!("{tname}_header"), with(HEADER | FIX_CRC, &h));
+        // torn tail: last record cut in half
+        add("wal_recovery", &format!("{tname}_torn"), with(WRITE_AFTER, &body[..body.len() - 300]));
+        // damaged middle record payload
+        let mut d = body.clone();
+        let second = 48 + u32::from_le_bytes(d[32..36].try_into().unwrap()) as usize;
+        d[second + 48 + 100] ^= 0xff;
+        add("wal_recovery", &format!("{tname}_damaged_2"), with(0, &d));
+        // second record's header zeroed
+        let mut z = body.clone();
+        z[second..second + 48].fill(0);
+        add("wal_recovery", &format!("{tname}_zeroed_2"), with(WRITE_AFTER, &z));
+        // last record from a future epoch (checksums recomputed by FIX_CRC)
+        let mut e = body.clone();
+        let mut pos = 0;
+        let mut last = 0;
+        while pos + 48 <= e.len() {
+            last = pos;
+            pos += 48 + u32::from_le_bytes(e[pos + 32..pos + 36].try_into().unwrap()) as usize;
+        }
+        e[last + 40..last + 44].copy_from_slice(&99u32.to_le_bytes());
+        add("wal_recovery", &format!("{tname}_future_epoch"), with(FIX_CRC | WRITE_AFTER, &e));
+    }
+    out
+}
