@@ -15,7 +15,9 @@ fn torn_tail_recovers_to_last_whole_commit() {
         store.wal_sync().unwrap();
         write_txn(&store, f, &[(4, 0xa4)], 4);
         store.wal_sync().unwrap();
-        // Leave without a clean close of the WAL image: the records stay.
+        // Crash instead of closing cleanly: a torn tail is only possible
+        // after a crash.
+        store.halt();
     }
     let seg = only_segment(&path);
     let mut bytes = std::fs::read(&seg).unwrap();
@@ -62,6 +64,7 @@ fn stale_record_after_a_cut_is_never_resurrected() {
         store.end_write_transaction().unwrap();
         write_txn(&store, f, &[(3, 3)], 3);
         store.end_write_transaction().unwrap();
+        store.halt(); // crash
     }
     let seg = only_segment(&path);
     let mut bytes = std::fs::read(&seg).unwrap();
@@ -74,6 +77,7 @@ fn stale_record_after_a_cut_is_never_resurrected() {
         assert_eq!(store.wal_size(), 32 + FRAME, "cut at record 2");
         write_txn(&store, 2, &[(2, 0x22)], 2);
         store.end_write_transaction().unwrap();
+        store.halt(); // crash again, so the next open scans as after a crash
     }
     let store = open(&path).unwrap();
     assert_eq!(
@@ -82,4 +86,28 @@ fn stale_record_after_a_cut_is_never_resurrected() {
         "old record 3 must not come back"
     );
     assert_eq!(read_frame(&store, 2), vec![0x22; PAGE as usize]);
+}
+
+#[test]
+fn damaged_last_record_after_a_clean_close_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let store = open(&path).unwrap();
+        let f = write_txn(&store, 1, &[(1, 1)], 1);
+        store.end_write_transaction().unwrap();
+        write_txn(&store, f, &[(2, 2)], 2);
+        store.end_write_transaction().unwrap();
+        // Clean close: everything synced, the manifest says so.
+    }
+    let seg = only_segment(&path);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let offs = record_offsets(&bytes);
+    bytes[offs[1] + 48 + 10] ^= 0x01; // bit rot in the last record
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = open(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("shut down cleanly") && err.contains(&seg.display().to_string()),
+        "{err}"
+    );
 }

@@ -188,6 +188,9 @@ fn build_template(path: &Path, two_generations: bool) -> Template {
         write_txn(&store, f, &[(4, 0xa4)], 4);
         store.wal_sync().unwrap();
         image = read_image(&store);
+        // Leave the template as a crash would (not shut down cleanly), so
+        // damaged records may be read as a torn tail: the interesting path.
+        store.halt();
     }
     let manifest = Manifest::open(&path.join("manifest"), false, PAGE).expect("manifest");
     let state = manifest.load().expect("manifest state");

@@ -22,6 +22,29 @@ use crate::types::{ChunkId, Epoch, Lsn, PageNo, SegmentId};
 use tables::{key_u32, key_u64, meta_key, FORMAT_VERSION};
 pub use tables::{ChunkMeta, PageLoc, SegmentMeta};
 
+/// Checksum of every `meta` entry but `meta_crc` itself, in key order:
+/// LMDB does not checksum its pages, and a flipped checkpoint LSN or page
+/// count would otherwise silently change what the store means.
+fn meta_crc(meta: &Database<Bytes, Bytes>, txn: &heed::RoTxn) -> heed::Result<u32> {
+    let mut crc = 0u32;
+    for item in meta.iter(txn)? {
+        let (k, v) = item?;
+        if k == meta_key::META_CRC {
+            continue;
+        }
+        for part in [&[k.len() as u8][..], k, &(v.len() as u32).to_le_bytes(), v] {
+            crc = crc32c::crc32c_append(crc, part);
+        }
+    }
+    Ok(crc)
+}
+
+/// Stores the checksum of `meta` before a write transaction commits.
+fn seal_meta(meta: &Database<Bytes, Bytes>, w: &mut heed::RwTxn) -> heed::Result<()> {
+    let crc = meta_crc(meta, w)?;
+    meta.put(w, meta_key::META_CRC, &crc.to_le_bytes())
+}
+
 /// Virtual address space reserved for the LMDB map. LMDB maps lazily, so
 /// this costs no memory or disk until used.
 const MAP_SIZE_BYTES: usize = 64 << 30;
@@ -128,6 +151,7 @@ impl Manifest {
                 .map_err(map_err)?;
                 put(&mut wtxn, meta_key::EPOCH, &0u32.to_le_bytes()).map_err(map_err)?;
                 put(&mut wtxn, meta_key::CLEAN_SHUTDOWN, &[1]).map_err(map_err)?;
+                seal_meta(&meta, &mut wtxn).map_err(map_err)?;
             }
             None => {
                 return Err(StorageError::Format {
@@ -147,6 +171,7 @@ impl Manifest {
                 }
             }
         }
+        // An existing store's meta is not resealed here: `load` verifies it.
         wtxn.commit().map_err(map_err)?;
         Ok(Manifest {
             env,
@@ -190,6 +215,17 @@ impl Manifest {
     pub fn load(&self) -> Result<ManifestState> {
         let me = self.map_err();
         let rtxn = self.env.read_txn().map_err(&me)?;
+        let stored = tables::decode_u32(self.meta_value(&rtxn, meta_key::META_CRC)?, &self.path)?;
+        let actual = meta_crc(&self.meta, &rtxn).map_err(&me)?;
+        if stored != actual {
+            return Err(StorageError::corrupt(
+                &self.path,
+                0,
+                format!(
+                    "manifest meta checksum mismatch (stored {stored:08x}, computed {actual:08x})"
+                ),
+            ));
+        }
         let mut segments = Vec::new();
         for item in self.segments.iter(&rtxn).map_err(&me)? {
             let (k, v) = item.map_err(&me)?;
@@ -235,6 +271,7 @@ impl Manifest {
         self.meta
             .put(&mut w, meta_key::CLEAN_SHUTDOWN, &[0])
             .map_err(&me)?;
+        seal_meta(&self.meta, &mut w).map_err(&me)?;
         w.commit().map_err(&me)
     }
 
@@ -245,6 +282,7 @@ impl Manifest {
         self.meta
             .put(&mut w, meta_key::CLEAN_SHUTDOWN, &[1])
             .map_err(&me)?;
+        seal_meta(&self.meta, &mut w).map_err(&me)?;
         w.commit().map_err(&me)
     }
 
@@ -262,6 +300,7 @@ impl Manifest {
                 &(seg.id.0 + 1).to_le_bytes(),
             )
             .map_err(&me)?;
+        seal_meta(&self.meta, &mut w).map_err(&me)?;
         w.commit().map_err(&me)
     }
 
@@ -276,6 +315,7 @@ impl Manifest {
         self.meta
             .put(&mut w, meta_key::CHECKPOINT_LSN, &base.0.to_le_bytes())
             .map_err(&me)?;
+        seal_meta(&self.meta, &mut w).map_err(&me)?;
         w.commit().map_err(&me)
     }
 
@@ -322,6 +362,7 @@ impl Manifest {
                 &batch.next_chunk_id.0.to_le_bytes(),
             )
             .map_err(&me)?;
+        seal_meta(&self.meta, &mut w).map_err(&me)?;
         w.commit().map_err(&me)
     }
 }

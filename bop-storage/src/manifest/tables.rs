@@ -28,6 +28,8 @@ pub mod meta_key {
     pub const CHECKPOINT_LSN: &[u8] = b"checkpoint_lsn";
     pub const EPOCH: &[u8] = b"epoch";
     pub const CLEAN_SHUTDOWN: &[u8] = b"clean_shutdown";
+    /// crc32c over every other meta entry (see `manifest::meta_crc`).
+    pub const META_CRC: &[u8] = b"meta_crc";
 }
 
 pub fn key_u64(v: u64) -> [u8; 8] {

@@ -3,7 +3,8 @@
 //!
 //! A record that fails verification ends the log. It is a torn tail unless
 //! some later valid record (same or newer epoch) says, through its
-//! `durable_lsn`, that the failed record had been made durable; then the
+//! `durable_lsn`, that the failed record had been made durable, or the
+//! store was shut down cleanly (then nothing can be torn); in both cases the
 //! store is corrupt and opening fails with the file and offset.
 
 use std::path::PathBuf;
@@ -148,6 +149,20 @@ impl Wal {
                         } else {
                             find_durable_successor(&images, si, pos, expected, last_epoch)
                         };
+                        if state.clean_shutdown
+                            && !below_checkpoint
+                            && defect != HeaderDefect::Empty
+                        {
+                            // Every record was synced before the last clean
+                            // close: nothing can be torn, so this is damage.
+                            return Err(StorageError::corrupt(
+                                &seg.path,
+                                pos,
+                                format!(
+                                    "WAL record {expected} is damaged ({defect:?}) in a store that was shut down cleanly"
+                                ),
+                            ));
+                        }
                         if let Some((si2, off2, h2)) = successor {
                             return Err(StorageError::corrupt(
                                 &seg.path,
