@@ -10,6 +10,7 @@
 //! - `chunks`: page chunk id -> page count and live page count.
 //! - `pages`: page number -> (chunk id, slot, crc32c).
 
+pub mod digest;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use heed::{Database, Env, EnvOpenOptions};
 
 use crate::error::{Result, StorageError};
 use crate::types::{ChunkId, Epoch, Lsn, PageNo, SegmentId};
+use digest::{Digest, Tracked};
 use tables::{key_u32, key_u64, meta_key, FORMAT_VERSION};
 pub use tables::{ChunkMeta, PageLoc, SegmentMeta};
 
@@ -151,6 +153,13 @@ impl Manifest {
                 .map_err(map_err)?;
                 put(&mut wtxn, meta_key::EPOCH, &0u32.to_le_bytes()).map_err(map_err)?;
                 put(&mut wtxn, meta_key::CLEAN_SHUTDOWN, &[1]).map_err(map_err)?;
+                for key in [
+                    meta_key::DIGEST_SEGMENTS,
+                    meta_key::DIGEST_CHUNKS,
+                    meta_key::DIGEST_PAGES,
+                ] {
+                    put(&mut wtxn, key, &Digest::default().encode()).map_err(map_err)?;
+                }
                 seal_meta(&meta, &mut wtxn).map_err(map_err)?;
             }
             None => {
@@ -226,20 +235,43 @@ impl Manifest {
                 ),
             ));
         }
+        let mut digests = [Digest::default(); 3];
         let mut segments = Vec::new();
         for item in self.segments.iter(&rtxn).map_err(&me)? {
             let (k, v) = item.map_err(&me)?;
+            digests[0].add(k, v);
             segments.push(SegmentMeta::decode(k, v, &self.path)?);
         }
         let mut chunks = Vec::new();
         for item in self.chunks.iter(&rtxn).map_err(&me)? {
             let (k, v) = item.map_err(&me)?;
+            digests[1].add(k, v);
             chunks.push(ChunkMeta::decode(k, v, &self.path)?);
         }
         let mut pages = Vec::new();
         for item in self.pages.iter(&rtxn).map_err(&me)? {
             let (k, v) = item.map_err(&me)?;
+            digests[2].add(k, v);
             pages.push(PageLoc::decode(k, v, &self.path)?);
+        }
+        let names = [
+            meta_key::DIGEST_SEGMENTS,
+            meta_key::DIGEST_CHUNKS,
+            meta_key::DIGEST_PAGES,
+        ];
+        for (key, actual) in names.into_iter().zip(digests) {
+            let stored = Digest::decode(self.meta_value(&rtxn, key)?);
+            if stored != Some(actual) {
+                return Err(StorageError::corrupt(
+                    &self.path,
+                    0,
+                    format!(
+                        "manifest table damaged: {} holds {} entries that do not match its digest ({stored:?})",
+                        String::from_utf8_lossy(key),
+                        actual.count
+                    ),
+                ));
+            }
         }
         let clean = self
             .meta
@@ -290,9 +322,12 @@ impl Manifest {
     pub fn add_segment(&self, seg: &SegmentMeta) -> Result<()> {
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
-        self.segments
+        let mut segments = Tracked::begin(&self.meta, &w, self.segments, meta_key::DIGEST_SEGMENTS)
+            .map_err(&me)?;
+        segments
             .put(&mut w, &key_u64(seg.id.0), &seg.encode_value())
             .map_err(&me)?;
+        segments.finish(&self.meta, &mut w).map_err(&me)?;
         self.meta
             .put(
                 &mut w,
@@ -309,9 +344,12 @@ impl Manifest {
     pub fn drop_segments(&self, ids: &[SegmentId], base: Lsn) -> Result<()> {
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
+        let mut segments = Tracked::begin(&self.meta, &w, self.segments, meta_key::DIGEST_SEGMENTS)
+            .map_err(&me)?;
         for id in ids {
-            self.segments.delete(&mut w, &key_u64(id.0)).map_err(&me)?;
+            segments.delete(&mut w, &key_u64(id.0)).map_err(&me)?;
         }
+        segments.finish(&self.meta, &mut w).map_err(&me)?;
         self.meta
             .put(&mut w, meta_key::CHECKPOINT_LSN, &base.0.to_le_bytes())
             .map_err(&me)?;
@@ -324,34 +362,42 @@ impl Manifest {
     pub fn publish(&self, batch: &PublishBatch) -> Result<()> {
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
+        let mut chunks =
+            Tracked::begin(&self.meta, &w, self.chunks, meta_key::DIGEST_CHUNKS).map_err(&me)?;
+        let mut pages =
+            Tracked::begin(&self.meta, &w, self.pages, meta_key::DIGEST_PAGES).map_err(&me)?;
         for c in &batch.new_chunks {
-            self.chunks
+            chunks
                 .put(&mut w, &key_u64(c.id.0), &c.encode_value())
                 .map_err(&me)?;
         }
         for (id, live) in &batch.chunk_live_updates {
-            if let Some(v) = self.chunks.get(&w, &key_u64(id.0)).map_err(&me)? {
-                let mut meta = ChunkMeta::decode(&key_u64(id.0), v, &self.path)?;
+            let old = self
+                .chunks
+                .get(&w, &key_u64(id.0))
+                .map_err(&me)?
+                .map(<[u8]>::to_vec);
+            if let Some(v) = old {
+                let mut meta = ChunkMeta::decode(&key_u64(id.0), &v, &self.path)?;
                 meta.live_pages = *live;
-                self.chunks
+                chunks
                     .put(&mut w, &key_u64(id.0), &meta.encode_value())
                     .map_err(&me)?;
             }
         }
         for id in &batch.removed_chunks {
-            self.chunks.delete(&mut w, &key_u64(id.0)).map_err(&me)?;
+            chunks.delete(&mut w, &key_u64(id.0)).map_err(&me)?;
         }
         for (pgno, loc) in &batch.pages {
             match loc {
-                Some(loc) => self
-                    .pages
+                Some(loc) => pages
                     .put(&mut w, &key_u32(pgno.0), &loc.encode_value())
                     .map_err(&me)?,
-                None => {
-                    self.pages.delete(&mut w, &key_u32(pgno.0)).map_err(&me)?;
-                }
+                None => pages.delete(&mut w, &key_u32(pgno.0)).map_err(&me)?,
             }
         }
+        chunks.finish(&self.meta, &mut w).map_err(&me)?;
+        pages.finish(&self.meta, &mut w).map_err(&me)?;
         self.meta
             .put(&mut w, meta_key::DB_PAGES, &batch.db_pages.to_le_bytes())
             .map_err(&me)?;

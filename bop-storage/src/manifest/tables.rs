@@ -30,6 +30,10 @@ pub mod meta_key {
     pub const CLEAN_SHUTDOWN: &[u8] = b"clean_shutdown";
     /// crc32c over every other meta entry (see `manifest::meta_crc`).
     pub const META_CRC: &[u8] = b"meta_crc";
+    /// Table digests (see `manifest/digest.rs`).
+    pub const DIGEST_SEGMENTS: &[u8] = b"digest_segments";
+    pub const DIGEST_CHUNKS: &[u8] = b"digest_chunks";
+    pub const DIGEST_PAGES: &[u8] = b"digest_pages";
 }
 
 pub fn key_u64(v: u64) -> [u8; 8] {
