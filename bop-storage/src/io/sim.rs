@@ -10,6 +10,8 @@
 //! - **Errors** ([`SimFs::inject`]): EIO, ENOSPC or any errno at the Nth
 //!   matching operation, optionally only on paths containing a string,
 //!   once or sticky.
+//! - **Slow I/O** ([`SimFs::set_latency`]): every matching operation takes
+//!   at least a given time.
 //!
 //! Durability model: `sync_data` makes a file's content durable; a file's
 //! creation or removal is durable once its directory is synced
@@ -73,6 +75,8 @@ struct State {
     removed: BTreeMap<PathBuf, Vec<u8>>,
     dirs: BTreeSet<PathBuf>,
     faults: Vec<(Fault, u64)>,
+    /// Slow I/O: every matching operation first sleeps this long.
+    latency: Vec<(FaultOp, std::time::Duration)>,
     crashed: bool,
     /// Counters for the test report.
     ops: u64,
@@ -145,9 +149,20 @@ impl SimFs {
         s.faults.push((fault, 0));
     }
 
-    /// Removes every fault rule.
+    /// Removes every fault rule and all latency.
     pub fn clear_faults(&self) {
-        self.state.lock().expect("sim lock").faults.clear();
+        let mut s = self.state.lock().expect("sim lock");
+        s.faults.clear();
+        s.latency.clear();
+    }
+
+    /// Makes every operation of kind `op` take at least `delay` (slow disk).
+    pub fn set_latency(&self, op: FaultOp, delay: std::time::Duration) {
+        self.state
+            .lock()
+            .expect("sim lock")
+            .latency
+            .push((op, delay));
     }
 
     pub fn stats(&self) -> SimStats {
@@ -161,6 +176,17 @@ impl SimFs {
 
     /// Checks crash state and fault rules for one operation.
     fn check(&self, op: FaultOp, name: &'static str, path: &Path) -> Result<()> {
+        let delay: std::time::Duration = {
+            let s = self.state.lock().expect("sim lock");
+            s.latency
+                .iter()
+                .filter(|(o, _)| *o == FaultOp::Any || *o == op)
+                .map(|(_, d)| *d)
+                .sum()
+        };
+        if !delay.is_zero() {
+            std::thread::sleep(delay); // outside the lock, like a slow device
+        }
         let mut s = self.state.lock().expect("sim lock");
         if s.crashed {
             return Err(errno_err(name, path, libc::EIO));
@@ -500,6 +526,24 @@ mod tests {
         let e = g.write_all_at(b"2", 1).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
         g.write_all_at(b"3", 2).unwrap();
+    }
+
+    #[test]
+    fn latency_slows_matching_operations_only() {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
+        let slow = std::time::Duration::from_millis(300);
+        fs.set_latency(FaultOp::Sync, slow);
+        let t = std::time::Instant::now();
+        f.write_all_at(b"x", 0).unwrap();
+        assert!(t.elapsed() < slow, "writes are not slowed");
+        f.sync_data().unwrap();
+        assert!(t.elapsed() >= slow, "syncs are");
+        fs.clear_faults();
+        let t = std::time::Instant::now();
+        f.sync_data().unwrap();
+        assert!(t.elapsed() < slow);
     }
 
     #[test]
