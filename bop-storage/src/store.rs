@@ -483,6 +483,7 @@ impl Store {
         }
         let mut log = self.log();
         self.pages.publish(&self.manifest)?;
+        log.wal.mark_end()?;
         log.wal.sync()?;
         self.manifest.mark_clean_shutdown()
     }

@@ -111,3 +111,38 @@ fn damaged_last_record_after_a_clean_close_is_corruption_not_a_torn_tail() {
         "{err}"
     );
 }
+
+#[test]
+fn a_cut_torn_tail_does_not_make_the_next_clean_open_fail() {
+    // Crash with a torn last record; recover (the tail is cut); append a
+    // shorter record over it; close cleanly; reopen: the leftovers of the
+    // torn record beyond the new end must not be taken for damage.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let store = open(&path).unwrap();
+        let f = write_txn(&store, 1, &[(1, 1)], 1);
+        store.wal_sync().unwrap();
+        write_txn(&store, f, &[(2, 2), (3, 3), (4, 4)], 4);
+        store.wal_sync().unwrap();
+        store.halt();
+    }
+    let seg = only_segment(&path);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let offs = record_offsets(&bytes);
+    bytes[offs[1] + 48 + 3 * 4096] ^= 0xff; // tear the big last record
+    std::fs::write(&seg, &bytes).unwrap();
+    {
+        let store = open(&path).unwrap(); // cuts the tail
+        assert_eq!(store.wal_size(), 32 + FRAME);
+        // Clean close without new records, then with a shorter one.
+    }
+    {
+        let store = open(&path).unwrap();
+        write_txn(&store, 2, &[(2, 0x22)], 2);
+        store.wal_sync().unwrap();
+    }
+    let store = open(&path).unwrap();
+    assert_eq!(store.wal_size(), 32 + 2 * FRAME);
+    assert_eq!(read_frame(&store, 2), vec![0x22; PAGE as usize]);
+}

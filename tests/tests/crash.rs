@@ -65,8 +65,13 @@ fn kill_9_loses_nothing_acknowledged() {
         let mut child = Child::spawn(env!("CARGO_BIN_EXE_crash_writer"), &os_args);
         std::thread::sleep(delay);
         if let Some(status) = child.exited() {
+            std::thread::sleep(Duration::from_millis(200)); // let the stderr pipe drain
+            let stderr = child.stderr();
             let lines = child.kill9();
-            panic!("iteration {it}: the writer exited by itself ({status}) before the kill; stdout {lines:?}");
+            panic!(
+                "iteration {it} (seed {seed}): the writer exited by itself ({status}) before the kill; \
+                 stdout {lines:?}; stderr {stderr}"
+            );
         }
         let stderr_probe = child.stderr();
         let lines = child.kill9();

@@ -146,6 +146,21 @@ impl Wal {
         Ok(loc)
     }
 
+    /// Marks the end of the log for a clean shutdown: zeros where the next
+    /// record header would go, so the next open finds a clean end there and
+    /// never reads what a cut torn tail may have left beyond it (after a
+    /// clean shutdown any damaged record is corruption). Call before `sync`.
+    pub fn mark_end(&mut self) -> Result<()> {
+        if let Some(seg) = self.segments.last() {
+            if self.append_offset + RECORD_HEADER_LEN as u64 <= seg.header.capacity_bytes {
+                seg.file
+                    .write_all_at(&[0u8; RECORD_HEADER_LEN], self.append_offset)?;
+                self.unsynced = true;
+            }
+        }
+        Ok(())
+    }
+
     /// Makes every written record durable.
     pub fn sync(&mut self) -> Result<()> {
         if self.unsynced {
