@@ -173,25 +173,11 @@ impl Store {
                         .into(),
                 });
             }
-            if path.is_dir()
-                && std::fs::read_dir(path)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false)
-            {
-                let only_lock = std::fs::read_dir(path)
-                    .map(|d| {
-                        d.filter_map(|e| e.ok()).all(|e| {
-                            let n = e.file_name();
-                            n == "LOCK" || n == "manifest" || n == "wal" || n == "chunks"
-                        })
-                    })
-                    .unwrap_or(false);
-                if !only_lock {
-                    return Err(StorageError::Format {
-                        path: path.to_path_buf(),
-                        what: "directory is not empty and holds no bop store".into(),
-                    });
-                }
+            if path.is_dir() && !holds_only_bop_entries(path) {
+                return Err(StorageError::Format {
+                    path: path.to_path_buf(),
+                    what: "directory is not empty and holds no bop store".into(),
+                });
             }
             // The store directory holds LOCK and the LMDB manifest, which
             // live outside the I/O trait; WAL and chunks go through it.
@@ -495,6 +481,21 @@ impl Drop for Store {
             tracing::error!(path = %self.path.display(), error = %e, "closing the store failed; the next open recovers");
         }
     }
+}
+
+/// Whether a directory holds nothing but what bop itself creates (a store
+/// whose creation was cut short may have left some of it).
+fn holds_only_bop_entries(path: &Path) -> bool {
+    std::fs::read_dir(path)
+        .map(|d| {
+            d.filter_map(|e| e.ok()).all(|e| {
+                matches!(
+                    e.file_name().to_str(),
+                    Some("LOCK" | "manifest" | "wal" | "chunks")
+                )
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// Takes the exclusive process lock on `<path>/LOCK`.
