@@ -261,9 +261,11 @@ impl SqliteLog {
         self.stats.record_bytes += len as u64;
         if restart {
             self.stats.generations += 1;
-            let old = std::mem::take(&mut self.records);
+            let had_old = !self.records.is_empty();
+            // Release the old records first so their segments can be reused.
+            self.records.clear();
             self.committed_end = 0;
-            if !old.is_empty() {
+            if had_old {
                 self.wal.drop_before(manifest, loc.lsn)?;
             }
         }
@@ -301,9 +303,9 @@ impl SqliteLog {
         self.pending.truncate(RECORD_HEADER_LEN);
         self.commit_end = None;
         if !self.records.is_empty() {
+            self.records.clear();
             let base = self.wal.next_lsn();
             self.wal.drop_before(manifest, base)?;
-            self.records.clear();
         }
         self.committed_end = 0;
         self.pending_start = 0;

@@ -74,6 +74,9 @@ impl IoBackend for Counting {
     fn remove_file(&self, path: &Path) -> bop_storage::Result<()> {
         self.inner.remove_file(path)
     }
+    fn rename(&self, from: &Path, to: &Path) -> bop_storage::Result<()> {
+        self.inner.rename(from, to)
+    }
     fn create_dir_all(&self, path: &Path) -> bop_storage::Result<()> {
         self.inner.create_dir_all(path)
     }

@@ -105,7 +105,8 @@ impl MainFile {
                 let s = self.db.store.stats();
                 PragmaOutcome::Answer(Some(format!(
                     "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
-                     wal_segments={} wal_records_live={} wal_frames={} next_lsn={} durable_lsn={} \
+                     wal_segments={} segments_created={} segments_recycled={} wal_records_live={} \
+                     wal_frames={} next_lsn={} durable_lsn={} \
                      db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={}",
                     s.log.records,
                     s.log.record_bytes,
@@ -113,6 +114,8 @@ impl MainFile {
                     s.log.generations,
                     s.log.pending_bytes_peak,
                     s.wal_segments,
+                    s.wal.segments_created,
+                    s.wal.segments_recycled,
                     s.wal_records_live,
                     s.wal_frames,
                     s.next_lsn,

@@ -69,6 +69,7 @@ struct Scenario {
     /// Power cuts by mode: lose all unsynced, random subset/torn, keep all.
     by_mode: [u64; 3],
     pages_compacted: u64,
+    segments_recycled: u64,
 }
 
 /// A counter from `PRAGMA bop_stats`.
@@ -80,8 +81,11 @@ fn stat(stats: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {stats}"))
 }
 
+/// Small WAL segments make scenarios roll, drop and reuse segments.
+const SMALL_SEGMENTS: &[(&str, &str)] = &[("wal_segment_mb", "1")];
+
 fn open_conn(path: &Path, full: bool, autockpt: u32) -> Connection {
-    let c = Connection::open_with_flags(uri(path, &[]), bop_tests::flags()).unwrap();
+    let c = Connection::open_with_flags(uri(path, SMALL_SEGMENTS), bop_tests::flags()).unwrap();
     c.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })
         .unwrap();
     c.pragma_update(None, "wal_autocheckpoint", autockpt)
@@ -104,6 +108,7 @@ fn run_scenario(seed: u64) -> Scenario {
         commits: 0,
         by_mode: [0; 3],
         pages_compacted: 0,
+        segments_recycled: 0,
     };
 
     let mut conns = vec![
@@ -230,6 +235,7 @@ fn run_scenario(seed: u64) -> Scenario {
             .query_row("PRAGMA bop_stats", [], |r| r.get(0))
             .unwrap();
         sc.pages_compacted += stat(&stats, "pages_compacted");
+        sc.segments_recycled += stat(&stats, "segments_recycled");
         let next = fs.crash(mode, &mut rng);
         sc.by_mode[match mode {
             CrashMode::LoseAll => 0,
@@ -300,7 +306,7 @@ fn power_cuts_lose_nothing_acknowledged_and_never_corrupt() {
         }
     };
     let started = Instant::now();
-    let (mut cuts, mut commits, mut full_runs, mut compacted) = (0, 0, 0, 0);
+    let (mut cuts, mut commits, mut full_runs, mut compacted, mut recycled) = (0, 0, 0, 0, 0);
     let mut by_mode = [0u64; 3];
     for seed in &seeds {
         println!("power-cut scenario: BOP_POWER_SEED={seed}");
@@ -309,13 +315,14 @@ fn power_cuts_lose_nothing_acknowledged_and_never_corrupt() {
         commits += sc.commits;
         full_runs += u64::from(sc.full);
         compacted += sc.pages_compacted;
+        recycled += sc.segments_recycled;
         for (t, n) in by_mode.iter_mut().zip(sc.by_mode) {
             *t += n;
         }
     }
     println!(
         "power cuts: {} scenarios ({} FULL, {} NORMAL), {cuts} power cuts (lose-all {}, random/torn {}, keep-all {}), \
-         {commits} commits checked, {compacted} pages moved by compaction, 0 failures, {:?}",
+         {commits} commits checked, {compacted} pages moved by compaction, {recycled} segments reused, 0 failures, {:?}",
         seeds.len(),
         full_runs,
         seeds.len() as u64 - full_runs,

@@ -50,6 +50,8 @@ pub trait IoFile: Send + Sync + std::fmt::Debug {
 pub trait IoBackend: Send + Sync + std::fmt::Debug {
     fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>>;
     fn remove_file(&self, path: &Path) -> Result<()>;
+    /// Renames a file atomically (durable once its directory is synced).
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
     fn create_dir_all(&self, path: &Path) -> Result<()>;
     /// Makes a directory's entries (creations, removals) durable.
     fn sync_dir(&self, path: &Path) -> Result<()>;

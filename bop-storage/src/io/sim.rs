@@ -446,6 +446,25 @@ impl IoBackend for SimFs {
         Ok(())
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.check(FaultOp::Write, "rename", from)?;
+        let mut s = self.state.lock().expect("sim lock");
+        let Some(f) = s.files.remove(from) else {
+            return Err(errno_err("rename", from, libc::ENOENT));
+        };
+        {
+            let mut st = f.lock().expect("file lock");
+            if st.entry_durable {
+                // Until the directory is synced a power cut may undo it.
+                s.removed.insert(from.to_path_buf(), st.durable.clone());
+            }
+            st.entry_durable = false;
+        }
+        s.removed.remove(to);
+        s.files.insert(to.to_path_buf(), f);
+        Ok(())
+    }
+
     fn create_dir_all(&self, path: &Path) -> Result<()> {
         self.check(FaultOp::Write, "mkdir", path)?;
         let mut s = self.state.lock().expect("sim lock");

@@ -109,6 +109,10 @@ impl IoBackend for StdBackend {
         }
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        std::fs::rename(from, to).map_err(|e| StorageError::io("rename", from, e))
+    }
+
     fn create_dir_all(&self, path: &Path) -> Result<()> {
         std::fs::create_dir_all(path).map_err(|e| StorageError::io("mkdir", path, e))
     }

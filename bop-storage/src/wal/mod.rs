@@ -11,7 +11,9 @@
 //!    the `durable_lsn` known at the time, so recovery can tell a torn tail
 //!    (nothing after it was ever durable) from damage to durable data.
 //! 4. Every segment file in the manifest exists; files in `wal/` that the
-//!    manifest does not list are leftovers of a crash and are removed at open.
+//!    manifest does not list are leftovers of a crash and are removed at open,
+//!    except up to `SPARE_SEGMENTS_MAX` spares (`<id>.spare`: dropped
+//!    segments of the standard size kept for reuse).
 
 pub mod record;
 pub mod recovery;
@@ -19,4 +21,4 @@ pub mod segment;
 mod writer;
 
 pub use recovery::RecoveredRecord;
-pub use writer::{RecordLoc, Wal, WalConfig};
+pub use writer::{spare_file_name, RecordLoc, Wal, WalConfig, WalStats, SPARE_SEGMENTS_MAX};

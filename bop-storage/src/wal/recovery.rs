@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::record::{HeaderDefect, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
 use super::segment::{parse_segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::writer::{RecordLoc, Wal, WalConfig};
+use super::writer::{RecordLoc, Wal, WalConfig, SPARE_SEGMENTS_MAX};
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, ManifestState};
@@ -44,11 +44,19 @@ impl Wal {
         epoch: Epoch,
     ) -> Result<(Wal, Vec<RecoveredRecord>, ScanReport)> {
         io.create_dir_all(&dir)?;
-        // Invariant 4: sweep files the manifest does not know.
+        // Invariant 4: sweep files the manifest does not know (keeping spares).
+        let mut spares = Vec::new();
         for path in io.list_dir(&dir)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let known = parse_segment_file_name(name)
                 .is_some_and(|id| state.segments.iter().any(|s| s.id == id));
+            if name.ends_with(".spare") && spares.len() < SPARE_SEGMENTS_MAX {
+                let file = io.open(&path, OpenMode::Existing)?;
+                if file.len_bytes()? == config.segment_bytes {
+                    spares.push((path, file));
+                    continue;
+                }
+            }
             if !known {
                 tracing::info!(path = %path.display(), "removing WAL file not listed in the manifest");
                 io.remove_file(&path)?;
@@ -219,6 +227,8 @@ impl Wal {
             next_segment_id: state.next_segment_id,
             unsynced: false,
             roll_first,
+            spares,
+            stats: Default::default(),
         };
         Ok((wal, records, report))
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::record::{RecordHeader, RECORD_HEADER_LEN};
 use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::error::{Result, StorageError};
-use crate::io::{IoBackend, OpenMode};
+use crate::io::{IoBackend, IoFile, OpenMode};
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::types::{Epoch, Lsn, SegmentId};
 
@@ -81,6 +81,21 @@ pub struct Wal {
     /// The next append starts a new segment (recovery continued the log at
     /// the checkpoint LSN, past records lost below it).
     pub(super) roll_first: bool,
+    /// Dropped segments kept for reuse (`<id>.spare`): their blocks are
+    /// already written, so overwriting them needs no extent conversion and a
+    /// durable append costs about half of one into fresh space.
+    pub(super) spares: Vec<(PathBuf, Arc<dyn IoFile>)>,
+    pub(super) stats: WalStats,
+}
+
+/// Segments kept for reuse at most.
+pub const SPARE_SEGMENTS_MAX: usize = 2;
+
+/// Counters of the WAL writer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WalStats {
+    pub segments_created: u64,
+    pub segments_recycled: u64,
 }
 
 impl Wal {
@@ -94,6 +109,10 @@ impl Wal {
 
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    pub fn stats(&self) -> WalStats {
+        self.stats
     }
 
     pub fn dir(&self) -> &Path {
@@ -175,7 +194,9 @@ impl Wal {
 
     /// Starts a new segment with room for at least `needed` bytes.
     fn roll(&mut self, manifest: &Manifest, needed: u64) -> Result<()> {
-        // Invariant 2: the old segment is durable before the next exists.
+        // The old segment ends cleanly (a reused segment holds old records
+        // past its end) and is durable before the next exists (invariant 2).
+        self.mark_end()?;
         self.sync()?;
         const ROUND: u64 = 1 << 20;
         let want = SEGMENT_HEADER_LEN + needed;
@@ -187,9 +208,27 @@ impl Wal {
             capacity_bytes: capacity,
         };
         let path = self.dir.join(segment_file_name(id));
-        let file = self.io.open(&path, OpenMode::CreateNew)?;
+        let spare = if capacity == self.config.segment_bytes {
+            self.spares.pop()
+        } else {
+            None
+        };
+        let recycled = spare.is_some();
+        let file = match spare {
+            Some((spare_path, file)) => {
+                self.io.rename(&spare_path, &path)?;
+                file
+            }
+            None => self.io.open(&path, OpenMode::CreateNew)?,
+        };
         let made = (|| {
-            file.allocate(capacity)?;
+            if !recycled {
+                file.allocate(capacity)?;
+                zero_fill(file.as_ref(), SEGMENT_HEADER_LEN, capacity)?;
+            }
+            // A recycled segment still holds old records past the header:
+            // their LSNs are below this segment's first LSN, so recovery
+            // never takes them for new ones.
             file.write_all_at(&header.encode(), 0)?;
             file.sync_data()?;
             self.io.sync_dir(&self.dir)?;
@@ -205,6 +244,11 @@ impl Wal {
             return Err(e);
         }
         self.next_segment_id = SegmentId(id.0 + 1);
+        if recycled {
+            self.stats.segments_recycled += 1;
+        } else {
+            self.stats.segments_created += 1;
+        }
         self.segments.push(Arc::new(Segment { header, path, file }));
         self.append_offset = SEGMENT_HEADER_LEN;
         self.roll_first = false;
@@ -226,10 +270,40 @@ impl Wal {
             .map(|s| s.header.id)
             .collect();
         manifest.drop_segments(&ids, base)?;
-        for seg in self.segments.drain(..drop_count) {
-            // Readers holding the Arc keep the inode alive until they finish.
-            self.io.remove_file(&seg.path)?;
+        for seg in self.segments.drain(..drop_count).collect::<Vec<_>>() {
+            let reusable = seg.header.capacity_bytes == self.config.segment_bytes
+                && self.spares.len() < SPARE_SEGMENTS_MAX;
+            match Arc::try_unwrap(seg) {
+                Ok(seg) if reusable => {
+                    let spare = self.dir.join(spare_file_name(seg.header.id));
+                    self.io.rename(&seg.path, &spare)?;
+                    self.spares.push((spare, seg.file));
+                }
+                // Not reusable, or someone still reads it: unlink (an open
+                // handle keeps the inode until it is done).
+                Ok(seg) => self.io.remove_file(&seg.path)?,
+                Err(seg) => self.io.remove_file(&seg.path)?,
+            }
         }
         Ok(())
     }
+}
+
+/// File name of a spare segment (a dropped segment kept for reuse).
+pub fn spare_file_name(id: SegmentId) -> String {
+    format!("{:016x}.spare", id.0)
+}
+
+/// Writes zeros over `[from, to)`, so the blocks are allocated and written
+/// (later overwrites then need no extent conversion at fdatasync).
+fn zero_fill(file: &dyn IoFile, from: u64, to: u64) -> Result<()> {
+    const STEP: u64 = 1 << 20;
+    let zeros = vec![0u8; STEP as usize];
+    let mut at = from;
+    while at < to {
+        let n = STEP.min(to - at);
+        file.write_all_at(&zeros[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
 }
