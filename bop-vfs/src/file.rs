@@ -105,7 +105,8 @@ impl MainFile {
                 let s = self.db.store.stats();
                 PragmaOutcome::Answer(Some(format!(
                     "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
-                     wal_segments={} segments_created={} segments_recycled={} wal_records_live={} \
+                     wal_segments={} segments_created={} segments_recycled={} segments_prepared={} \
+                     wal_records_live={} \
                      wal_frames={} next_lsn={} durable_lsn={} \
                      db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={}",
                     s.log.records,
@@ -116,6 +117,7 @@ impl MainFile {
                     s.wal_segments,
                     s.wal.segments_created,
                     s.wal.segments_recycled,
+                    s.wal.segments_prepared,
                     s.wal_records_live,
                     s.wal_frames,
                     s.next_lsn,

@@ -1,9 +1,16 @@
-//! Side-by-side comparison of bop and stock SQLite (the same bundled SQLite
-//! library, WAL mode, page size 4096, same machine, same run). Runs every
-//! workload alternately A B A B and prints the ratio of medians
-//! (bop / stock for throughput: higher is better for bop).
+//! Side-by-side comparison of bop and stock SQLite: the same bundled SQLite
+//! library, WAL mode, page size 4096, same machine, same run. Every
+//! workload runs alternately A B A B (B A in odd rounds) and the ratio of
+//! medians is printed: for rates bop / stock (above 1 means bop is faster),
+//! for times bop / stock (below 1 means bop is faster).
 //!
 //! `cargo run --release -p bop-benches --bin compare -- --rounds 5`
+//! `cargo run --release -p bop-benches --bin compare -- --short` (CI)
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bop_benches::{
     bulk_load, median, open, percentile_us, point_reads, single_row_commits, Engine,
@@ -18,106 +25,293 @@ struct Args {
     /// Scale down for a quick check (CI).
     #[arg(long)]
     short: bool,
+    /// Only workloads whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// Internal: write rows with checkpoints off, then exit without closing.
+    #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "DIR", "ROWS"])]
+    crash_writer: Option<Vec<String>>,
 }
 
-struct Row {
-    name: &'static str,
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+struct Workload {
+    name: String,
     unit: &'static str,
-    stock: Vec<f64>,
-    bop: Vec<f64>,
+    better: Better,
+    run: Box<dyn Fn(Engine, &Path) -> f64>,
+}
+
+struct Scale {
+    commits: usize,
+    bulk_rows: usize,
+    reads: usize,
+    wal_rows: usize,
+    many_secs: f64,
+}
+
+fn engine_from(s: &str) -> Engine {
+    if s == "bop" {
+        Engine::Bop
+    } else {
+        Engine::Stock
+    }
+}
+
+fn crash_writer(args: &[String]) -> ! {
+    let engine = engine_from(&args[0]);
+    let dir = Path::new(&args[1]);
+    let rows: usize = args[2].parse().expect("rows");
+    let c = open(engine, dir, "crash.db", "NORMAL");
+    c.pragma_update(None, "wal_autocheckpoint", 0)
+        .expect("autocheckpoint");
+    bulk_load(&c, 1, rows, 1000);
+    // Exit without closing: the WAL keeps every row, as after a crash.
+    std::process::exit(0);
+}
+
+fn workloads(s: &Scale) -> Vec<Workload> {
+    let commits = s.commits;
+    let bulk_rows = s.bulk_rows;
+    let reads = s.reads;
+    let wal_rows = s.wal_rows;
+    let many_secs = s.many_secs;
+    let mut w: Vec<Workload> = vec![
+        Workload {
+            name: "single-row commits, synchronous=FULL".into(),
+            unit: "commits/s",
+            better: Better::Higher,
+            run: Box::new(move |e, d| {
+                let c = open(e, d, "full.db", "FULL");
+                let lat = single_row_commits(&c, 1, commits);
+                LATENCIES.with(|l| l.borrow_mut().push((e, lat.clone())));
+                commits as f64 / lat.iter().map(Duration::as_secs_f64).sum::<f64>()
+            }),
+        },
+        Workload {
+            name: "single-row commits, synchronous=NORMAL".into(),
+            unit: "commits/s",
+            better: Better::Higher,
+            run: Box::new(move |e, d| {
+                let c = open(e, d, "normal.db", "NORMAL");
+                let lat = single_row_commits(&c, 1, commits * 5);
+                (commits * 5) as f64 / lat.iter().map(Duration::as_secs_f64).sum::<f64>()
+            }),
+        },
+        Workload {
+            name: "bulk load, 1000-row transactions".into(),
+            unit: "rows/s",
+            better: Better::Higher,
+            run: Box::new(move |e, d| {
+                let c = open(e, d, "bulk.db", "NORMAL");
+                bulk_rows as f64 / bulk_load(&c, 1, bulk_rows, 1000).as_secs_f64()
+            }),
+        },
+        Workload {
+            name: "point reads, warm".into(),
+            unit: "reads/s",
+            better: Better::Higher,
+            run: Box::new(move |e, d| {
+                let c = open(e, d, "reads.db", "NORMAL");
+                bulk_load(&c, 1, bulk_rows, 10_000);
+                let _ = point_reads(&c, bulk_rows as i64, reads / 10, 7);
+                reads as f64 / point_reads(&c, bulk_rows as i64, reads, 11).as_secs_f64()
+            }),
+        },
+        Workload {
+            name: "point reads beside a committing writer".into(),
+            unit: "reads/s",
+            better: Better::Higher,
+            run: Box::new(move |e, d| {
+                let c = open(e, d, "mixed.db", "NORMAL");
+                bulk_load(&c, 1, bulk_rows, 10_000);
+                drop(c);
+                let stop = Arc::new(AtomicBool::new(false));
+                let dir = d.to_path_buf();
+                let writer = {
+                    let stop = stop.clone();
+                    std::thread::spawn(move || {
+                        let c = open(e, &dir, "mixed.db", "NORMAL");
+                        let mut k = 10_000_000i64;
+                        while !stop.load(Ordering::Relaxed) {
+                            single_row_commits(&c, k, 10);
+                            k += 10;
+                        }
+                    })
+                };
+                let r = open(e, d, "mixed.db", "NORMAL");
+                let _ = point_reads(&r, bulk_rows as i64, reads / 10, 3);
+                let t = point_reads(&r, bulk_rows as i64, reads, 5);
+                stop.store(true, Ordering::Relaxed);
+                writer.join().expect("writer");
+                reads as f64 / t.as_secs_f64()
+            }),
+        },
+        Workload {
+            name: format!("checkpoint of a {wal_rows}-row WAL"),
+            unit: "ms",
+            better: Better::Lower,
+            run: Box::new(move |e, d| {
+                let c = open(e, d, "ckpt.db", "NORMAL");
+                c.pragma_update(None, "wal_autocheckpoint", 0)
+                    .expect("autocheckpoint");
+                bulk_load(&c, 1, wal_rows, 1000);
+                let t = Instant::now();
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .expect("checkpoint");
+                t.elapsed().as_secs_f64() * 1e3
+            }),
+        },
+        Workload {
+            name: format!("first query after a crash, {wal_rows}-row WAL"),
+            unit: "ms",
+            better: Better::Lower,
+            run: Box::new(move |e, d| {
+                let status = std::process::Command::new(std::env::current_exe().expect("exe"))
+                    .arg("--crash-writer")
+                    .args([e.name(), d.to_str().expect("utf-8"), &wal_rows.to_string()])
+                    .status()
+                    .expect("crash writer");
+                assert!(status.success());
+                let t = Instant::now();
+                let c = open(e, d, "crash.db", "NORMAL");
+                let n: i64 = c
+                    .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+                    .expect("query");
+                assert_eq!(n as usize, wal_rows);
+                t.elapsed().as_secs_f64() * 1e3
+            }),
+        },
+    ];
+    for dbs in [1usize, 4, 16, 64] {
+        w.push(Workload {
+            name: format!("{dbs} databases, one writer each, FULL"),
+            unit: "commits/s",
+            better: Better::Higher,
+            run: Box::new(move |e, d| {
+                let total = Arc::new(AtomicU64::new(0));
+                let stop = Arc::new(AtomicBool::new(false));
+                let threads: Vec<_> = (0..dbs)
+                    .map(|i| {
+                        let (total, stop, dir) = (total.clone(), stop.clone(), d.to_path_buf());
+                        std::thread::spawn(move || {
+                            let c = open(e, &dir, &format!("many{i}.db"), "FULL");
+                            let mut k = 1;
+                            while !stop.load(Ordering::Relaxed) {
+                                single_row_commits(&c, k, 1);
+                                k += 1;
+                                total.fetch_add(1, Ordering::Relaxed);
+                            }
+                        })
+                    })
+                    .collect();
+                std::thread::sleep(Duration::from_secs_f64(many_secs));
+                let n = total.load(Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+                for t in threads {
+                    t.join().expect("writer");
+                }
+                n as f64 / many_secs
+            }),
+        });
+    }
+    w
+}
+
+thread_local! {
+    static LATENCIES: std::cell::RefCell<Vec<(Engine, Vec<Duration>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn main() {
     let args = Args::parse();
-    let commits = if args.short { 200 } else { 2000 };
-    let bulk_rows = if args.short { 20_000 } else { 200_000 };
-    let reads = if args.short { 20_000 } else { 200_000 };
-    let mut rows = vec![
-        Row {
-            name: "single-row commits, synchronous=FULL",
-            unit: "commits/s",
-            stock: vec![],
-            bop: vec![],
-        },
-        Row {
-            name: "single-row commits, synchronous=NORMAL",
-            unit: "commits/s",
-            stock: vec![],
-            bop: vec![],
-        },
-        Row {
-            name: "bulk load, 1000-row transactions (NORMAL)",
-            unit: "rows/s",
-            stock: vec![],
-            bop: vec![],
-        },
-        Row {
-            name: "point reads (warm)",
-            unit: "reads/s",
-            stock: vec![],
-            bop: vec![],
-        },
-    ];
-    let mut lat_full: [Vec<std::time::Duration>; 2] = [vec![], vec![]];
-    for round in 0..args.rounds {
-        for slot in 0..2 {
-            // A B in even rounds, B A in odd ones.
-            let engine = if (round + slot) % 2 == 0 {
-                Engine::Stock
-            } else {
-                Engine::Bop
-            };
-            let dir = tempfile::tempdir().expect("tempdir");
-            let push = |r: &mut Row, v: f64| match engine {
-                Engine::Stock => r.stock.push(v),
-                Engine::Bop => r.bop.push(v),
-            };
-            let c = open(engine, dir.path(), "full.db", "FULL");
-            let lat = single_row_commits(&c, 1, commits);
-            let secs: f64 = lat.iter().map(|d| d.as_secs_f64()).sum();
-            push(&mut rows[0], commits as f64 / secs);
-            lat_full[(engine == Engine::Bop) as usize].extend(lat);
-            drop(c);
-            let c = open(engine, dir.path(), "normal.db", "NORMAL");
-            let lat = single_row_commits(&c, 1, commits);
-            let secs: f64 = lat.iter().map(|d| d.as_secs_f64()).sum();
-            push(&mut rows[1], commits as f64 / secs);
-            drop(c);
-            let c = open(engine, dir.path(), "bulk.db", "NORMAL");
-            let t = bulk_load(&c, 1, bulk_rows, 1000);
-            push(&mut rows[2], bulk_rows as f64 / t.as_secs_f64());
-            let _ = point_reads(&c, bulk_rows as i64, reads / 10, 7); // warm
-            let t = point_reads(&c, bulk_rows as i64, reads, 11 + round as u64);
-            push(&mut rows[3], reads as f64 / t.as_secs_f64());
-            drop(c);
-        }
+    if let Some(a) = &args.crash_writer {
+        crash_writer(a);
     }
+    let scale = if args.short {
+        Scale {
+            commits: 200,
+            bulk_rows: 20_000,
+            reads: 20_000,
+            wal_rows: 20_000,
+            many_secs: 0.5,
+        }
+    } else {
+        Scale {
+            commits: 2000,
+            bulk_rows: 200_000,
+            reads: 200_000,
+            wal_rows: 200_000,
+            many_secs: 3.0,
+        }
+    };
     println!(
-        "bop vs stock SQLite ({} rounds, alternating; ratio = bop / stock of medians)",
-        args.rounds
+        "bop vs stock SQLite, {} rounds alternating; ratio = bop / stock of medians ({})",
+        args.rounds,
+        if args.short { "short" } else { "full" }
     );
     println!(
-        "{:<44} {:>10} {:>10} {:>7}",
+        "{:<48} {:>12} {:>12} {:>8}",
         "workload", "stock", "bop", "ratio"
     );
-    for r in &rows {
-        let (s, b) = (median(r.stock.clone()), median(r.bop.clone()));
+    for w in workloads(&scale) {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !w.name.contains(o.as_str()))
+        {
+            continue;
+        }
+        let (mut stock, mut bop) = (Vec::new(), Vec::new());
+        for round in 0..args.rounds {
+            for slot in 0..2 {
+                let engine = if (round + slot) % 2 == 0 {
+                    Engine::Stock
+                } else {
+                    Engine::Bop
+                };
+                let dir = tempfile::tempdir().expect("tempdir");
+                let v = (w.run)(engine, dir.path());
+                match engine {
+                    Engine::Stock => stock.push(v),
+                    Engine::Bop => bop.push(v),
+                }
+            }
+        }
+        let (s, b) = (median(stock), median(bop));
+        let note = match w.better {
+            Better::Higher => "higher is better",
+            Better::Lower => "lower is better",
+        };
         println!(
-            "{:<44} {:>10.0} {:>10.0} {:>6.2}x  ({})",
-            r.name,
+            "{:<48} {:>12.1} {:>12.1} {:>7.2}x  {} ({note})",
+            w.name,
             s,
             b,
             b / s,
-            r.unit
+            w.unit
         );
     }
-    for (i, name) in ["stock", "bop"].iter().enumerate() {
-        let l = &lat_full[i];
-        println!(
-            "FULL commit latency {name:>5}: p50 {:.0} us  p99 {:.0} us  p99.9 {:.0} us",
-            percentile_us(l, 50.0),
-            percentile_us(l, 99.0),
-            percentile_us(l, 99.9)
-        );
-    }
+    LATENCIES.with(|l| {
+        for engine in [Engine::Stock, Engine::Bop] {
+            let all: Vec<Duration> = l
+                .borrow()
+                .iter()
+                .filter(|(e, _)| *e == engine)
+                .flat_map(|(_, v)| v.clone())
+                .collect();
+            if !all.is_empty() {
+                println!(
+                    "FULL commit latency {:>5}: p50 {:.0} us  p99 {:.0} us  p99.9 {:.0} us",
+                    engine.name(),
+                    percentile_us(&all, 50.0),
+                    percentile_us(&all, 99.0),
+                    percentile_us(&all, 99.9)
+                );
+            }
+        }
+    });
 }

@@ -15,6 +15,7 @@
 //!    except up to `SPARE_SEGMENTS_MAX` spares (`<id>.spare`: dropped
 //!    segments of the standard size kept for reuse).
 
+mod preparer;
 pub mod record;
 pub mod recovery;
 pub mod segment;

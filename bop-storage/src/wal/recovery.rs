@@ -228,6 +228,7 @@ impl Wal {
             unsynced: false,
             roll_first,
             spares,
+            preparer: Default::default(),
             stats: Default::default(),
         };
         Ok((wal, records, report))

@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::preparer::{Preparer, Spare};
 use super::record::{RecordHeader, RECORD_HEADER_LEN};
 use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::error::{Result, StorageError};
-use crate::io::{IoBackend, IoFile, OpenMode};
+use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::types::{Epoch, Lsn, SegmentId};
 
@@ -84,7 +85,9 @@ pub struct Wal {
     /// Dropped segments kept for reuse (`<id>.spare`): their blocks are
     /// already written, so overwriting them needs no extent conversion and a
     /// durable append costs about half of one into fresh space.
-    pub(super) spares: Vec<(PathBuf, Arc<dyn IoFile>)>,
+    pub(super) spares: Vec<Spare>,
+    /// Writes the next spare in the background (see `preparer.rs`).
+    pub(super) preparer: Arc<Preparer>,
     pub(super) stats: WalStats,
 }
 
@@ -96,6 +99,7 @@ pub const SPARE_SEGMENTS_MAX: usize = 2;
 pub struct WalStats {
     pub segments_created: u64,
     pub segments_recycled: u64,
+    pub segments_prepared: u64,
 }
 
 impl Wal {
@@ -112,7 +116,13 @@ impl Wal {
     }
 
     pub fn stats(&self) -> WalStats {
-        self.stats
+        WalStats {
+            segments_prepared: self
+                .preparer
+                .prepared
+                .load(std::sync::atomic::Ordering::Relaxed),
+            ..self.stats
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -158,11 +168,33 @@ impl Wal {
             payload_crc: header.payload_crc,
         };
         self.append_offset += needed;
+        self.maybe_prepare();
         self.written_lsn = header.lsn;
         self.next_lsn = header.lsn.next();
         self.unsynced = true;
         debug_assert!(self.durable_lsn <= self.written_lsn && self.written_lsn < self.next_lsn);
         Ok(loc)
+    }
+
+    /// Once the active segment is half full, makes sure a spare will be
+    /// ready for the next roll.
+    fn maybe_prepare(&mut self) {
+        let Some(seg) = self.segments.last() else {
+            return;
+        };
+        if !self.spares.is_empty() || self.append_offset * 2 < seg.header.capacity_bytes {
+            return;
+        }
+        let n = self.stats.segments_created + self.stats.segments_recycled;
+        let path = self
+            .dir
+            .join(format!("prepared-{:016x}-{n}.spare", seg.header.id.0));
+        self.preparer.start(
+            self.io.clone(),
+            self.dir.clone(),
+            path,
+            self.config.segment_bytes,
+        );
     }
 
     /// Marks the end of the log for a clean shutdown: zeros where the next
@@ -209,7 +241,7 @@ impl Wal {
         };
         let path = self.dir.join(segment_file_name(id));
         let spare = if capacity == self.config.segment_bytes {
-            self.spares.pop()
+            self.spares.pop().or_else(|| self.preparer.take())
         } else {
             None
         };
@@ -223,8 +255,10 @@ impl Wal {
         };
         let made = (|| {
             if !recycled {
+                // No spare at hand (the first segment, or a record larger
+                // than a segment): preallocate only; spares prepared in the
+                // background are zero-filled.
                 file.allocate(capacity)?;
-                zero_fill(file.as_ref(), SEGMENT_HEADER_LEN, capacity)?;
             }
             // A recycled segment still holds old records past the header:
             // their LSNs are below this segment's first LSN, so recovery
@@ -292,18 +326,4 @@ impl Wal {
 /// File name of a spare segment (a dropped segment kept for reuse).
 pub fn spare_file_name(id: SegmentId) -> String {
     format!("{:016x}.spare", id.0)
-}
-
-/// Writes zeros over `[from, to)`, so the blocks are allocated and written
-/// (later overwrites then need no extent conversion at fdatasync).
-fn zero_fill(file: &dyn IoFile, from: u64, to: u64) -> Result<()> {
-    const STEP: u64 = 1 << 20;
-    let zeros = vec![0u8; STEP as usize];
-    let mut at = from;
-    while at < to {
-        let n = STEP.min(to - at);
-        file.write_all_at(&zeros[..n as usize], at)?;
-        at += n;
-    }
-    Ok(())
 }

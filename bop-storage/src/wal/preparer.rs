@@ -1,0 +1,109 @@
+//! Prepares the next WAL segment in the background, so a roll never waits
+//! for a new file to be written full of zeros.
+//!
+//! A fresh segment is preallocated *and zero-filled*: on ext4 a durable
+//! overwrite of written blocks costs about 40% less than one into
+//! fallocate's unwritten extents (no extent conversion to journal at each
+//! fdatasync). Writing 16 MiB of zeros takes tens of milliseconds, which a
+//! commit must not wait for; so when the active segment is half full and no
+//! spare is at hand, one background thread writes a spare (`<n>.spare`).
+//!
+//! Bounds: at most one preparation in flight per store and at most one
+//! prepared spare waiting; the thread exists only while it prepares.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+use crate::io::{IoBackend, IoFile, OpenMode};
+
+/// A prepared spare segment file.
+pub type Spare = (PathBuf, Arc<dyn IoFile>);
+
+#[derive(Debug, Default)]
+pub struct Preparer {
+    busy: AtomicBool,
+    ready: Mutex<Option<Spare>>,
+    /// Spares prepared since open.
+    pub prepared: AtomicU64,
+    /// Preparations that failed (the roll then makes its own segment).
+    pub failed: AtomicU64,
+}
+
+impl Preparer {
+    /// Takes the prepared spare, if one is ready.
+    pub fn take(&self) -> Option<Spare> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Starts preparing a spare of `capacity` bytes at `path` unless one is
+    /// being prepared or waiting.
+    pub fn start(
+        self: &Arc<Self>,
+        io: Arc<dyn IoBackend>,
+        dir: PathBuf,
+        path: PathBuf,
+        capacity: u64,
+    ) {
+        if self
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return;
+        }
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("bop-wal-prepare".into())
+            .spawn(move || {
+                match prepare(io.as_ref(), &dir, &path, capacity) {
+                    Ok(file) => {
+                        *me.ready.lock().unwrap_or_else(|p| p.into_inner()) = Some((path, file));
+                        me.prepared.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "preparing a WAL segment failed; the next roll makes its own");
+                        let _ = io.remove_file(&path);
+                        me.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                me.busy.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.busy.store(false, Ordering::Release);
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn prepare(
+    io: &dyn IoBackend,
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    capacity: u64,
+) -> Result<Arc<dyn IoFile>> {
+    let file = io.open(path, OpenMode::CreateNew)?;
+    file.allocate(capacity)?;
+    zero_fill(file.as_ref(), 0, capacity)?;
+    file.sync_data()?;
+    io.sync_dir(dir)?;
+    Ok(file)
+}
+
+/// Writes zeros over `[from, to)`, so the blocks are allocated and written.
+pub fn zero_fill(file: &dyn IoFile, from: u64, to: u64) -> Result<()> {
+    const STEP: u64 = 1 << 20;
+    let zeros = vec![0u8; STEP as usize];
+    let mut at = from;
+    while at < to {
+        let n = STEP.min(to - at);
+        file.write_all_at(&zeros[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
+}
