@@ -172,7 +172,7 @@ pub fn assert_store_layout(store: &Path) {
             (["LOCK"], false) => true,
             (["manifest" | "wal" | "chunks"], true) => true,
             (["manifest", "data.mdb" | "lock.mdb"], false) => true,
-            (["wal", f], false) => f.ends_with(".seg"),
+            (["wal", f], false) => f.ends_with(".seg") || f.ends_with(".spare"),
             (["chunks", f], false) => f.ends_with(".chunk"),
             _ => false,
         };

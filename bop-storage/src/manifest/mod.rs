@@ -11,6 +11,7 @@
 //! - `pages`: page number -> (chunk id, slot, crc32c).
 
 pub mod digest;
+mod lmdb_check;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -105,6 +106,11 @@ impl Manifest {
         };
         if create {
             std::fs::create_dir_all(dir).map_err(|e| StorageError::io("mkdir", dir, e))?;
+        }
+        // LMDB trusts its B-tree structure: check it before LMDB maps it.
+        let data = dir.join("data.mdb");
+        if data.exists() {
+            lmdb_check::check(&data)?;
         }
         // SAFETY: the store's exclusive process lock (LOCK file) guarantees
         // no other process maps this environment, and within the process the
