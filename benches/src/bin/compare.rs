@@ -39,11 +39,14 @@ enum Better {
     Lower,
 }
 
+/// One measurement of a workload on an engine, in a fresh directory.
+type Measure = Box<dyn Fn(Engine, &Path) -> f64>;
+
 struct Workload {
     name: String,
     unit: &'static str,
     better: Better,
-    run: Box<dyn Fn(Engine, &Path) -> f64>,
+    run: Measure,
 }
 
 struct Scale {
