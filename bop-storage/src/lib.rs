@@ -10,6 +10,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod manifest;
+pub mod open_once;
 pub mod page_store;
 pub mod store;
 pub mod types;

@@ -15,12 +15,12 @@
 //! within the process, [`Store::open_shared`] hands every opener the same
 //! `Arc<Store>`.
 
-use std::collections::HashMap;
+use crate::open_once::OpenOnce;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::error::{Result, StorageError};
@@ -102,8 +102,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Store>>> {
-    static REG: OnceLock<Mutex<HashMap<PathBuf, Weak<Store>>>> = OnceLock::new();
+fn registry() -> &'static OpenOnce<Store> {
+    static REG: OnceLock<OpenOnce<Store>> = OnceLock::new();
     REG.get_or_init(Default::default)
 }
 
@@ -127,31 +127,21 @@ impl Store {
     /// Opens (or creates) the store at `path`, sharing one instance per path
     /// within the process.
     pub fn open_shared(path: &Path, opts: &StoreOptions) -> Result<Arc<Store>> {
-        let mut reg = registry().lock().expect("store registry");
-        reg.retain(|_, w| w.strong_count() > 0);
-        if let Some(store) = reg.get(path).and_then(Weak::upgrade) {
-            if let Some(ps) = opts.page_size {
-                if ps != store.page_size {
-                    return Err(StorageError::Config(format!(
-                        "page_size={ps} does not match the store's page size {}",
-                        store.page_size
-                    )));
-                }
+        let store = registry().get_or_open(path, || Store::open(path, opts).map(Arc::new))?;
+        if let Some(ps) = opts.page_size {
+            if ps != store.page_size {
+                return Err(StorageError::Config(format!(
+                    "page_size={ps} does not match the store's page size {}",
+                    store.page_size
+                )));
             }
-            return Ok(store);
         }
-        let store = Arc::new(Store::open(path, opts)?);
-        reg.insert(path.to_path_buf(), Arc::downgrade(&store));
         Ok(store)
     }
 
     /// Whether a store at `path` is open in this process.
     pub fn is_open_here(path: &Path) -> Option<Arc<Store>> {
-        registry()
-            .lock()
-            .expect("store registry")
-            .get(path)
-            .and_then(Weak::upgrade)
+        registry().get(path)
     }
 
     fn open(path: &Path, opts: &StoreOptions) -> Result<Store> {

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bop_storage::io::IoBackend;
+use bop_storage::open_once::OpenOnce;
 use bop_storage::{is_store, StorageError, Store, StoreOptions};
 
 use crate::locks::DbLocks;
@@ -20,45 +21,42 @@ pub struct DbShared {
     pub shm: Shm,
 }
 
-fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<DbShared>>> {
-    static REG: OnceLock<Mutex<HashMap<PathBuf, Weak<DbShared>>>> = OnceLock::new();
+fn registry() -> &'static OpenOnce<DbShared> {
+    static REG: OnceLock<OpenOnce<DbShared>> = OnceLock::new();
     REG.get_or_init(Default::default)
 }
 
-/// Opens (or joins) the database whose store is at `path`.
+/// Opens (or joins) the database whose store is at `path`. Opening one
+/// database never waits for another's open.
 pub fn open_main(
     path: &Path,
     params: &Params,
     create: bool,
 ) -> Result<Arc<DbShared>, StorageError> {
-    let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    reg.retain(|_, w| w.strong_count() > 0);
-    if let Some(db) = reg.get(path).and_then(Weak::upgrade) {
-        if let Some(ps) = params.page_size {
-            if ps != db.store.page_size() {
-                return Err(StorageError::Config(format!(
-                    "page_size={ps} does not match the store's page size {}",
-                    db.store.page_size()
-                )));
-            }
+    let db = registry().get_or_open(path, || {
+        let mut opts = StoreOptions {
+            create,
+            ..Default::default()
+        };
+        params.apply(&mut opts);
+        if let Some(io) = io_override(path) {
+            opts.io = io;
         }
-        return Ok(db);
+        let store = Store::open_shared(path, &opts)?;
+        Ok::<_, StorageError>(Arc::new(DbShared {
+            store,
+            locks: DbLocks::default(),
+            shm: Shm::default(),
+        }))
+    })?;
+    if let Some(ps) = params.page_size {
+        if ps != db.store.page_size() {
+            return Err(StorageError::Config(format!(
+                "page_size={ps} does not match the store's page size {}",
+                db.store.page_size()
+            )));
+        }
     }
-    let mut opts = StoreOptions {
-        create,
-        ..Default::default()
-    };
-    params.apply(&mut opts);
-    if let Some(io) = io_override(path) {
-        opts.io = io;
-    }
-    let store = Store::open_shared(path, &opts)?;
-    let db = Arc::new(DbShared {
-        store,
-        locks: DbLocks::default(),
-        shm: Shm::default(),
-    });
-    reg.insert(path.to_path_buf(), Arc::downgrade(&db));
     Ok(db)
 }
 
@@ -87,8 +85,7 @@ pub fn set_store_io(path: &Path, io: Option<Arc<dyn IoBackend>>) {
 
 /// The open database a name refers to, if it is `<db>` or `<db>-suffix`.
 pub fn find_open(path: &Path) -> Option<Arc<DbShared>> {
-    let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    reg.get(path).and_then(Weak::upgrade)
+    registry().get(path)
 }
 
 /// What a file name is to bop.

@@ -198,11 +198,16 @@ fn workloads(s: &Scale) -> Vec<Workload> {
             run: Box::new(move |e, d| {
                 let total = Arc::new(AtomicU64::new(0));
                 let stop = Arc::new(AtomicBool::new(false));
+                // Every database is open before the clock starts.
+                let ready = Arc::new(std::sync::Barrier::new(dbs + 1));
                 let threads: Vec<_> = (0..dbs)
                     .map(|i| {
-                        let (total, stop, dir) = (total.clone(), stop.clone(), d.to_path_buf());
+                        let (total, stop, ready, dir) =
+                            (total.clone(), stop.clone(), ready.clone(), d.to_path_buf());
                         std::thread::spawn(move || {
                             let c = open(e, &dir, &format!("many{i}.db"), "FULL");
+                            single_row_commits(&c, 0, 1); // the first commit creates files
+                            ready.wait();
                             let mut k = 1;
                             while !stop.load(Ordering::Relaxed) {
                                 single_row_commits(&c, k, 1);
@@ -212,8 +217,10 @@ fn workloads(s: &Scale) -> Vec<Workload> {
                         })
                     })
                     .collect();
+                ready.wait();
+                let start = total.load(Ordering::Relaxed);
                 std::thread::sleep(Duration::from_secs_f64(many_secs));
-                let n = total.load(Ordering::Relaxed);
+                let n = total.load(Ordering::Relaxed) - start;
                 stop.store(true, Ordering::Relaxed);
                 for t in threads {
                     t.join().expect("writer");
