@@ -24,6 +24,7 @@ fn chunks_stay_within_twice_the_live_pages() {
     let opts = StoreOptions {
         page_store: PageStoreConfig {
             chunk_bytes_max: CHUNK_PAGES * PAGE as u64,
+            ..Default::default()
         },
         ..Default::default()
     };
@@ -76,4 +77,53 @@ fn chunks_stay_within_twice_the_live_pages() {
             .unwrap();
         assert!(buf.iter().all(|&b| b == fill), "page {p}");
     }
+}
+
+#[test]
+fn many_small_checkpoints_keep_few_chunk_files_and_few_open_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.db");
+    let opts = StoreOptions {
+        page_store: PageStoreConfig {
+            chunk_bytes_max: CHUNK_PAGES * PAGE as u64,
+            open_chunks_max: 4,
+        },
+        ..Default::default()
+    };
+    let store = Store::open_shared(&path, &opts).unwrap();
+    let db_pages = 300u32;
+    let mut expect: HashMap<u32, u8> = HashMap::new();
+    for round in 0..400u32 {
+        // A checkpoint of a few pages: each one writes a small chunk.
+        for i in 0..3 {
+            let p = 1 + (round * 7 + i * 101) % db_pages;
+            let fill = (round % 250) as u8 + 1;
+            store
+                .db_write(u64::from(p - 1) * PAGE as u64, &vec![fill; PAGE])
+                .unwrap();
+            expect.insert(p, fill);
+        }
+        store.db_sync().unwrap();
+        let files = std::fs::read_dir(path.join("chunks")).unwrap().count();
+        // Chunks holding at least half a chunk of live pages, plus the
+        // small ones tolerated before a merge, plus this publish's two.
+        let bound = (db_pages as usize).div_ceil(CHUNK_PAGES as usize / 2) + 8 + 2;
+        assert!(
+            files <= bound,
+            "round {round}: {files} chunk files (bound {bound})"
+        );
+    }
+    let mut buf = vec![0u8; PAGE];
+    for (p, fill) in &expect {
+        store
+            .db_read(u64::from(p - 1) * PAGE as u64, &mut buf)
+            .unwrap();
+        assert!(buf.iter().all(|b| b == fill), "page {p}");
+    }
+    let s = store.stats().pages;
+    assert!(s.chunk_files_open <= 4, "{s:?}");
+    assert!(
+        s.chunk_file_evictions > 0,
+        "reads went through the bounded cache: {s:?}"
+    );
 }

@@ -108,7 +108,8 @@ impl MainFile {
                      wal_segments={} segments_created={} segments_recycled={} segments_prepared={} \
                      wal_records_live={} \
                      wal_frames={} next_lsn={} durable_lsn={} \
-                     db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={}",
+                     db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={} \
+                     chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
                     s.log.records,
                     s.log.record_bytes,
                     s.log.syncs,
@@ -126,7 +127,10 @@ impl MainFile {
                     s.pages.chunks,
                     s.pages.pending_pages,
                     s.pages.pages_compacted,
-                    s.pages.chunks_deleted
+                    s.pages.chunks_deleted,
+                    s.pages.chunk_files_open,
+                    s.pages.chunk_file_opens,
+                    s.pages.chunk_file_evictions
                 )))
             }
             "bop_verify" => match self.db.store.verify() {
