@@ -38,6 +38,7 @@ fn opts(page_size: u32, chunk_pages: u64) -> StoreOptions {
         },
         page_store: PageStoreConfig {
             chunk_bytes_max: chunk_pages * u64::from(page_size),
+            ..Default::default()
         },
         ..Default::default()
     }
