@@ -93,6 +93,8 @@ pub struct Store {
     /// Set after a write path failed (the reason and the OS error number
     /// behind it, if any); the store then refuses writes.
     failed: Mutex<Option<(String, Option<i32>)>>,
+    /// `failed` is set (checked first, so the write path takes no lock).
+    failed_flag: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -222,6 +224,7 @@ impl Store {
             log: Mutex::new(log),
             page_size: state.page_size,
             failed: Mutex::new(None),
+            failed_flag: Default::default(),
             _lock: lock,
         })
     }
@@ -239,6 +242,9 @@ impl Store {
     }
 
     fn check_writable(&self) -> Result<()> {
+        if !self.failed_flag.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
         match &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
             None => Ok(()),
             Some((reason, errno)) => Err(StorageError::Failed {
@@ -249,6 +255,12 @@ impl Store {
         }
     }
 
+    fn set_failed(&self, reason: String, errno: Option<i32>) {
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some((reason, errno));
+        self.failed_flag
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Runs a write-path step; a failure puts the store in the failed state.
     fn guarded<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.check_writable()?;
@@ -256,8 +268,7 @@ impl Store {
         if let Err(e) = &r {
             if !matches!(e, StorageError::Limit(_) | StorageError::Config(_)) {
                 tracing::error!(error = %e, "store write path failed; refusing further writes");
-                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((e.to_string(), e.raw_os_error()));
+                self.set_failed(e.to_string(), e.raw_os_error());
             }
         }
         r
@@ -430,7 +441,7 @@ impl Store {
     /// Stops the store dead, as a crash would: every later write is refused
     /// and closing does nothing. For tests that simulate power cuts.
     pub fn halt(&self) {
-        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(("halted".into(), None));
+        self.set_failed("halted".into(), None);
     }
 
     /// Verifies every checksum of the store: each page the page index

@@ -8,7 +8,7 @@ page_size=N     page size in bytes for a new store: a power of two from 512 to 6
 an existing store must be opened with its own page size or none
 max_txn_mb=N    largest transaction SQLite may build before commit, in MiB (1..=65536, default 1024); \
 a larger one fails with SQLITE_FULL
-wal_segment_mb=N size of a preallocated WAL segment file in MiB (1..=4096, default 16)";
+wal_segment_mb=N size of a preallocated WAL segment file in MiB (1..=4096, default 8)";
 
 /// Parameters SQLite itself interprets; bop leaves them alone.
 const SQLITE_KEYS: &[&str] = &["vfs", "mode", "cache", "psow", "nolock", "immutable"];

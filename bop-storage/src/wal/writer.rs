@@ -22,7 +22,7 @@ pub struct WalConfig {
 impl Default for WalConfig {
     fn default() -> Self {
         WalConfig {
-            segment_bytes: 16 << 20,
+            segment_bytes: 8 << 20,
         }
     }
 }
@@ -255,10 +255,15 @@ impl Wal {
         };
         let made = (|| {
             if !recycled {
-                // No spare at hand (the first segment, or a record larger
-                // than a segment): preallocate only; spares prepared in the
-                // background are zero-filled.
+                // No spare at hand: the first segment of a store, a record
+                // larger than a segment, or a roll faster than the
+                // background preparation. Preallocate, and zero-fill a
+                // standard-size segment so commits overwrite written blocks
+                // (a one-time cost; later segments come prepared).
                 file.allocate(capacity)?;
+                if capacity == self.config.segment_bytes {
+                    super::preparer::zero_fill(file.as_ref(), SEGMENT_HEADER_LEN, capacity)?;
+                }
             }
             // A recycled segment still holds old records past the header:
             // their LSNs are below this segment's first LSN, so recovery
