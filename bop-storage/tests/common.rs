@@ -74,3 +74,37 @@ pub fn record_offsets(seg: &[u8]) -> Vec<usize> {
     }
     out
 }
+
+/// Copies a store directory (files and subdirectories).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// Runs the test `name` of this test binary in a child process with
+/// `env_key=env_value`, and returns the word it printed after `OUTCOME `
+/// (None if it printed none: it crashed). Used to contain crashes inside
+/// LMDB when a test opens a deliberately damaged manifest.
+pub fn child_outcome(name: &str, env_key: &str, env_value: &Path) -> Option<String> {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env_key, env_value)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // libtest prints the outcome after the test's name on the same line.
+    stdout
+        .lines()
+        .find_map(|l| l.split("OUTCOME ").nth(1))?
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+}

@@ -56,19 +56,6 @@ fn build(path: &Path) -> Contents {
     // Dropped here: a clean shutdown.
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 fn files(dir: &Path, sub: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
         .unwrap()
@@ -142,24 +129,8 @@ fn check_in_child(dir: &Path, want: &Contents) -> Option<Outcome> {
     blob.extend_from_slice(&want.db);
     blob.extend_from_slice(&want.wal);
     std::fs::write(dir.with_extension("want"), blob).unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "manifest_flip_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // libtest prints the outcome after the test's name on the same line.
-    let outcome = stdout
-        .lines()
-        .find_map(|l| l.split("OUTCOME ").nth(1))?
-        .split_whitespace()
-        .next()?;
-    Some(match outcome {
+    let outcome = child_outcome("manifest_flip_child", CHILD_ENV, dir)?;
+    Some(match outcome.as_str() {
         "DetectedAtOpen" => Outcome::DetectedAtOpen,
         "DetectedAtRead" => Outcome::DetectedAtRead,
         "Harmless" => Outcome::Harmless,

@@ -24,6 +24,7 @@ use bop_storage::io::sim::SimRng;
 use bop_storage::page_store::PageStoreConfig;
 use bop_storage::wal::WalConfig;
 use bop_storage::{Store, StoreOptions};
+use common::{child_outcome, copy_dir};
 use lmdb_check::{check, check_report, Report};
 
 fn data_mdb(store: &Path) -> PathBuf {
@@ -275,37 +276,7 @@ fn flipped_manifest_child() {
 }
 
 fn run_child(dir: &Path) -> Option<String> {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "flipped_manifest_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let word = stdout
-        .lines()
-        .find_map(|l| l.split("OUTCOME ").nth(1))?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    Some(word)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
+    child_outcome("flipped_manifest_child", CHILD_ENV, dir)
 }
 
 #[test]
