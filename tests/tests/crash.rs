@@ -126,6 +126,13 @@ fn kill_9_loses_nothing_acknowledged() {
         assert_integrity(&conn);
         close(conn);
         k = now;
+        if (it + 1) % 100 == 0 {
+            println!(
+                "crash test: {} kills so far, {k} transactions, {:?}",
+                it + 1,
+                started.elapsed()
+            );
+        }
     }
     println!(
         "crash test: {iterations} kills, {k} transactions, {total_acks} acks, {} checkpointing runs, {:?}",
