@@ -438,6 +438,13 @@ impl Store {
         }
     }
 
+    /// Puts the store in the failed state: it refuses writes until it is
+    /// reopened (used when a panic interrupted a write path).
+    pub fn fail(&self, reason: String) {
+        tracing::error!(%reason, "store failed; refusing further writes");
+        self.set_failed(reason, None);
+    }
+
     /// Stops the store dead, as a crash would: every later write is refused
     /// and closing does nothing. For tests that simulate power cuts.
     pub fn halt(&self) {

@@ -154,6 +154,13 @@ impl Drop for MainFile {
 }
 
 impl BopFile {
+    pub fn store(&self) -> &bop_storage::Store {
+        match self {
+            BopFile::Main(m) => &m.db.store,
+            BopFile::Wal(w) => &w.db.store,
+        }
+    }
+
     pub fn read(&mut self, buf: &mut [u8], offset: u64) -> c_int {
         let r = match self {
             BopFile::Main(m) => m.db.store.db_read(offset, buf),

@@ -71,16 +71,20 @@ static IO_METHODS: sqlite3_io_methods = sqlite3_io_methods {
     xUnfetch: None,
 };
 
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Runs `f`, turning a panic into `on_panic` (after reporting it).
 fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = panic_message(payload.as_ref());
             report(
                 SQLITE_INTERNAL,
                 &format!("bop: internal error (panic): {msg}"),
@@ -88,6 +92,36 @@ fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
             on_panic
         }
     }
+}
+
+/// Like [`guard`] for a method that may change the file's store: a panic
+/// there also puts the store in the failed state (it refuses writes until
+/// reopened, when recovery starts from what is durable), because a write
+/// path interrupted half-way must not be continued.
+///
+/// # Safety
+/// `f` must be a `RawFile` opened by `x_open` with a live state.
+unsafe fn guard_write(
+    f: *mut sqlite3_file,
+    on_panic: c_int,
+    body: impl FnOnce(&mut BopFile) -> c_int,
+) -> c_int {
+    guard(on_panic, || {
+        // SAFETY: per the contract.
+        let file = unsafe { state(f) };
+        match catch_unwind(AssertUnwindSafe(|| body(&mut *file))) {
+            Ok(v) => v,
+            Err(payload) => {
+                let msg = format!(
+                    "bop: internal error (panic): {}",
+                    panic_message(payload.as_ref())
+                );
+                file.store().fail(msg.clone());
+                report(on_panic, &msg);
+                on_panic
+            }
+        }
+    })
 }
 
 /// # Safety
@@ -340,24 +374,20 @@ unsafe extern "C" fn x_write(
     amt: c_int,
     off: sqlite3_int64,
 ) -> c_int {
-    guard(SQLITE_IOERR_WRITE, || {
-        // SAFETY: SQLite passes a readable buffer of `amt` bytes.
-        let data = unsafe { std::slice::from_raw_parts(buf as *const u8, amt as usize) };
-        // SAFETY: file opened by x_open.
-        unsafe { state(f) }.write(data, off as u64)
-    })
+    // SAFETY: SQLite passes a readable buffer of `amt` bytes.
+    let data = unsafe { std::slice::from_raw_parts(buf as *const u8, amt as usize) };
+    // SAFETY: file opened by x_open.
+    unsafe { guard_write(f, SQLITE_IOERR_WRITE, |file| file.write(data, off as u64)) }
 }
 
 unsafe extern "C" fn x_truncate(f: *mut sqlite3_file, size: sqlite3_int64) -> c_int {
-    guard(SQLITE_IOERR_TRUNCATE, || {
-        // SAFETY: file opened by x_open.
-        unsafe { state(f) }.truncate(size as u64)
-    })
+    // SAFETY: file opened by x_open.
+    unsafe { guard_write(f, SQLITE_IOERR_TRUNCATE, |file| file.truncate(size as u64)) }
 }
 
 unsafe extern "C" fn x_sync(f: *mut sqlite3_file, _flags: c_int) -> c_int {
     // SAFETY: file opened by x_open.
-    guard(SQLITE_IOERR_FSYNC, || unsafe { state(f) }.sync())
+    unsafe { guard_write(f, SQLITE_IOERR_FSYNC, |file| file.sync()) }
 }
 
 unsafe extern "C" fn x_file_size(f: *mut sqlite3_file, out: *mut sqlite3_int64) -> c_int {
@@ -387,9 +417,15 @@ unsafe extern "C" fn x_check_reserved_lock(f: *mut sqlite3_file, out: *mut c_int
 }
 
 unsafe extern "C" fn x_file_control(f: *mut sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    guard(SQLITE_IOERR, || {
-        // SAFETY: file opened by x_open.
-        let file = unsafe { state(f) };
+    // SAFETY: file opened by x_open (COMMIT_PHASETWO seals: a write path).
+    // SAFETY: `arg` is what SQLite passed with `op`.
+    unsafe { guard_write(f, SQLITE_IOERR, |file| file_control(file, op, arg)) }
+}
+
+/// # Safety
+/// `arg` must be what SQLite passes with `op` (see sqlite3.h).
+unsafe fn file_control(file: &mut BopFile, op: c_int, arg: *mut c_void) -> c_int {
+    {
         match op {
             SQLITE_FCNTL_VFSNAME => {
                 // SAFETY: for VFSNAME, `arg` is a `char **` SQLite frees.
@@ -432,7 +468,7 @@ unsafe extern "C" fn x_file_control(f: *mut sqlite3_file, op: c_int, arg: *mut c
             }
             _ => SQLITE_NOTFOUND,
         }
-    })
+    }
 }
 
 unsafe extern "C" fn x_sector_size(_f: *mut sqlite3_file) -> c_int {
@@ -473,13 +509,14 @@ unsafe extern "C" fn x_shm_lock(
     n: c_int,
     flags: c_int,
 ) -> c_int {
-    guard(SQLITE_IOERR, || {
-        // SAFETY: file opened by x_open.
-        let BopFile::Main(main) = (unsafe { state(f) }) else {
-            return SQLITE_IOERR;
-        };
-        main.shm_lock(offset as usize, n as usize, flags)
-    })
+    // SAFETY: file opened by x_open. Releasing the write lock seals the
+    // transaction: a write path.
+    unsafe {
+        guard_write(f, SQLITE_IOERR, |file| match file {
+            BopFile::Main(main) => main.shm_lock(offset as usize, n as usize, flags),
+            BopFile::Wal(_) => SQLITE_IOERR,
+        })
+    }
 }
 
 unsafe extern "C" fn x_shm_barrier(_f: *mut sqlite3_file) {

@@ -236,3 +236,39 @@ fn real_disk_full_is_sqlite_full_and_recovers_when_space_returns() {
     assert_integrity(&c);
     drop(c);
 }
+
+#[test]
+fn a_panic_in_the_write_path_fails_safe() {
+    let (_d, path, fs) = sim_store("panic.db");
+    let c = setup(&path, 4);
+    fs.inject(Fault {
+        op: FaultOp::Write,
+        nth: 1,
+        errno: SimFs::PANIC,
+        path_contains: Some(".seg".into()),
+        sticky: false,
+    });
+    // The panic is caught inside the VFS: an error, never an unwind into
+    // SQLite; the store then refuses writes instead of going on half-way.
+    let e = c
+        .execute("INSERT INTO t(id, v) VALUES (5, 'x')", [])
+        .unwrap_err();
+    let msg = bop_rusqlite::last_error().unwrap_or_default();
+    assert!(msg.contains("panic"), "{e}: {msg}");
+    let e = c
+        .execute("INSERT INTO t(id, v) VALUES (6, 'y')", [])
+        .unwrap_err();
+    let msg = bop_rusqlite::last_error().unwrap_or_default();
+    assert!(msg.contains("refuses writes"), "{e}: {msg}");
+    assert_eq!(count(&c), 4, "reads still work");
+    drop(c);
+    let c = open(&path);
+    assert_eq!(
+        count(&c),
+        4,
+        "nothing acknowledged lost, nothing half-written visible"
+    );
+    c.execute("INSERT INTO t(id, v) VALUES (5, 'after')", [])
+        .unwrap();
+    assert_integrity(&c);
+}

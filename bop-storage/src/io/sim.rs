@@ -139,6 +139,10 @@ fn errno_err(op: &'static str, path: &Path, errno: i32) -> StorageError {
 }
 
 impl SimFs {
+    /// A fault whose `errno` is this panics instead of failing (to test that
+    /// panics in the engine fail safe).
+    pub const PANIC: i32 = -1;
+
     pub fn new() -> SimFs {
         SimFs::default()
     }
@@ -211,6 +215,10 @@ impl SimFs {
         }
         if let Some(errno) = fire {
             s.faults_fired += 1;
+            if errno == Self::PANIC {
+                drop(s);
+                panic!("injected panic at {name} {}", path.display());
+            }
             return Err(errno_err(name, path, errno));
         }
         Ok(())

@@ -61,7 +61,20 @@ impl Preparer {
         let spawned = std::thread::Builder::new()
             .name("bop-wal-prepare".into())
             .spawn(move || {
-                match prepare(io.as_ref(), &dir, &path, capacity) {
+                // A panic here is caught and counted like an error: the
+                // next roll then makes its own segment.
+                let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    prepare(io.as_ref(), &dir, &path, capacity)
+                }))
+                .unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(crate::error::StorageError::Invariant(format!("panic preparing a segment: {what}")))
+                });
+                match prepared {
                     Ok(file) => {
                         *me.ready.lock().unwrap_or_else(|p| p.into_inner()) = Some((path, file));
                         me.prepared.fetch_add(1, Ordering::Relaxed);
