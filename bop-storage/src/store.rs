@@ -141,11 +141,6 @@ impl Store {
         Ok(store)
     }
 
-    /// Whether a store at `path` is open in this process.
-    pub fn is_open_here(path: &Path) -> Option<Arc<Store>> {
-        registry().get(path)
-    }
-
     fn open(path: &Path, opts: &StoreOptions) -> Result<Store> {
         if let Some(ps) = opts.page_size {
             validate_page_size(ps)?;

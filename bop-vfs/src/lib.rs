@@ -32,6 +32,7 @@ mod vfs;
 
 use std::ffi::{c_char, c_int, c_void};
 
+pub use bop_storage::error::panic_message;
 pub use errors::last_error;
 
 /// Hooks for tests and tools that drive stores opened through the VFS.

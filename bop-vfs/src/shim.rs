@@ -71,13 +71,7 @@ static IO_METHODS: sqlite3_io_methods = sqlite3_io_methods {
     xUnfetch: None,
 };
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
+use bop_storage::error::panic_message;
 
 /// Runs `f`, turning a panic into `on_panic` (after reporting it).
 fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
@@ -425,49 +419,47 @@ unsafe extern "C" fn x_file_control(f: *mut sqlite3_file, op: c_int, arg: *mut c
 /// # Safety
 /// `arg` must be what SQLite passes with `op` (see sqlite3.h).
 unsafe fn file_control(file: &mut BopFile, op: c_int, arg: *mut c_void) -> c_int {
-    {
-        match op {
-            SQLITE_FCNTL_VFSNAME => {
-                // SAFETY: for VFSNAME, `arg` is a `char **` SQLite frees.
-                unsafe { *(arg as *mut *mut c_char) = sqlite_string(crate::VFS_NAME) };
-                SQLITE_OK
-            }
-            SQLITE_FCNTL_COMMIT_PHASETWO => match file {
-                // Sent after every commit, in every locking mode (with
-                // locking_mode=EXCLUSIVE SQLite never releases the shm write
-                // lock, so this is where the commit is sealed).
-                BopFile::Main(main) => main.commit_phase_two(),
-                BopFile::Wal(_) => SQLITE_NOTFOUND,
-            },
-            SQLITE_FCNTL_PRAGMA => {
-                let BopFile::Main(main) = file else {
-                    return SQLITE_NOTFOUND;
-                };
-                let args = arg as *mut *mut c_char;
-                // SAFETY: for PRAGMA, `arg` is `char *[3]`: out, name, value.
-                let (name, value) = unsafe { (cstr(*args.add(1)), cstr(*args.add(2))) };
-                let Some(name) = name else {
-                    return SQLITE_NOTFOUND;
-                };
-                match main.pragma(name, value) {
-                    PragmaOutcome::NotFound => SQLITE_NOTFOUND,
-                    PragmaOutcome::Answer(text) => {
-                        if let Some(t) = text {
-                            // SAFETY: slot 0 receives a string SQLite frees.
-                            unsafe { *args = sqlite_string(&t) };
-                        }
-                        SQLITE_OK
+    match op {
+        SQLITE_FCNTL_VFSNAME => {
+            // SAFETY: for VFSNAME, `arg` is a `char **` SQLite frees.
+            unsafe { *(arg as *mut *mut c_char) = sqlite_string(crate::VFS_NAME) };
+            SQLITE_OK
+        }
+        SQLITE_FCNTL_COMMIT_PHASETWO => match file {
+            // Sent after every commit, in every locking mode (with
+            // locking_mode=EXCLUSIVE SQLite never releases the shm write
+            // lock, so this is where the commit is sealed).
+            BopFile::Main(main) => main.commit_phase_two(),
+            BopFile::Wal(_) => SQLITE_NOTFOUND,
+        },
+        SQLITE_FCNTL_PRAGMA => {
+            let BopFile::Main(main) = file else {
+                return SQLITE_NOTFOUND;
+            };
+            let args = arg as *mut *mut c_char;
+            // SAFETY: for PRAGMA, `arg` is `char *[3]`: out, name, value.
+            let (name, value) = unsafe { (cstr(*args.add(1)), cstr(*args.add(2))) };
+            let Some(name) = name else {
+                return SQLITE_NOTFOUND;
+            };
+            match main.pragma(name, value) {
+                PragmaOutcome::NotFound => SQLITE_NOTFOUND,
+                PragmaOutcome::Answer(text) => {
+                    if let Some(t) = text {
+                        // SAFETY: slot 0 receives a string SQLite frees.
+                        unsafe { *args = sqlite_string(&t) };
                     }
-                    PragmaOutcome::Refuse(msg) => {
-                        report(SQLITE_ERROR, &msg);
-                        // SAFETY: slot 0 receives the error message SQLite frees.
-                        unsafe { *args = sqlite_string(&msg) };
-                        SQLITE_ERROR
-                    }
+                    SQLITE_OK
+                }
+                PragmaOutcome::Refuse(msg) => {
+                    report(SQLITE_ERROR, &msg);
+                    // SAFETY: slot 0 receives the error message SQLite frees.
+                    unsafe { *args = sqlite_string(&msg) };
+                    SQLITE_ERROR
                 }
             }
-            _ => SQLITE_NOTFOUND,
         }
+        _ => SQLITE_NOTFOUND,
     }
 }
 

@@ -84,11 +84,7 @@ pub(crate) fn catch_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, Str
 }
 
 fn panic_message(what: &str, payload: Box<dyn Any + Send>) -> String {
-    let detail = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic payload".to_owned());
+    let detail = bop_vfs::panic_message(payload.as_ref());
     // Dropping a payload can itself panic; leak it rather than risk
     // unwinding out of this function.
     std::mem::forget(payload);

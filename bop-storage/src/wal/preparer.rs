@@ -67,11 +67,7 @@ impl Preparer {
                     prepare(io.as_ref(), &dir, &path, capacity)
                 }))
                 .unwrap_or_else(|p| {
-                    let what = p
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
+                    let what = crate::error::panic_message(p.as_ref());
                     Err(crate::error::StorageError::Invariant(format!("panic preparing a segment: {what}")))
                 });
                 match prepared {
