@@ -40,6 +40,10 @@ pub enum StorageError {
         #[source]
         source: heed::Error,
     },
+    /// A bounded resource is full for now (a writer waited its bound for
+    /// room); retrying later can succeed. SQLite sees SQLITE_BUSY.
+    #[error("bop: busy: {0}")]
+    Busy(String),
     /// A caller broke the engine's contract (for example SQLite rewriting a
     /// committed WAL frame); the operation is refused.
     #[error("bop: internal invariant violated: {0}")]

@@ -7,11 +7,14 @@
 //! database: the API the front ends call).
 
 pub mod error;
+pub mod fail;
 pub mod io;
 pub mod log;
 pub mod manifest;
+pub mod metrics;
 pub mod open_once;
 pub mod page_store;
+pub mod panic;
 pub mod store;
 pub mod types;
 pub mod wal;

@@ -22,6 +22,7 @@
 use crate::error::{Result, StorageError};
 use crate::manifest::Manifest;
 use crate::page_store::PageStore;
+use crate::types::Lsn;
 use crate::wal::record::RECORD_HEADER_LEN;
 use crate::wal::{RecordLoc, RecoveredRecord, Wal};
 
@@ -286,14 +287,14 @@ impl SqliteLog {
         self.writer.is_none_or(|t| t == std::thread::current().id())
     }
 
-    /// Seals (if this thread may) and makes every record durable.
-    pub fn sync(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
+    /// Seals (if this thread may) and returns the LSN that must become
+    /// durable: the caller waits for it outside the log lock.
+    pub fn seal_for_sync(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<Lsn> {
         if self.may_seal() {
             self.seal(manifest, pages)?;
         }
-        self.wal.sync()?;
         self.stats.syncs += 1;
-        Ok(())
+        Ok(self.wal.written_lsn())
     }
 
     /// Empties the image (SQLite truncated the `-wal` file to 0 or deleted

@@ -24,12 +24,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::error::{Result, StorageError};
+use crate::fail::FailState;
 use crate::io::{IoBackend, StdBackend};
 use crate::log::{empty_database_page1, LogStats, SqliteLog};
 use crate::manifest::Manifest;
 use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
 use crate::types::{Epoch, PageNo};
-use crate::wal::{Wal, WalConfig};
+use crate::wal::{FlushStats, Flusher, Wal, WalConfig};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 pub const DEFAULT_MAX_TXN_BYTES: u64 = 1 << 30;
@@ -82,6 +83,10 @@ pub struct StoreStats {
     pub wal_frames: u64,
     pub next_lsn: u64,
     pub durable_lsn: u64,
+    /// Writes, syncs, watermarks, bounds and latency histograms of the WAL.
+    pub flush: FlushStats,
+    /// Name of the I/O backend.
+    pub io_backend: String,
 }
 
 pub struct Store {
@@ -89,12 +94,13 @@ pub struct Store {
     manifest: Manifest,
     pages: PageStore,
     log: Mutex<SqliteLog>,
+    /// The WAL's flush controller (also reachable through `log`; kept here
+    /// so commits wait for durability without the log lock).
+    flusher: Arc<Flusher>,
     page_size: u32,
-    /// Set after a write path failed (the reason and the OS error number
-    /// behind it, if any); the store then refuses writes.
-    failed: Mutex<Option<(String, Option<i32>)>>,
-    /// `failed` is set (checked first, so the write path takes no lock).
-    failed_flag: std::sync::atomic::AtomicBool,
+    /// Set after a write path failed; the store then refuses writes.
+    fail: Arc<FailState>,
+    io_name: String,
     _lock: File,
 }
 
@@ -200,6 +206,7 @@ impl Store {
             pages.write_page(PageNo(1), &empty_database_page1(state.page_size))?;
             pages.publish(&manifest)?;
         }
+        let fail = Arc::new(FailState::new(path.to_path_buf()));
         let (wal, recovered, report) = Wal::open(
             path.join("wal"),
             opts.io.clone(),
@@ -207,7 +214,9 @@ impl Store {
             &manifest,
             &state,
             epoch,
+            fail.clone(),
         )?;
+        let flusher = wal.flusher().clone();
         if let Some((file, offset)) = &report.torn_tail_at {
             tracing::warn!(file = %file.display(), offset, "recovered to the last whole commit; a torn tail was cut");
         }
@@ -217,9 +226,10 @@ impl Store {
             manifest,
             pages,
             log: Mutex::new(log),
+            flusher,
             page_size: state.page_size,
-            failed: Mutex::new(None),
-            failed_flag: Default::default(),
+            fail,
+            io_name: format!("{:?}", opts.io),
             _lock: lock,
         })
     }
@@ -237,23 +247,11 @@ impl Store {
     }
 
     fn check_writable(&self) -> Result<()> {
-        if !self.failed_flag.load(std::sync::atomic::Ordering::Acquire) {
-            return Ok(());
-        }
-        match &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
-            None => Ok(()),
-            Some((reason, errno)) => Err(StorageError::Failed {
-                path: self.path.clone(),
-                reason: reason.clone(),
-                errno: *errno,
-            }),
-        }
+        self.fail.check()
     }
 
     fn set_failed(&self, reason: String, errno: Option<i32>) {
-        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some((reason, errno));
-        self.failed_flag
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.fail.set(reason, errno);
     }
 
     /// Runs a write-path step; a failure puts the store in the failed state.
@@ -261,7 +259,10 @@ impl Store {
         self.check_writable()?;
         let r = f();
         if let Err(e) = &r {
-            if !matches!(e, StorageError::Limit(_) | StorageError::Config(_)) {
+            if !matches!(
+                e,
+                StorageError::Limit(_) | StorageError::Config(_) | StorageError::Busy(_)
+            ) {
                 tracing::error!(error = %e, "store write path failed; refusing further writes");
                 self.set_failed(e.to_string(), e.raw_os_error());
             }
@@ -372,6 +373,13 @@ impl Store {
         self.guarded(|| self.log().write(offset, data))
     }
 
+    /// Whether a writer may start a transaction now (call before taking
+    /// SQLite's WAL write lock): waits a bounded time for room in the WAL's
+    /// unsynced buffer, then fails with `StorageError::Busy`.
+    pub fn admit_writer(&self) -> Result<()> {
+        self.flusher.admit()
+    }
+
     /// SQLite took its WAL write lock on this thread.
     pub fn begin_write_transaction(&self) {
         self.log().writer = Some(std::thread::current().id());
@@ -400,9 +408,18 @@ impl Store {
         })
     }
 
-    /// Seals and makes the WAL durable (SQLite's xSync on the `-wal` file).
+    /// Seals and makes the WAL durable (SQLite's xSync on the `-wal` file):
+    /// the commit of `synchronous=FULL`. The wait for durability happens
+    /// outside the log lock, so readers and other databases go on, and
+    /// commits that meet here share one sync.
     pub fn wal_sync(&self) -> Result<()> {
-        self.guarded(|| self.log().sync(&self.manifest, &self.pages))
+        let started = std::time::Instant::now();
+        self.guarded(|| {
+            let target = self.log().seal_for_sync(&self.manifest, &self.pages)?;
+            self.flusher.wait_durable(target)
+        })?;
+        self.flusher.metrics.commit.record(started.elapsed());
+        Ok(())
     }
 
     pub fn wal_truncate(&self, size: u64) -> Result<()> {
@@ -430,6 +447,8 @@ impl Store {
             wal_frames: log.frame_count(),
             next_lsn: log.wal.next_lsn().0,
             durable_lsn: log.wal.durable_lsn().0,
+            flush: self.flusher.stats(),
+            io_backend: self.io_name.clone(),
         }
     }
 
@@ -462,12 +481,7 @@ impl Store {
     }
 
     fn shutdown(&self) -> Result<()> {
-        if self
-            .failed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
+        if self.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
             // open recovers from the durable state.
             return Ok(());

@@ -14,6 +14,7 @@ fn opts() -> StoreOptions {
     StoreOptions {
         wal: WalConfig {
             segment_bytes: 1 << 20,
+            ..Default::default()
         },
         ..Default::default()
     }

@@ -36,6 +36,7 @@ fn opts(page_size: u32, chunk_pages: u64) -> StoreOptions {
         page_size: Some(page_size),
         wal: WalConfig {
             segment_bytes: 1 << 20,
+            ..Default::default()
         },
         page_store: PageStoreConfig {
             chunk_bytes_max: chunk_pages * u64::from(page_size),

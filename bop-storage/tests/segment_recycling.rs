@@ -12,6 +12,7 @@ fn opts() -> StoreOptions {
     StoreOptions {
         wal: WalConfig {
             segment_bytes: 1 << 20,
+            ..Default::default()
         },
         ..Default::default()
     }

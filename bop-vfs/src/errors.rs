@@ -65,7 +65,7 @@ pub fn to_code(e: &StorageError, op: Op) -> c_int {
         // checksum VFS uses. At open, the store as a whole is unusable.
         StorageError::Corrupt { .. } if op == Op::Read => SQLITE_IOERR_DATA,
         StorageError::Corrupt { .. } => SQLITE_CORRUPT,
-        StorageError::Locked { .. } => SQLITE_BUSY,
+        StorageError::Locked { .. } | StorageError::Busy(_) => SQLITE_BUSY,
         StorageError::Config(_) => {
             if op == Op::Open {
                 SQLITE_CANTOPEN

@@ -62,6 +62,17 @@ impl MainFile {
         let releasing_writer = flags & SQLITE_SHM_UNLOCK != 0
             && covers_write_lock(offset, n)
             && self.shm.excl_mask & (1 << WAL_WRITE_LOCK) != 0;
+        let taking_writer = flags & SQLITE_SHM_LOCK != 0
+            && flags & SQLITE_SHM_EXCLUSIVE != 0
+            && covers_write_lock(offset, n);
+        if taking_writer {
+            // Backpressure: a new transaction starts only when the WAL's
+            // unsynced buffer has room (bounded wait, then SQLITE_BUSY,
+            // which SQLite's busy handler retries).
+            if let Err(e) = self.db.store.admit_writer() {
+                return to_code(&e, Op::Write);
+            }
+        }
         let mut rc = SQLITE_OK;
         if releasing_writer {
             // The write transaction is over: seal its frames into one WAL
@@ -71,11 +82,7 @@ impl MainFile {
             }
         }
         let lrc = self.db.shm.lock(self.id, &mut self.shm, offset, n, flags);
-        let took_writer = flags & SQLITE_SHM_LOCK != 0
-            && flags & SQLITE_SHM_EXCLUSIVE != 0
-            && lrc == SQLITE_OK
-            && covers_write_lock(offset, n);
-        if took_writer {
+        if taking_writer && lrc == SQLITE_OK {
             self.db.store.begin_write_transaction();
         }
         if rc == SQLITE_OK {
@@ -103,35 +110,37 @@ impl MainFile {
             },
             "bop_stats" => {
                 let s = self.db.store.stats();
-                PragmaOutcome::Answer(Some(format!(
-                    "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
+                PragmaOutcome::Answer(Some(
+                    format!(
+                        "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
                      wal_segments={} segments_created={} segments_recycled={} segments_prepared={} \
                      wal_records_live={} \
                      wal_frames={} next_lsn={} durable_lsn={} \
                      db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={} \
                      chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
-                    s.log.records,
-                    s.log.record_bytes,
-                    s.log.syncs,
-                    s.log.generations,
-                    s.log.pending_bytes_peak,
-                    s.wal_segments,
-                    s.wal.segments_created,
-                    s.wal.segments_recycled,
-                    s.wal.segments_prepared,
-                    s.wal_records_live,
-                    s.wal_frames,
-                    s.next_lsn,
-                    s.durable_lsn,
-                    s.pages.db_pages,
-                    s.pages.chunks,
-                    s.pages.pending_pages,
-                    s.pages.pages_compacted,
-                    s.pages.chunks_deleted,
-                    s.pages.chunk_files_open,
-                    s.pages.chunk_file_opens,
-                    s.pages.chunk_file_evictions
-                )))
+                        s.log.records,
+                        s.log.record_bytes,
+                        s.log.syncs,
+                        s.log.generations,
+                        s.log.pending_bytes_peak,
+                        s.wal_segments,
+                        s.wal.segments_created,
+                        s.wal.segments_recycled,
+                        s.wal.segments_prepared,
+                        s.wal_records_live,
+                        s.wal_frames,
+                        s.next_lsn,
+                        s.durable_lsn,
+                        s.pages.db_pages,
+                        s.pages.chunks,
+                        s.pages.pending_pages,
+                        s.pages.pages_compacted,
+                        s.pages.chunks_deleted,
+                        s.pages.chunk_files_open,
+                        s.pages.chunk_file_opens,
+                        s.pages.chunk_file_evictions
+                    ) + &flush_stats(&s),
+                ))
             }
             "bop_verify" => match self.db.store.verify() {
                 Ok(r) => PragmaOutcome::Answer(Some(format!(
@@ -143,6 +152,44 @@ impl MainFile {
             _ => PragmaOutcome::NotFound,
         }
     }
+}
+
+/// The WAL pipeline's part of `PRAGMA bop_stats`: backend, watermarks,
+/// bounds, retries, panics and latency percentiles.
+fn flush_stats(s: &bop_storage::StoreStats) -> String {
+    let f = &s.flush;
+    let mut out = format!(
+        " io_backend={} written_lsn={} unsynced_bytes={} unsynced_bytes_peak={} wal_buffer_bytes={} \
+         wal_syncs={} sync_errors={} sync_retries={} background_flushes={} flush_queue_full={} \
+         backpressure_waits={} backpressure_rejections={} large_records={} worker_panics={}",
+        s.io_backend,
+        f.written_lsn,
+        f.unsynced_bytes,
+        f.unsynced_bytes_peak,
+        f.buffer_bytes,
+        f.syncs,
+        f.sync_errors,
+        f.sync_retries,
+        f.background_flushes,
+        f.background_queue_full,
+        f.backpressure_waits,
+        f.backpressure_rejections,
+        f.large_records,
+        f.worker_panics,
+    );
+    for (name, h) in [
+        ("append", &f.append),
+        ("write", &f.write),
+        ("sync", &f.sync),
+        ("commit", &f.commit),
+    ] {
+        out.push(' ');
+        out.push_str(&h.render(name));
+    }
+    if let Some(p) = &f.last_panic {
+        out.push_str(&format!(" last_panic={p:?}", p = p.to_string()));
+    }
+    out
 }
 
 impl Drop for MainFile {

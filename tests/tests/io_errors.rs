@@ -91,7 +91,9 @@ fn enospc_on_commit_is_sqlite_full_and_loses_nothing_acknowledged() {
 fn eio_on_fsync_fails_the_commit_and_loses_nothing_acknowledged() {
     let (_d, path, fs) = sim_store("fsync.db");
     let c = setup(&path, 3);
-    fs.inject(fault(FaultOp::Sync, libc::EIO, ".seg", false));
+    // Sticky: a single failure is retried (rewriting the unsynced bytes) and
+    // the commit succeeds; see bop-storage/tests/flush_retry_rewrites.rs.
+    fs.inject(fault(FaultOp::Sync, libc::EIO, ".seg", true));
     let e = c
         .execute("INSERT INTO t(id, v) VALUES (4, 'unsure')", [])
         .unwrap_err();

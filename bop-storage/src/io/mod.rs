@@ -44,6 +44,11 @@ pub trait IoFile: Send + Sync + std::fmt::Debug {
     fn truncate(&self, len_bytes: u64) -> Result<()>;
     /// Current length in bytes.
     fn len_bytes(&self) -> Result<u64>;
+    /// The alignment (offset and length) writes need to avoid a
+    /// read-modify-write; 1 when any write is fine.
+    fn write_alignment(&self) -> usize {
+        1
+    }
 }
 
 /// A file system: the only way the engine touches paths.

@@ -370,7 +370,14 @@ impl IoFile for SimFile {
     }
 
     fn sync_data(&self) -> Result<()> {
-        self.fs.check(FaultOp::Sync, "fdatasync", &self.path)?;
+        if let Err(e) = self.fs.check(FaultOp::Sync, "fdatasync", &self.path) {
+            // As Linux does after a writeback error: the unsynced data stays
+            // readable (clean pages in the cache) but is never written back,
+            // so a later fdatasync that succeeds proves nothing about it.
+            // Only rewriting the bytes makes them durable again.
+            self.state.lock().expect("file lock").pending.clear();
+            return Err(e);
+        }
         let mut f = self.state.lock().expect("file lock");
         let pending = std::mem::take(&mut f.pending);
         for p in pending {

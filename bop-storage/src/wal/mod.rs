@@ -7,19 +7,23 @@
 //!    `first_lsn`.
 //! 2. A segment is synced before the next one is created, so only the last
 //!    segment can hold unsynced records, and a torn tail can only be there.
-//! 3. `durable_lsn <= written_lsn < next_lsn`; every record written carries
-//!    the `durable_lsn` known at the time, so recovery can tell a torn tail
+//! 3. `durable_lsn <= written_lsn < next_lsn` (the watermarks live in the
+//!    flush controller, `flush.rs`); every record written carries the
+//!    `durable_lsn` known at the time, so recovery can tell a torn tail
 //!    (nothing after it was ever durable) from damage to durable data.
 //! 4. Every segment file in the manifest exists; files in `wal/` that the
 //!    manifest does not list are leftovers of a crash and are removed at open,
 //!    except up to `SPARE_SEGMENTS_MAX` spares (`<id>.spare`: dropped
 //!    segments of the standard size kept for reuse).
 
+pub mod buffer;
+pub mod flush;
 mod preparer;
 pub mod record;
 pub mod recovery;
 pub mod segment;
 mod writer;
 
+pub use flush::{FlushConfig, FlushStats, Flusher};
 pub use recovery::RecoveredRecord;
 pub use writer::{spare_file_name, RecordLoc, Wal, WalConfig, WalStats, SPARE_SEGMENTS_MAX};

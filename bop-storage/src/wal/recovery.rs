@@ -10,10 +10,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::flush::Flusher;
 use super::record::{HeaderDefect, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
 use super::segment::{parse_segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::writer::{RecordLoc, Wal, WalConfig, SPARE_SEGMENTS_MAX};
 use crate::error::{Result, StorageError};
+use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, ManifestState};
 use crate::types::{Epoch, Lsn, SegmentId};
@@ -42,6 +44,7 @@ impl Wal {
         manifest: &Manifest,
         state: &ManifestState,
         epoch: Epoch,
+        fail: Arc<FailState>,
     ) -> Result<(Wal, Vec<RecoveredRecord>, ScanReport)> {
         io.create_dir_all(&dir)?;
         // Invariant 4: sweep files the manifest does not know (keeping spares).
@@ -213,6 +216,11 @@ impl Wal {
         let roll_first = expected < state.checkpoint_lsn;
         let expected = expected.max(state.checkpoint_lsn);
         let written = Lsn(expected.0 - 1);
+        // Everything recovery read back is on disk now.
+        let flusher = Flusher::new(config.flush, fail, written);
+        if let Some(last) = segments.last() {
+            flusher.set_segment(last.clone(), append_offset)?;
+        }
         let wal = Wal {
             dir,
             io,
@@ -220,12 +228,9 @@ impl Wal {
             segments,
             append_offset,
             next_lsn: expected,
-            written_lsn: written,
-            // Everything recovery read back is on disk now.
-            durable_lsn: written,
             epoch,
             next_segment_id: state.next_segment_id,
-            unsynced: false,
+            flusher,
             roll_first,
             spares,
             preparer: Default::default(),

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::flush::{FlushConfig, FlushStats, Flusher};
 use super::preparer::{Preparer, Spare};
 use super::record::{RecordHeader, RECORD_HEADER_LEN};
 use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
@@ -17,12 +18,15 @@ pub struct WalConfig {
     /// Preallocated size of a segment file. A record larger than this gets a
     /// segment of its own, sized to fit.
     pub segment_bytes: u64,
+    /// Bounds and retries of flushing (see `flush.rs`).
+    pub flush: FlushConfig,
 }
 
 impl Default for WalConfig {
     fn default() -> Self {
         WalConfig {
             segment_bytes: 8 << 20,
+            flush: FlushConfig::default(),
         }
     }
 }
@@ -73,12 +77,11 @@ pub struct Wal {
     /// Next write position in the last segment.
     pub(super) append_offset: u64,
     pub(super) next_lsn: Lsn,
-    pub(super) written_lsn: Lsn,
-    pub(super) durable_lsn: Lsn,
     pub(super) epoch: Epoch,
     pub(super) next_segment_id: SegmentId,
-    /// The last segment has writes not yet synced.
-    pub(super) unsynced: bool,
+    /// Writes records and makes them durable (the written and durable
+    /// watermarks live there).
+    pub(super) flusher: Arc<Flusher>,
     /// The next append starts a new segment (recovery continued the log at
     /// the checkpoint LSN, past records lost below it).
     pub(super) roll_first: bool,
@@ -108,7 +111,19 @@ impl Wal {
     }
 
     pub fn durable_lsn(&self) -> Lsn {
-        self.durable_lsn
+        self.flusher.durable_lsn()
+    }
+
+    pub fn written_lsn(&self) -> Lsn {
+        self.flusher.written_lsn()
+    }
+
+    pub fn flusher(&self) -> &Arc<Flusher> {
+        &self.flusher
+    }
+
+    pub fn flush_stats(&self) -> FlushStats {
+        self.flusher.stats()
     }
 
     pub fn segment_count(&self) -> usize {
@@ -131,8 +146,23 @@ impl Wal {
 
     /// Appends one record with a single write call. `buf` holds
     /// `RECORD_HEADER_LEN` bytes of room followed by the payload; the header
-    /// is filled in here. Returns where the payload landed.
+    /// is filled in here. Returns where the payload landed. The record is
+    /// written (it survives the process) but not yet durable: see
+    /// [`Flusher::wait_durable`].
     pub fn append(
+        &mut self,
+        manifest: &Manifest,
+        buf: &mut [u8],
+        wal_offset: u64,
+    ) -> Result<RecordLoc> {
+        let flusher = self.flusher.clone();
+        flusher
+            .metrics
+            .append
+            .time(|| self.append_inner(manifest, buf, wal_offset))
+    }
+
+    fn append_inner(
         &mut self,
         manifest: &Manifest,
         buf: &mut [u8],
@@ -149,9 +179,17 @@ impl Wal {
         if !fits {
             self.roll(manifest, needed)?;
         }
+        let large = needed > self.flusher.large_record_bytes();
+        let hard_bound = self.flusher.config().unsynced_max_bytes * 3 / 2;
+        if !large && self.flusher.unsynced_bytes() + needed > hard_bound {
+            // Writers are admitted only below the bound (`Flusher::admit`),
+            // but one that bypasses admission (no shared-memory locks) must
+            // not grow the buffer without end: flush it here.
+            self.flusher.sync_all()?;
+        }
         let header = RecordHeader {
             lsn: self.next_lsn,
-            durable_lsn: self.durable_lsn,
+            durable_lsn: self.flusher.durable_lsn(),
             wal_offset,
             payload_len,
             payload_crc: crc32c::crc32c(&buf[RECORD_HEADER_LEN..]),
@@ -159,7 +197,13 @@ impl Wal {
         };
         header.encode(buf);
         let segment = self.segments.last().expect("rolled above").clone();
-        segment.file.write_all_at(buf, self.append_offset)?;
+        if large {
+            self.flusher
+                .write_large(buf, self.append_offset, header.lsn)?;
+        } else {
+            self.flusher
+                .write_record(buf, self.append_offset, header.lsn)?;
+        }
         let loc = RecordLoc {
             lsn: header.lsn,
             segment,
@@ -169,10 +213,10 @@ impl Wal {
         };
         self.append_offset += needed;
         self.maybe_prepare();
-        self.written_lsn = header.lsn;
         self.next_lsn = header.lsn.next();
-        self.unsynced = true;
-        debug_assert!(self.durable_lsn <= self.written_lsn && self.written_lsn < self.next_lsn);
+        debug_assert!(
+            self.durable_lsn() <= self.written_lsn() && self.written_lsn() < self.next_lsn
+        );
         Ok(loc)
     }
 
@@ -204,24 +248,16 @@ impl Wal {
     pub fn mark_end(&mut self) -> Result<()> {
         if let Some(seg) = self.segments.last() {
             if self.append_offset + RECORD_HEADER_LEN as u64 <= seg.header.capacity_bytes {
-                seg.file
-                    .write_all_at(&[0u8; RECORD_HEADER_LEN], self.append_offset)?;
-                self.unsynced = true;
+                self.flusher
+                    .mark_end(self.append_offset, RECORD_HEADER_LEN)?;
             }
         }
         Ok(())
     }
 
-    /// Makes every written record durable.
+    /// Makes every written record (and end marker) durable.
     pub fn sync(&mut self) -> Result<()> {
-        if self.unsynced {
-            if let Some(seg) = self.segments.last() {
-                seg.file.sync_data()?;
-            }
-            self.unsynced = false;
-        }
-        self.durable_lsn = self.written_lsn;
-        Ok(())
+        self.flusher.sync_everything()
     }
 
     /// Starts a new segment with room for at least `needed` bytes.
@@ -288,7 +324,10 @@ impl Wal {
         } else {
             self.stats.segments_created += 1;
         }
-        self.segments.push(Arc::new(Segment { header, path, file }));
+        let segment = Arc::new(Segment { header, path, file });
+        self.flusher
+            .set_segment(segment.clone(), SEGMENT_HEADER_LEN)?;
+        self.segments.push(segment);
         self.append_offset = SEGMENT_HEADER_LEN;
         self.roll_first = false;
         Ok(())

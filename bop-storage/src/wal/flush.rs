@@ -1,0 +1,627 @@
+//! The write and flush controllers: how written WAL bytes become durable,
+//! within bounds.
+//!
+//! **Writes.** Records are appended to the active segment under the store's
+//! log lock ([`Flusher::write_record`]): the bytes go into the *unsynced
+//! buffer* and are written to the file at once (so a commit survives the
+//! process being killed, as SQLite's do), then synced later. When the
+//! file wants aligned writes (direct I/O), each write covers whole aligned
+//! blocks of the buffer, rewriting the partial block at the tail.
+//!
+//! **Syncs** run outside the log lock, one at a time per WAL, by a
+//! *leader*: the committer that needs them first under
+//! `synchronous=FULL` ([`Flusher::wait_durable`]; commits that arrive while
+//! a sync is running wait for it and then share the next one), or a flush
+//! worker from the process-wide pool once the buffer passes half its bound
+//! (commits under `synchronous=NORMAL` go on filling the buffer meanwhile).
+//!
+//! **Retries.** A failed `fdatasync` is retried at most
+//! `FlushConfig::retries_max` times with exponential backoff. Each retry
+//! first *rewrites* the unsynced buffer: after a writeback error Linux may
+//! have dropped the dirty pages, so a second `fdatasync` that succeeds
+//! proves nothing about them. When the retries are spent the store fails:
+//! it refuses writes with the error, and every waiting committer gets it.
+//!
+//! **Bounds.** The buffer holds at most `unsynced_max_bytes` plus one
+//! record (a record larger than half the bound is written and synced on its
+//! own, from the caller's memory). A writer that finds the buffer full
+//! waits for a flush at most `backpressure_wait_max_ms` before it may start
+//! a transaction, then gets [`StorageError::Busy`] (SQLITE_BUSY): never
+//! unbounded memory. The worker pool has a fixed number of threads and a
+//! bounded queue (each WAL is queued at most once).
+//!
+//! Invariants (the state behind `Flusher::st`):
+//! 1. `durable <= written`; every record up to `written` is in the file.
+//! 2. `buf` holds exactly the file's bytes `[buf_start, buf_start +
+//!    buf.len())` of `seg`, `buf_start` is a multiple of `ALIGN`, and
+//!    everything in the segment below `buf_start` is durable.
+//! 3. At most one sync runs at a time (`syncing`); only its leader changes
+//!    `buf_start` or `durable`, and `set_segment` runs only with no sync
+//!    running and nothing unsynced.
+//!
+//! Lock order: the store's log lock, then `Flusher::st`. A leader never
+//! holds `st` while it syncs.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use super::buffer::{align_down, align_up, AlignedVec, ALIGN};
+use super::segment::Segment;
+use crate::error::{Result, StorageError};
+use crate::fail::FailState;
+use crate::metrics::{Histogram, HistogramSnapshot};
+use crate::panic::PanicReport;
+use crate::types::Lsn;
+
+/// Bounds and retry policy of one WAL's flushing.
+#[derive(Clone, Copy, Debug)]
+pub struct FlushConfig {
+    /// Bytes written but not yet synced, at most (plus one record).
+    pub unsynced_max_bytes: u64,
+    /// Retries of a failed sync before the store fails.
+    pub retries_max: u32,
+    /// Backoff before the first retry; doubled for each next one.
+    pub retry_backoff_base_ms: u64,
+    /// How long a writer waits for room in a full buffer before it gets
+    /// SQLITE_BUSY.
+    pub backpressure_wait_max_ms: u64,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        FlushConfig {
+            unsynced_max_bytes: 4 << 20,
+            retries_max: 4,
+            retry_backoff_base_ms: 2,
+            backpressure_wait_max_ms: 2000,
+        }
+    }
+}
+
+/// Threads of the process-wide flush pool.
+pub const FLUSH_THREADS: usize = 2;
+/// Queued background flushes at most (each WAL is queued at most once).
+pub const FLUSH_QUEUE_MAX: usize = 1024;
+/// Buffer memory kept between bursts.
+const BUF_KEEP_BYTES: usize = 256 << 10;
+
+/// Counters and histograms of one WAL's writes and syncs.
+#[derive(Debug, Default)]
+pub struct FlushMetrics {
+    pub syncs: AtomicU64,
+    pub sync_errors: AtomicU64,
+    pub sync_retries: AtomicU64,
+    pub background_flushes: AtomicU64,
+    pub background_queue_full: AtomicU64,
+    pub backpressure_waits: AtomicU64,
+    pub backpressure_rejections: AtomicU64,
+    pub large_records: AtomicU64,
+    pub unsynced_bytes_peak: AtomicU64,
+    pub worker_panics: AtomicU64,
+    /// One `write` call of the WAL (a record, or a rewrite).
+    pub write: Histogram,
+    /// One `fdatasync` of the WAL.
+    pub sync: Histogram,
+    /// Appending one record (copy, write, and any inline flush).
+    pub append: Histogram,
+    /// A durable commit: SQLite's xSync of the WAL, sealing included.
+    pub commit: Histogram,
+}
+
+/// A snapshot of [`FlushMetrics`] and the watermarks.
+#[derive(Clone, Debug, Default)]
+pub struct FlushStats {
+    pub written_lsn: u64,
+    pub durable_lsn: u64,
+    pub unsynced_bytes: u64,
+    pub unsynced_bytes_peak: u64,
+    pub buffer_bytes: u64,
+    pub syncs: u64,
+    pub sync_errors: u64,
+    pub sync_retries: u64,
+    pub background_flushes: u64,
+    pub background_queue_full: u64,
+    pub backpressure_waits: u64,
+    pub backpressure_rejections: u64,
+    pub large_records: u64,
+    pub worker_panics: u64,
+    /// The last worker panic: message, location and backtrace.
+    pub last_panic: Option<PanicReport>,
+    pub write: HistogramSnapshot,
+    pub sync: HistogramSnapshot,
+    pub append: HistogramSnapshot,
+    pub commit: HistogramSnapshot,
+}
+
+#[derive(Debug, Default)]
+struct FlushState {
+    seg: Option<Arc<Segment>>,
+    /// Write alignment of `seg`'s file (1: writes are exact).
+    align: u64,
+    buf: AlignedVec,
+    buf_start: u64,
+    written: Lsn,
+    durable: Lsn,
+    syncing: bool,
+    /// Bytes were written since the running or last sync started (records
+    /// or an end marker).
+    dirty: bool,
+    last_panic: Option<PanicReport>,
+}
+
+impl FlushState {
+    fn unsynced_bytes(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    /// Writes `[from, to)` of the segment from the buffer (whole aligned
+    /// blocks when the file wants them).
+    fn write_range(&mut self, from: u64, to: u64, hist: &Histogram) -> Result<()> {
+        let seg = self.seg.clone().expect("a segment is set before writes");
+        debug_assert!(from >= self.buf_start && to <= self.buf_start + self.buf.len() as u64);
+        let (from, to) = if self.align > 1 {
+            (align_down(from, self.align), align_up(to, self.align))
+        } else {
+            (from, to)
+        };
+        let rel = |v: u64| (v - self.buf_start) as usize;
+        let (a, b) = (rel(from), rel(to));
+        let bytes = self.buf.padded(a, b);
+        hist.time(|| seg.file.write_all_at(bytes, from))
+    }
+}
+
+/// The flush controller of one WAL. See the module documentation.
+#[derive(Debug)]
+pub struct Flusher {
+    st: Mutex<FlushState>,
+    changed: Condvar,
+    cfg: FlushConfig,
+    fail: Arc<FailState>,
+    /// Mirrors of the watermarks, readable without the lock.
+    written_lsn: AtomicU64,
+    durable_lsn: AtomicU64,
+    queued: AtomicBool,
+    /// This flusher, for the pool's queue (which holds only `Weak`s, so a
+    /// queued flush never keeps a closed store alive).
+    me: Weak<Flusher>,
+    pub metrics: FlushMetrics,
+}
+
+impl Flusher {
+    /// A flusher whose log has everything up to `durable` on disk.
+    pub fn new(cfg: FlushConfig, fail: Arc<FailState>, durable: Lsn) -> Arc<Flusher> {
+        Arc::new_cyclic(|me| Flusher {
+            st: Mutex::new(FlushState {
+                written: durable,
+                durable,
+                align: 1,
+                ..Default::default()
+            }),
+            changed: Condvar::new(),
+            cfg,
+            fail,
+            written_lsn: AtomicU64::new(durable.0),
+            durable_lsn: AtomicU64::new(durable.0),
+            queued: AtomicBool::new(false),
+            me: me.clone(),
+            metrics: FlushMetrics::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FlushState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config(&self) -> FlushConfig {
+        self.cfg
+    }
+
+    pub fn durable_lsn(&self) -> Lsn {
+        Lsn(self.durable_lsn.load(Ordering::Acquire))
+    }
+
+    pub fn written_lsn(&self) -> Lsn {
+        Lsn(self.written_lsn.load(Ordering::Acquire))
+    }
+
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.lock().unsynced_bytes()
+    }
+
+    /// Records larger than this are written and synced on their own.
+    pub fn large_record_bytes(&self) -> u64 {
+        self.cfg.unsynced_max_bytes / 2
+    }
+
+    /// Makes `seg` the segment appends go to, continuing at `offset`.
+    /// Everything before must be durable (a roll syncs first).
+    pub fn set_segment(&self, seg: Arc<Segment>, offset: u64) -> Result<()> {
+        let mut st = self.lock();
+        assert!(
+            !st.syncing && !st.dirty && st.durable == st.written,
+            "invariant 3: set_segment with unsynced records"
+        );
+        let align = seg.file.write_alignment().max(1) as u64;
+        assert!(
+            (ALIGN as u64).is_multiple_of(align),
+            "write alignment {align} larger than {ALIGN}"
+        );
+        // Invariant 2: the buffer starts at the aligned block holding
+        // `offset`, with the bytes already there.
+        let start = align_down(offset, ALIGN as u64);
+        let mut tail = vec![0u8; (offset - start) as usize];
+        if !tail.is_empty() {
+            seg.file.read_exact_at(&mut tail, start)?;
+        }
+        st.buf = AlignedVec::default();
+        st.buf.extend_from_slice(&tail);
+        st.buf_start = start;
+        st.align = align;
+        st.seg = Some(seg);
+        Ok(())
+    }
+
+    /// Appends a record that starts at `offset` of the current segment and
+    /// writes it. Called under the log lock, with room checked by the caller.
+    pub fn write_record(&self, rec: &[u8], offset: u64, lsn: Lsn) -> Result<()> {
+        let mut st = self.lock();
+        assert_eq!(
+            offset,
+            st.buf_start + st.buf.len() as u64,
+            "invariant 2: records are appended at the end of the buffer"
+        );
+        st.buf.extend_from_slice(rec);
+        let written = st.write_range(offset, offset + rec.len() as u64, &self.metrics.write);
+        if let Err(e) = written {
+            // Keep invariant 2: the buffer must not claim bytes the file
+            // may not have. (The store fails on this error.)
+            let len = (offset - st.buf_start) as usize;
+            st.buf.truncate(len);
+            return Err(e);
+        }
+        st.written = lsn;
+        st.dirty = true;
+        self.written_lsn.store(lsn.0, Ordering::Release);
+        let unsynced = st.unsynced_bytes();
+        self.metrics
+            .unsynced_bytes_peak
+            .fetch_max(unsynced, Ordering::Relaxed);
+        drop(st);
+        if unsynced >= self.cfg.unsynced_max_bytes / 2 {
+            self.request_background();
+        }
+        Ok(())
+    }
+
+    /// Writes a large record straight from the caller's memory and syncs it
+    /// (after syncing everything before it), so the buffer never holds it.
+    pub fn write_large(&self, rec: &[u8], offset: u64, lsn: Lsn) -> Result<()> {
+        self.sync_all()?;
+        self.metrics.large_records.fetch_add(1, Ordering::Relaxed);
+        let seg = self.lock().seg.clone().expect("a segment is set");
+        let end = offset + rec.len() as u64;
+        let mut attempt = 0;
+        loop {
+            let r = self
+                .metrics
+                .write
+                .time(|| seg.file.write_all_at(rec, offset))
+                .and_then(|_| self.metrics.sync.time(|| seg.file.sync_data()));
+            self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+            match r {
+                Ok(()) => break,
+                Err(e) => self.retry_or_fail(&mut attempt, e, &seg)?,
+            }
+        }
+        let mut st = self.lock();
+        // The tail block of the record starts the buffer again.
+        let start = align_down(end, ALIGN as u64);
+        let from = (start.max(offset) - offset) as usize;
+        let mut head = vec![0u8; (start.max(offset) - start) as usize];
+        if !head.is_empty() {
+            seg.file.read_exact_at(&mut head, start)?;
+        }
+        st.buf = AlignedVec::default();
+        st.buf.extend_from_slice(&head);
+        st.buf.extend_from_slice(&rec[from..]);
+        st.buf_start = start;
+        st.written = lsn;
+        st.durable = lsn;
+        self.written_lsn.store(lsn.0, Ordering::Release);
+        self.durable_lsn.store(lsn.0, Ordering::Release);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Writes zeros over the `len` bytes at `offset` (the end marker a
+    /// clean shutdown or a roll leaves), without making them part of the log.
+    pub fn mark_end(&self, offset: u64, len: usize) -> Result<()> {
+        let mut st = self.lock();
+        if st.seg.is_none() {
+            return Ok(());
+        }
+        let keep = st.buf.len();
+        debug_assert_eq!(offset, st.buf_start + keep as u64);
+        st.buf.extend_from_slice(&vec![0u8; len]);
+        let r = st.write_range(offset, offset + len as u64, &self.metrics.write);
+        st.buf.truncate(keep);
+        st.dirty = true;
+        r
+    }
+
+    /// Makes everything written durable, end markers included.
+    pub fn sync_everything(&self) -> Result<()> {
+        let mut st = self.lock();
+        loop {
+            if !st.dirty && !st.syncing {
+                return Ok(());
+            }
+            self.fail.check()?;
+            if !st.syncing {
+                self.lead_sync(st)?;
+                st = self.lock();
+                continue;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Makes every written record durable.
+    pub fn sync_all(&self) -> Result<()> {
+        self.wait_durable(self.written_lsn())
+    }
+
+    /// Returns once every record up to `lsn` (which must be written) is
+    /// durable: syncs as the leader, or waits for the running sync and then
+    /// syncs if it did not cover `lsn`.
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let mut st = self.lock();
+        debug_assert!(lsn <= st.written, "waiting for an unwritten record");
+        loop {
+            if st.durable >= lsn {
+                return Ok(());
+            }
+            self.fail.check()?;
+            if !st.syncing {
+                return self.lead_sync(st);
+            }
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits until a writer may start a transaction: the buffer has room,
+    /// or a flush makes some within `backpressure_wait_max_ms`.
+    pub fn admit(&self) -> Result<()> {
+        let mut st = self.lock();
+        if st.unsynced_bytes() < self.cfg.unsynced_max_bytes {
+            return Ok(());
+        }
+        self.metrics
+            .backpressure_waits
+            .fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.backpressure_wait_max_ms);
+        loop {
+            self.fail.check()?;
+            if st.unsynced_bytes() < self.cfg.unsynced_max_bytes {
+                return Ok(());
+            }
+            if !st.syncing {
+                drop(st);
+                self.request_background();
+                st = self.lock();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.metrics
+                    .backpressure_rejections
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(StorageError::Busy(format!(
+                    "the WAL has {} unsynced bytes (bound unsynced_max_bytes={}) and a flush did not make room within {} ms",
+                    st.unsynced_bytes(),
+                    self.cfg.unsynced_max_bytes,
+                    self.cfg.backpressure_wait_max_ms
+                )));
+            }
+            st = self
+                .changed
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Syncs as the leader: everything written when it starts becomes
+    /// durable, or the store fails.
+    fn lead_sync(&self, mut st: MutexGuard<'_, FlushState>) -> Result<()> {
+        let Some(seg) = st.seg.clone() else {
+            // Nothing was ever written in this open.
+            st.durable = st.written;
+            st.dirty = false;
+            return Ok(());
+        };
+        let upto = st.written;
+        let end = st.buf_start + st.buf.len() as u64;
+        st.syncing = true;
+        st.dirty = false;
+        drop(st);
+        // Resets `syncing` if the sync panics, so waiters do not hang.
+        let guard = SyncingGuard(self);
+        let mut attempt = 0;
+        let result = loop {
+            let r = self.metrics.sync.time(|| seg.file.sync_data());
+            self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+            match r {
+                Ok(()) => break Ok(()),
+                Err(e) => {
+                    if let Err(e) = self.retry_or_fail(&mut attempt, e, &seg) {
+                        break Err(e);
+                    }
+                    // Rewrite everything unsynced before syncing again.
+                    let mut st = self.lock();
+                    let (from, to) = (st.buf_start, st.buf_start + st.buf.len() as u64);
+                    if let Err(e) = st.write_range(from, to, &self.metrics.write) {
+                        tracing::warn!(error = %e, "rewriting the unsynced WAL bytes failed");
+                    }
+                }
+            }
+        };
+        std::mem::forget(guard);
+        let mut st = self.lock();
+        st.syncing = false;
+        if result.is_err() {
+            st.dirty = true;
+        } else {
+            // Invariants 1 and 2: what the sync covered is durable; the
+            // buffer keeps only the block holding its end, and after.
+            st.durable = st.durable.max(upto);
+            self.durable_lsn.store(st.durable.0, Ordering::Release);
+            let drop_bytes = (align_down(end, ALIGN as u64) - st.buf_start) as usize;
+            st.buf.drain_front(drop_bytes, BUF_KEEP_BYTES);
+            st.buf_start += drop_bytes as u64;
+        }
+        self.changed.notify_all();
+        result
+    }
+
+    /// After a failed write or sync: sleeps the backoff and returns `Ok` to
+    /// retry, or fails the store when the retries are spent.
+    fn retry_or_fail(&self, attempt: &mut u32, e: StorageError, seg: &Segment) -> Result<()> {
+        self.metrics.sync_errors.fetch_add(1, Ordering::Relaxed);
+        if *attempt >= self.cfg.retries_max || self.fail.is_failed() {
+            let reason = format!(
+                "making {} durable failed {} times; giving up: {e}",
+                seg.path.display(),
+                *attempt + 1
+            );
+            tracing::error!(%reason, "WAL flush failed permanently; the store refuses writes");
+            self.fail.set(reason, e.raw_os_error());
+            return Err(e);
+        }
+        let backoff_ms = self.cfg.retry_backoff_base_ms << (*attempt).min(16);
+        tracing::warn!(error = %e, attempt = *attempt + 1, backoff_ms, "WAL sync failed; rewriting and retrying");
+        *attempt += 1;
+        self.metrics.sync_retries.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(backoff_ms));
+        Ok(())
+    }
+
+    /// Asks the pool for a background flush (at most one queued per WAL).
+    fn request_background(&self) {
+        let me = self.me.clone();
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match pool().try_send(me) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                // The writer flushes inline at the bound instead.
+                self.queued.store(false, Ordering::Release);
+                self.metrics
+                    .background_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One background flush (on a pool thread).
+    fn background_flush(&self) {
+        self.queued.store(false, Ordering::Release);
+        let st = self.lock();
+        if st.syncing || !st.dirty || self.fail.is_failed() {
+            return;
+        }
+        self.metrics
+            .background_flushes
+            .fetch_add(1, Ordering::Relaxed);
+        // Errors fail the store inside; waiters see them.
+        let _ = self.lead_sync(st);
+    }
+
+    /// A flush worker panicked: the store fails safe with the report.
+    fn worker_panicked(&self, report: PanicReport) {
+        tracing::error!(%report, backtrace = report.backtrace.as_deref().unwrap_or(""), "WAL flush worker panicked; the store refuses writes");
+        self.metrics.worker_panics.fetch_add(1, Ordering::Relaxed);
+        self.fail.set(format!("WAL flush worker {report}"), None);
+        let mut st = self.lock();
+        st.syncing = false;
+        st.last_panic = Some(report);
+        self.changed.notify_all();
+    }
+
+    pub fn stats(&self) -> FlushStats {
+        let st = self.lock();
+        let m = &self.metrics;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FlushStats {
+            written_lsn: st.written.0,
+            durable_lsn: st.durable.0,
+            unsynced_bytes: st.unsynced_bytes(),
+            unsynced_bytes_peak: l(&m.unsynced_bytes_peak),
+            buffer_bytes: st.buf.capacity_bytes() as u64,
+            syncs: l(&m.syncs),
+            sync_errors: l(&m.sync_errors),
+            sync_retries: l(&m.sync_retries),
+            background_flushes: l(&m.background_flushes),
+            background_queue_full: l(&m.background_queue_full),
+            backpressure_waits: l(&m.backpressure_waits),
+            backpressure_rejections: l(&m.backpressure_rejections),
+            large_records: l(&m.large_records),
+            worker_panics: l(&m.worker_panics),
+            last_panic: st.last_panic.clone(),
+            write: m.write.snapshot(),
+            sync: m.sync.snapshot(),
+            append: m.append.snapshot(),
+            commit: m.commit.snapshot(),
+        }
+    }
+}
+
+/// Resets `syncing` and wakes waiters if a leader unwinds mid-sync.
+struct SyncingGuard<'a>(&'a Flusher);
+
+impl Drop for SyncingGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.syncing = false;
+        self.0.changed.notify_all();
+    }
+}
+
+type Job = Weak<Flusher>;
+
+/// The process-wide flush pool: `FLUSH_THREADS` threads, started on first
+/// use, fed through a queue bounded at `FLUSH_QUEUE_MAX`.
+fn pool() -> &'static SyncSender<Job> {
+    static POOL: OnceLock<SyncSender<Job>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = sync_channel::<Job>(FLUSH_QUEUE_MAX);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..FLUSH_THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("bop-flush-{i}"))
+                .spawn(move || worker(&rx));
+            if let Err(e) = spawned {
+                // Without workers, writers flush inline at the bound.
+                tracing::error!(error = %e, "cannot start a WAL flush thread");
+            }
+        }
+        tx
+    })
+}
+
+fn worker(rx: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        let Some(f) = job.upgrade() else { continue };
+        if let Err(report) = crate::panic::catch(|| f.background_flush()) {
+            f.worker_panicked(report);
+        }
+    }
+}
