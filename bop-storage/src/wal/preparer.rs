@@ -46,15 +46,18 @@ impl Preparer {
         path: PathBuf,
         capacity: u64,
     ) {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Checked after taking `busy`: a preparation that finished just
+        // before may have left a spare under this very name.
         if self
             .ready
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some()
         {
-            return;
-        }
-        if self.busy.swap(true, Ordering::AcqRel) {
+            self.busy.store(false, Ordering::Release);
             return;
         }
         let me = self.clone();
@@ -68,16 +71,22 @@ impl Preparer {
                 }))
                 .unwrap_or_else(|p| {
                     let what = crate::error::panic_message(p.as_ref());
-                    Err(crate::error::StorageError::Invariant(format!("panic preparing a segment: {what}")))
+                    Err((
+                        crate::error::StorageError::Invariant(format!("panic preparing a segment: {what}")),
+                        true,
+                    ))
                 });
                 match prepared {
                     Ok(file) => {
                         *me.ready.lock().unwrap_or_else(|p| p.into_inner()) = Some((path, file));
                         me.prepared.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => {
+                    Err((e, created)) => {
                         tracing::warn!(error = %e, "preparing a WAL segment failed; the next roll makes its own");
-                        let _ = io.remove_file(&path);
+                        if created {
+                            // Only a file this preparation made is removed.
+                            let _ = io.remove_file(&path);
+                        }
                         me.failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -90,17 +99,21 @@ impl Preparer {
     }
 }
 
+/// Prepares a spare; on failure also says whether the file was created.
 fn prepare(
     io: &dyn IoBackend,
     dir: &std::path::Path,
     path: &std::path::Path,
     capacity: u64,
-) -> Result<Arc<dyn IoFile>> {
-    let file = io.open(path, OpenMode::CreateNew)?;
-    file.allocate(capacity)?;
-    zero_fill(file.as_ref(), 0, capacity)?;
-    file.sync_data()?;
-    io.sync_dir(dir)?;
+) -> Result<Arc<dyn IoFile>, (crate::error::StorageError, bool)> {
+    let file = io.open(path, OpenMode::CreateNew).map_err(|e| (e, false))?;
+    let fill = || -> Result<()> {
+        file.allocate(capacity)?;
+        zero_fill(file.as_ref(), 0, capacity)?;
+        file.sync_data()?;
+        io.sync_dir(dir)
+    };
+    fill().map_err(|e| (e, true))?;
     Ok(file)
 }
 
@@ -115,4 +128,34 @@ pub fn zero_fill(file: &dyn IoFile, from: u64, to: u64) -> Result<()> {
         at += n;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::sim::SimFs;
+    use std::path::Path;
+
+    /// A preparation that cannot create its file (the name is taken, as
+    /// when two preparations raced for one name) must not delete the file
+    /// that holds the name: it may be the spare the next roll takes.
+    #[test]
+    fn a_failed_preparation_leaves_an_existing_file_alone() {
+        let fs = SimFs::new();
+        let io: Arc<dyn IoBackend> = Arc::new(fs.clone());
+        let dir = Path::new("/w");
+        io.create_dir_all(dir).unwrap();
+        let path = dir.join("prepared-1-1.spare");
+        let existing = io.open(&path, OpenMode::CreateNew).unwrap();
+        existing.write_all_at(b"spare", 0).unwrap();
+        let p = Arc::new(Preparer::default());
+        p.start(io.clone(), dir.to_path_buf(), path.clone(), 1 << 16);
+        let started = std::time::Instant::now();
+        while p.failed.load(Ordering::Relaxed) == 0 {
+            assert!(started.elapsed().as_secs() < 10, "preparation never ended");
+            std::thread::yield_now();
+        }
+        assert!(io.exists(&path), "the existing file was removed");
+        assert!(p.take().is_none());
+    }
 }
