@@ -63,8 +63,9 @@ pub fn single_row_commits(conn: &Connection, first_key: i64, n: usize) -> Vec<Du
     (0..n)
         .map(|i| {
             let t = Instant::now();
-            stmt.execute(params![first_key + i as i64, value])
-                .expect("insert");
+            if let Err(e) = stmt.execute(params![first_key + i as i64, value]) {
+                panic!("insert: {e} ({:?})", bop_rusqlite::last_error());
+            }
             t.elapsed()
         })
         .collect()

@@ -16,9 +16,10 @@ pub mod open_once;
 pub mod page_store;
 pub mod panic;
 pub mod store;
+pub mod store_dir;
 pub mod types;
 pub mod wal;
 
 pub use error::{Result, StorageError};
 pub use store::{is_store, validate_page_size, Store, StoreOptions, StoreStats, VerifyReport};
-pub use types::{ChunkId, Epoch, Lsn, PageNo, SegmentId};
+pub use types::{ChunkId, DbId, Epoch, Lsn, PageNo, SegmentId};

@@ -22,9 +22,11 @@
 use crate::error::{Result, StorageError};
 use crate::manifest::Manifest;
 use crate::page_store::PageStore;
+use crate::types::DbId;
 use crate::types::Lsn;
 use crate::wal::record::RECORD_HEADER_LEN;
-use crate::wal::{RecordLoc, RecoveredRecord, Wal};
+use crate::wal::{RecordLoc, RecoveredRecord, SharedWal};
+use std::sync::Arc;
 
 /// SQLite's WAL header and frame header sizes (sqlite.org/walformat.html).
 pub const SQLITE_WAL_HEADER_LEN: u64 = 32;
@@ -62,7 +64,10 @@ pub struct LogStats {
 
 #[derive(Debug)]
 pub struct SqliteLog {
-    pub(crate) wal: Wal,
+    /// The store's WAL, shared with its other databases.
+    pub(crate) wal: Arc<SharedWal>,
+    /// This database within the store.
+    pub(crate) db: DbId,
     records: Vec<ImageRecord>,
     committed_end: u64,
     /// `RECORD_HEADER_LEN` bytes of room, then the pending image bytes, so a
@@ -85,7 +90,8 @@ pub struct SqliteLog {
 
 impl SqliteLog {
     pub fn new(
-        wal: Wal,
+        wal: Arc<SharedWal>,
+        db: DbId,
         recovered: Vec<RecoveredRecord>,
         page_size: u32,
         max_txn_bytes: u64,
@@ -122,6 +128,7 @@ impl SqliteLog {
         let exists = !records.is_empty();
         Ok(SqliteLog {
             wal,
+            db,
             records,
             committed_end: end,
             pending: vec![0; RECORD_HEADER_LEN],
@@ -238,6 +245,17 @@ impl SqliteLog {
     /// written with one call. Frames after the commit frame (left over from
     /// a rolled-back transaction) are discarded.
     pub fn seal(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
+        self.seal_inner(manifest, pages, false)
+    }
+
+    /// Seals like [`SqliteLog::seal`]; with `defer_write` the record may
+    /// wait in the flush buffer for the sync the caller waits for next.
+    fn seal_inner(
+        &mut self,
+        manifest: &Manifest,
+        pages: &PageStore,
+        defer_write: bool,
+    ) -> Result<()> {
         let Some(commit_end) = self.commit_end.take() else {
             return Ok(());
         };
@@ -249,9 +267,13 @@ impl SqliteLog {
             // SQLite checkpointed from it must be durable first.
             pages.publish(manifest)?;
         }
-        let result = self
-            .wal
-            .append(manifest, &mut self.pending, self.pending_start);
+        let result = self.wal.append(
+            manifest,
+            self.db,
+            &mut self.pending,
+            self.pending_start,
+            defer_write,
+        );
         let pending_start = self.pending_start;
         self.pending.truncate(RECORD_HEADER_LEN);
         // Do not keep the memory of one huge transaction for ever.
@@ -267,7 +289,7 @@ impl SqliteLog {
             self.records.clear();
             self.committed_end = 0;
             if had_old {
-                self.wal.drop_before(manifest, loc.lsn)?;
+                self.wal.set_base(manifest, self.db, loc.lsn, true)?;
             }
         }
         debug_assert_eq!(pending_start, self.committed_end, "invariant 1");
@@ -291,7 +313,7 @@ impl SqliteLog {
     /// durable: the caller waits for it outside the log lock.
     pub fn seal_for_sync(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<Lsn> {
         if self.may_seal() {
-            self.seal(manifest, pages)?;
+            self.seal_inner(manifest, pages, true)?;
         }
         self.stats.syncs += 1;
         Ok(self.wal.written_lsn())
@@ -306,7 +328,7 @@ impl SqliteLog {
         if !self.records.is_empty() {
             self.records.clear();
             let base = self.wal.next_lsn();
-            self.wal.drop_before(manifest, base)?;
+            self.wal.set_base(manifest, self.db, base, false)?;
         }
         self.committed_end = 0;
         self.pending_start = 0;
@@ -331,6 +353,19 @@ impl SqliteLog {
         // Committed frames of the current generation are never cut: SQLite
         // only truncates frames it no longer needs (journal_size_limit).
         Ok(())
+    }
+
+    /// Takes the records of the current image (the database is closing).
+    pub fn take_records(&mut self) -> Vec<RecoveredRecord> {
+        self.committed_end = 0;
+        std::mem::take(&mut self.records)
+            .into_iter()
+            .map(|r| RecoveredRecord {
+                db: self.db,
+                loc: r.loc,
+                wal_offset: r.wal_offset,
+            })
+            .collect()
     }
 
     /// The records of the current image (for verification outside the lock).

@@ -1,42 +1,30 @@
-//! A store: one SQLite database kept in bop's WAL, page store and manifest,
-//! in a directory:
+//! A database of a store: one SQLite database image kept in the store's
+//! WAL (shared with the store's other databases), its own page store, and
+//! the store's manifest. See `store_dir.rs` for the directory layout.
 //!
-//! ```text
-//! <path>/LOCK        process lock (flock), holds the owner's pid
-//! <path>/manifest/   LMDB environment (data.mdb, lock.mdb)
-//! <path>/wal/        WAL segments  <id:016x>.seg
-//! <path>/chunks/     page chunks   <id:016x>.chunk
-//! ```
-//!
-//! Lock order: `log` before the page store's lock. The manifest is only
-//! written while holding `log` or from `db_sync` (page store lock inside).
+//! Lock order: `log` before the shared WAL's lock, before the page store's
+//! lock. The manifest is only written while holding `log` or from `db_sync`
+//! (page store lock inside).
 //!
 //! One process owns a store at a time (an exclusive `flock` on `LOCK`);
-//! within the process, [`Store::open_shared`] hands every opener the same
-//! `Arc<Store>`.
+//! within the process, [`Store::open_shared`] hands every opener of a
+//! database the same `Arc<Store>`.
 
 use crate::open_once::OpenOnce;
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
 use crate::io::{IoBackend, StdBackend};
 use crate::log::{empty_database_page1, LogStats, SqliteLog};
-use crate::manifest::Manifest;
 use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
-use crate::types::{Epoch, PageNo};
-use crate::wal::{FlushStats, Flusher, Wal, WalConfig};
+use crate::store_dir::StoreDir;
+use crate::types::{DbId, PageNo};
+use crate::wal::{FlushStats, Flusher, WalConfig};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 pub const DEFAULT_MAX_TXN_BYTES: u64 = 1 << 30;
-/// How long an opener waits for the process lock (another store handle in
-/// this process may be closing) before reporting the store as locked.
-const LOCK_WAIT_MAX_MS: u64 = 250;
 
 /// How to open a store.
 #[derive(Clone, Debug)]
@@ -83,6 +71,9 @@ pub struct StoreStats {
     pub wal_frames: u64,
     pub next_lsn: u64,
     pub durable_lsn: u64,
+    /// The oldest record the shared WAL keeps (the lowest base of the
+    /// store's databases).
+    pub wal_base_min: u64,
     /// Writes, syncs, watermarks, bounds and latency histograms of the WAL.
     pub flush: FlushStats,
     /// Name of the I/O backend.
@@ -90,8 +81,11 @@ pub struct StoreStats {
 }
 
 pub struct Store {
+    /// The database's path: the store's for its main database,
+    /// `<store>/<name>` for a named one.
     path: PathBuf,
-    manifest: Manifest,
+    dir: Arc<StoreDir>,
+    db: DbId,
     pages: PageStore,
     log: Mutex<SqliteLog>,
     /// The WAL's flush controller (also reachable through `log`; kept here
@@ -101,7 +95,6 @@ pub struct Store {
     /// Set after a write path failed; the store then refuses writes.
     fail: Arc<FailState>,
     io_name: String,
-    _lock: File,
 }
 
 impl std::fmt::Debug for Store {
@@ -126,16 +119,29 @@ pub fn validate_page_size(page_size: u32) -> Result<()> {
     }
 }
 
-/// Whether `path` holds a bop store.
-pub fn is_store(path: &Path) -> bool {
-    path.join("manifest").join("data.mdb").exists()
-}
+pub use crate::store_dir::is_store;
 
 impl Store {
-    /// Opens (or creates) the store at `path`, sharing one instance per path
-    /// within the process.
+    /// Opens (or creates) the store at `path` and its main database,
+    /// sharing one instance per database within the process.
     pub fn open_shared(path: &Path, opts: &StoreOptions) -> Result<Arc<Store>> {
-        let store = registry().get_or_open(path, || Store::open(path, opts).map(Arc::new))?;
+        Self::open_db_shared(path, None, opts)
+    }
+
+    /// Opens (or creates) database `name` of the store at `store_path`
+    /// (`None`: the main database). The store is created if needed.
+    pub fn open_db_shared(
+        store_path: &Path,
+        name: Option<&str>,
+        opts: &StoreOptions,
+    ) -> Result<Arc<Store>> {
+        let key = match name {
+            None => store_path.to_path_buf(),
+            Some(n) => store_path.join(n),
+        };
+        let store = registry().get_or_open(&key, || {
+            Store::open(store_path, name, key.clone(), opts).map(Arc::new)
+        })?;
         if let Some(ps) = opts.page_size {
             if ps != store.page_size {
                 return Err(StorageError::Config(format!(
@@ -147,40 +153,22 @@ impl Store {
         Ok(store)
     }
 
-    fn open(path: &Path, opts: &StoreOptions) -> Result<Store> {
+    fn open(
+        store_path: &Path,
+        name: Option<&str>,
+        path: PathBuf,
+        opts: &StoreOptions,
+    ) -> Result<Store> {
         if let Some(ps) = opts.page_size {
             validate_page_size(ps)?;
         }
-        let exists = is_store(path);
-        if !exists {
-            if !opts.create {
-                return Err(StorageError::io(
-                    "open",
-                    path,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "no bop store here"),
-                ));
-            }
-            if path.exists() && !path.is_dir() {
-                return Err(StorageError::Format {
-                    path: path.to_path_buf(),
-                    what: "exists and is not a bop store directory (is it a plain SQLite file?)"
-                        .into(),
-                });
-            }
-            if path.is_dir() && !holds_only_bop_entries(path) {
-                return Err(StorageError::Format {
-                    path: path.to_path_buf(),
-                    what: "directory is not empty and holds no bop store".into(),
-                });
-            }
-            // The store directory holds LOCK and the LMDB manifest, which
-            // live outside the I/O trait; WAL and chunks go through it.
-            std::fs::create_dir_all(path).map_err(|e| StorageError::io("mkdir", path, e))?;
-        }
-        let lock = lock_process(path)?;
+        let dir = StoreDir::open_shared(store_path, opts)?;
         let page_size = opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-        let manifest = Manifest::open(&path.join("manifest"), !exists, page_size)?;
-        let state = manifest.load()?;
+        let db = match name {
+            None => DbId::MAIN,
+            Some(n) => dir.database(n, opts.create, page_size)?,
+        };
+        let state = dir.manifest.load_db(db)?;
         if let Some(ps) = opts.page_size {
             if ps != state.page_size {
                 return Err(StorageError::Config(format!(
@@ -189,49 +177,37 @@ impl Store {
                 )));
             }
         }
-        if !state.clean_shutdown {
-            tracing::info!(path = %path.display(), "store was not shut down cleanly; recovering");
-        }
-        let epoch = Epoch(state.epoch.0 + 1);
-        manifest.begin_epoch(epoch)?;
-        let pages = PageStore::open(
-            path.join("chunks"),
-            opts.io.clone(),
-            opts.page_store,
-            &state,
-        )?;
+        let pages = PageStore::open(dir.chunk_dir(db), opts.io.clone(), opts.page_store, &state)?;
         if state.db_pages == 0 {
-            // A new store (or one whose creation was cut short before its
-            // first page was published).
+            // A new database (or one whose creation was cut short before
+            // its first page was published).
             pages.write_page(PageNo(1), &empty_database_page1(state.page_size))?;
-            pages.publish(&manifest)?;
+            pages.publish(&dir.manifest)?;
         }
-        let fail = Arc::new(FailState::new(path.to_path_buf()));
-        let (wal, recovered, report) = Wal::open(
-            path.join("wal"),
-            opts.io.clone(),
-            opts.wal,
-            &manifest,
-            &state,
-            epoch,
-            fail.clone(),
+        let recovered = dir.wal.take_recovered(db);
+        let log = SqliteLog::new(
+            dir.wal.clone(),
+            db,
+            recovered,
+            state.page_size,
+            opts.max_txn_bytes,
         )?;
-        let flusher = wal.flusher().clone();
-        if let Some((file, offset)) = &report.torn_tail_at {
-            tracing::warn!(file = %file.display(), offset, "recovered to the last whole commit; a torn tail was cut");
-        }
-        let log = SqliteLog::new(wal, recovered, state.page_size, opts.max_txn_bytes)?;
         Ok(Store {
-            path: path.to_path_buf(),
-            manifest,
+            path,
+            flusher: dir.wal.flusher().clone(),
+            fail: dir.fail.clone(),
+            dir,
+            db,
             pages,
             log: Mutex::new(log),
-            flusher,
             page_size: state.page_size,
-            fail,
             io_name: format!("{:?}", opts.io),
-            _lock: lock,
         })
+    }
+
+    /// This database's id within its store.
+    pub fn db_id(&self) -> DbId {
+        self.db
     }
 
     pub fn path(&self) -> &Path {
@@ -343,7 +319,7 @@ impl Store {
 
     /// Makes the database image durable: publishes checkpointed pages.
     pub fn db_sync(&self) -> Result<()> {
-        self.guarded(|| self.pages.publish(&self.manifest))
+        self.guarded(|| self.pages.publish(&self.dir.manifest))
     }
 
     // ----- the SQLite WAL image -----
@@ -391,7 +367,7 @@ impl Store {
         self.guarded(|| {
             let mut log = self.log();
             log.writer = None;
-            log.seal(&self.manifest, &self.pages)
+            log.seal(&self.dir.manifest, &self.pages)
         })
     }
 
@@ -402,7 +378,7 @@ impl Store {
         self.guarded(|| {
             let mut log = self.log();
             if log.may_seal() {
-                log.seal(&self.manifest, &self.pages)?;
+                log.seal(&self.dir.manifest, &self.pages)?;
             }
             Ok(())
         })
@@ -415,7 +391,7 @@ impl Store {
     pub fn wal_sync(&self) -> Result<()> {
         let started = std::time::Instant::now();
         self.guarded(|| {
-            let target = self.log().seal_for_sync(&self.manifest, &self.pages)?;
+            let target = self.log().seal_for_sync(&self.dir.manifest, &self.pages)?;
             self.flusher.wait_durable(target)
         })?;
         self.flusher.metrics.commit.record(started.elapsed());
@@ -423,14 +399,14 @@ impl Store {
     }
 
     pub fn wal_truncate(&self, size: u64) -> Result<()> {
-        self.guarded(|| self.log().truncate(&self.manifest, &self.pages, size))
+        self.guarded(|| self.log().truncate(&self.dir.manifest, &self.pages, size))
     }
 
     /// SQLite deleted the `-wal` file (after a complete checkpoint).
     pub fn wal_delete(&self) -> Result<()> {
         self.guarded(|| {
             let mut log = self.log();
-            log.reset(&self.manifest, &self.pages)?;
+            log.reset(&self.dir.manifest, &self.pages)?;
             log.exists = false;
             Ok(())
         })
@@ -442,10 +418,11 @@ impl Store {
             log: log.stats,
             pages: self.pages.stats(),
             wal_segments: log.wal.segment_count(),
-            wal: log.wal.stats(),
+            wal: log.wal.next_lsn_and_stats().1,
             wal_records_live: log.record_count(),
             wal_frames: log.frame_count(),
             next_lsn: log.wal.next_lsn().0,
+            wal_base_min: log.wal.min_base().0,
             durable_lsn: log.wal.durable_lsn().0,
             flush: self.flusher.stats(),
             io_backend: self.io_name.clone(),
@@ -480,73 +457,26 @@ impl Store {
         })
     }
 
-    fn shutdown(&self) -> Result<()> {
+    fn shutdown(&mut self) -> Result<()> {
+        // Hand the image back to the shared WAL, so reopening this
+        // database while the store stays open finds it.
+        let log = self.log.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.dir.wal.give_back(self.db, log.take_records());
         if self.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
             // open recovers from the durable state.
             return Ok(());
         }
-        let mut log = self.log();
-        self.pages.publish(&self.manifest)?;
-        log.wal.mark_end()?;
-        log.wal.sync()?;
-        self.manifest.mark_clean_shutdown()
+        // The store's WAL is ended and synced when its last database
+        // closes (`StoreDir`).
+        self.pages.publish(&self.dir.manifest)
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
-            tracing::error!(path = %self.path.display(), error = %e, "closing the store failed; the next open recovers");
+            tracing::error!(path = %self.path.display(), error = %e, "closing the database failed; the next open recovers");
         }
     }
-}
-
-/// Whether a directory holds nothing but what bop itself creates (a store
-/// whose creation was cut short may have left some of it).
-fn holds_only_bop_entries(path: &Path) -> bool {
-    std::fs::read_dir(path)
-        .map(|d| {
-            d.filter_map(|e| e.ok()).all(|e| {
-                matches!(
-                    e.file_name().to_str(),
-                    Some("LOCK" | "manifest" | "wal" | "chunks")
-                )
-            })
-        })
-        .unwrap_or(false)
-}
-
-/// Takes the exclusive process lock on `<path>/LOCK`.
-fn lock_process(path: &Path) -> Result<File> {
-    let lock_path = path.join("LOCK");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| StorageError::io("open", &lock_path, e))?;
-    let mut waited_ms = 0;
-    loop {
-        // SAFETY: flock takes a valid open descriptor and no pointers.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(StorageError::io("flock", &lock_path, err));
-        }
-        if waited_ms >= LOCK_WAIT_MAX_MS {
-            return Err(StorageError::Locked {
-                path: path.to_path_buf(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        waited_ms += 10;
-    }
-    let _ = file.set_len(0);
-    let _ = write!(file, "{}", std::process::id());
-    Ok(file)
 }

@@ -33,6 +33,22 @@ impl PageNo {
     }
 }
 
+/// Identifier of a database within a store. The store's own database (the
+/// one named by the store path) is `DbId::MAIN`; the others are numbered
+/// from 1 as they are created. Fits in the 16-bit field of a WAL record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DbId(pub u16);
+
+impl DbId {
+    pub const MAIN: DbId = DbId(0);
+}
+
+impl fmt::Display for DbId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "db {}", self.0)
+    }
+}
+
 /// Identifier of a WAL segment file (`wal/<id>.seg`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SegmentId(pub u64);

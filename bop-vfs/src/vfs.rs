@@ -26,8 +26,26 @@ fn registry() -> &'static OpenOnce<DbShared> {
     REG.get_or_init(Default::default)
 }
 
-/// Opens (or joins) the database whose store is at `path`. Opening one
-/// database never waits for another's open.
+/// Which database a path names: a store directory names the store's main
+/// database; `<store>/<name>` (a path that does not exist inside an
+/// existing store) names the store's database `name`. Returns the store
+/// path and the name.
+pub fn resolve(path: &Path) -> (PathBuf, Option<String>) {
+    if is_store(path) || path.exists() {
+        return (path.to_path_buf(), None);
+    }
+    if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+        if let Some(name) = name.to_str() {
+            if is_store(parent) && bop_storage::store_dir::validate_db_name(name).is_ok() {
+                return (parent.to_path_buf(), Some(name.to_owned()));
+            }
+        }
+    }
+    (path.to_path_buf(), None)
+}
+
+/// Opens (or joins) the database `path` names (see [`resolve`]). Opening
+/// one database never waits for another's open.
 pub fn open_main(
     path: &Path,
     params: &Params,
@@ -39,10 +57,11 @@ pub fn open_main(
             ..Default::default()
         };
         params.apply(&mut opts);
-        if let Some(io) = io_override(path) {
+        let (store_path, name) = resolve(path);
+        if let Some(io) = io_override(&store_path) {
             opts.io = io;
         }
-        let store = Store::open_shared(path, &opts)?;
+        let store = Store::open_db_shared(&store_path, name.as_deref(), &opts)?;
         Ok::<_, StorageError>(Arc::new(DbShared {
             store,
             locks: DbLocks::default(),
@@ -102,7 +121,7 @@ pub enum NameKind {
 }
 
 pub fn classify(name: &str) -> NameKind {
-    let is_bop = |p: &Path| find_open(p).is_some() || is_store(p);
+    let is_bop = |p: &Path| find_open(p).is_some() || is_store(p) || resolve(p).1.is_some();
     if let Some(base) = name.strip_suffix("-wal") {
         let base = PathBuf::from(base);
         if is_bop(&base) {

@@ -200,12 +200,22 @@ fn workloads(s: &Scale) -> Vec<Workload> {
                 let stop = Arc::new(AtomicBool::new(false));
                 // Every database is open before the clock starts.
                 let ready = Arc::new(std::sync::Barrier::new(dbs + 1));
+                // bop: the databases of one store (`many.bop/db<i>`), which
+                // share its WAL and so its syncs; stock: one file each.
+                let _store = match e {
+                    Engine::Bop => Some(open(e, d, "many.bop", "FULL")),
+                    Engine::Stock => None,
+                };
                 let threads: Vec<_> = (0..dbs)
                     .map(|i| {
                         let (total, stop, ready, dir) =
                             (total.clone(), stop.clone(), ready.clone(), d.to_path_buf());
                         std::thread::spawn(move || {
-                            let c = open(e, &dir, &format!("many{i}.db"), "FULL");
+                            let name = match e {
+                                Engine::Bop => format!("many.bop/db{i}"),
+                                Engine::Stock => format!("many{i}.db"),
+                            };
+                            let c = open(e, &dir, &name, "FULL");
                             single_row_commits(&c, 0, 1); // the first commit creates files
                             ready.wait();
                             let mut k = 1;

@@ -56,7 +56,7 @@ impl Digest {
 pub struct Tracked {
     db: Database<Bytes, Bytes>,
     digest: Digest,
-    meta_key: &'static [u8],
+    meta_key: Vec<u8>,
 }
 
 impl Tracked {
@@ -65,7 +65,7 @@ impl Tracked {
         meta: &Database<Bytes, Bytes>,
         w: &RoTxn,
         db: Database<Bytes, Bytes>,
-        meta_key: &'static [u8],
+        meta_key: &[u8],
     ) -> heed::Result<Tracked> {
         let digest = meta
             .get(w, meta_key)?
@@ -74,7 +74,7 @@ impl Tracked {
         Ok(Tracked {
             db,
             digest,
-            meta_key,
+            meta_key: meta_key.to_vec(),
         })
     }
 
@@ -99,6 +99,6 @@ impl Tracked {
 
     /// Stores the digest back into `meta` (before `seal_meta`).
     pub fn finish(self, meta: &Database<Bytes, Bytes>, w: &mut RwTxn) -> heed::Result<()> {
-        meta.put(w, self.meta_key, &self.digest.encode())
+        meta.put(w, &self.meta_key, &self.digest.encode())
     }
 }

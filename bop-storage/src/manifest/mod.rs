@@ -4,25 +4,29 @@
 //! never used).
 //!
 //! Tables (layouts in `tables.rs` and docs/FORMAT.md):
-//! - `meta`: format version, page size, database size, id counters, WAL base
-//!   LSN, open epoch, clean-shutdown marker.
-//! - `segments`: WAL segment id -> first LSN and capacity.
-//! - `chunks`: page chunk id -> page count and live page count.
-//! - `pages`: page number -> (chunk id, slot, crc32c).
+//! - `meta`: format version, id counters, open epoch, clean-shutdown marker,
+//!   the registry of named databases, and per database: page size, database
+//!   size, chunk id counter and WAL base LSN.
+//! - `segments`: WAL segment id -> first LSN and capacity (one WAL per
+//!   store, shared by its databases).
+//! - per database, `chunks`: page chunk id -> page count and live page count.
+//! - per database, `pages`: page number -> (chunk id, slot, crc32c).
 
 pub mod digest;
 mod lmdb_check;
 pub mod tables;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions};
 
 use crate::error::{Result, StorageError};
-use crate::types::{ChunkId, Epoch, Lsn, PageNo, SegmentId};
+use crate::types::{ChunkId, DbId, Epoch, Lsn, PageNo, SegmentId};
 use digest::{Digest, Tracked};
-use tables::{key_u32, key_u64, meta_key, FORMAT_VERSION};
+use tables::{key_u32, key_u64, meta_key, per_db, DATABASES_MAX, FORMAT_VERSION};
 pub use tables::{ChunkMeta, PageLoc, SegmentMeta};
 
 /// Checksum of every `meta` entry but `meta_crc` itself, in key order:
@@ -57,6 +61,12 @@ pub struct Manifest {
     path: PathBuf,
     meta: Database<Bytes, Bytes>,
     segments: Database<Bytes, Bytes>,
+    /// The `chunks` and `pages` tables of each database opened so far.
+    tables: Mutex<HashMap<DbId, DbTables>>,
+}
+
+#[derive(Clone, Copy)]
+struct DbTables {
     chunks: Database<Bytes, Bytes>,
     pages: Database<Bytes, Bytes>,
 }
@@ -69,9 +79,11 @@ impl std::fmt::Debug for Manifest {
     }
 }
 
-/// Everything the manifest holds, read in one snapshot at open.
+/// What the manifest holds about one database and the store's WAL, read in
+/// one snapshot.
 #[derive(Debug, Clone)]
 pub struct ManifestState {
+    pub db: DbId,
     pub page_size: u32,
     pub db_pages: u32,
     pub next_chunk_id: ChunkId,
@@ -82,11 +94,17 @@ pub struct ManifestState {
     pub segments: Vec<SegmentMeta>,
     pub chunks: Vec<ChunkMeta>,
     pub pages: Vec<(PageNo, PageLoc)>,
+    /// The lowest and highest WAL base (`checkpoint_lsn`) of all the
+    /// store's databases: records below the lowest are needed by none;
+    /// no new record may be numbered below the highest.
+    pub wal_base_min: Lsn,
+    pub wal_base_max: Lsn,
 }
 
 /// One atomic publication of checkpointed pages.
 #[derive(Debug, Default)]
 pub struct PublishBatch {
+    pub db: DbId,
     pub new_chunks: Vec<ChunkMeta>,
     /// Live counts of existing chunks that changed.
     pub chunk_live_updates: Vec<(ChunkId, u32)>,
@@ -118,7 +136,7 @@ impl Manifest {
         let env = unsafe {
             EnvOpenOptions::new()
                 .map_size(MAP_SIZE_BYTES)
-                .max_dbs(8)
+                .max_dbs(2 + 2 * (u32::from(DATABASES_MAX) + 1))
                 .open(dir)
         }
         .map_err(map_err)?;
@@ -129,12 +147,14 @@ impl Manifest {
         let segments = env
             .create_database(&mut wtxn, Some("segments"))
             .map_err(map_err)?;
-        let chunks = env
-            .create_database(&mut wtxn, Some("chunks"))
-            .map_err(map_err)?;
-        let pages = env
-            .create_database(&mut wtxn, Some("pages"))
-            .map_err(map_err)?;
+        let main = DbTables {
+            chunks: env
+                .create_database(&mut wtxn, Some("chunks"))
+                .map_err(map_err)?,
+            pages: env
+                .create_database(&mut wtxn, Some("pages"))
+                .map_err(map_err)?,
+        };
         // A manifest whose first transaction never committed (a crash while
         // the store was being created) is empty: create it now.
         let empty = meta.is_empty(&wtxn).map_err(map_err)?;
@@ -158,6 +178,7 @@ impl Manifest {
                 )
                 .map_err(map_err)?;
                 put(&mut wtxn, meta_key::EPOCH, &0u32.to_le_bytes()).map_err(map_err)?;
+                put(&mut wtxn, meta_key::NEXT_DB_ID, &1u32.to_le_bytes()).map_err(map_err)?;
                 put(&mut wtxn, meta_key::CLEAN_SHUTDOWN, &[1]).map_err(map_err)?;
                 for key in [
                     meta_key::DIGEST_SEGMENTS,
@@ -193,9 +214,123 @@ impl Manifest {
             path: dir.to_path_buf(),
             meta,
             segments,
-            chunks,
-            pages,
+            tables: Mutex::new(HashMap::from([(DbId::MAIN, main)])),
         })
+    }
+
+    /// The tables of database `db` (opened on first use).
+    fn tables(&self, db: DbId) -> Result<DbTables> {
+        let mut map = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = map.get(&db) {
+            return Ok(*t);
+        }
+        let me = self.map_err();
+        let name = |base: &[u8]| String::from_utf8(per_db(base, db)).expect("ASCII");
+        let rtxn = self.env.read_txn().map_err(&me)?;
+        let chunks = self
+            .env
+            .open_database(&rtxn, Some(&name(b"chunks")))
+            .map_err(&me)?;
+        let pages = self
+            .env
+            .open_database(&rtxn, Some(&name(b"pages")))
+            .map_err(&me)?;
+        rtxn.commit().map_err(&me)?;
+        match (chunks, pages) {
+            (Some(chunks), Some(pages)) => {
+                let t = DbTables { chunks, pages };
+                map.insert(db, t);
+                Ok(t)
+            }
+            _ => Err(StorageError::corrupt(
+                &self.path,
+                0,
+                format!("manifest lacks the tables of {db}"),
+            )),
+        }
+    }
+
+    /// The store's named databases (the main one has no name).
+    pub fn databases(&self) -> Result<Vec<(String, DbId)>> {
+        let me = self.map_err();
+        let rtxn = self.env.read_txn().map_err(&me)?;
+        let mut out = Vec::new();
+        for item in self
+            .meta
+            .prefix_iter(&rtxn, meta_key::DB_PREFIX)
+            .map_err(&me)?
+        {
+            let (k, v) = item.map_err(&me)?;
+            let name = String::from_utf8_lossy(&k[meta_key::DB_PREFIX.len()..]).into_owned();
+            let id = tables::decode_u32(v, &self.path)?;
+            let id = u16::try_from(id)
+                .map_err(|_| StorageError::corrupt(&self.path, 0, "database id out of range"))?;
+            out.push((name, DbId(id)));
+        }
+        Ok(out)
+    }
+
+    /// The WAL base of every database: the main one and the named ones.
+    pub fn db_bases(&self) -> Result<Vec<(DbId, Lsn)>> {
+        let named = self.databases()?;
+        let me = self.map_err();
+        let rtxn = self.env.read_txn().map_err(&me)?;
+        let mut out = Vec::new();
+        for db in std::iter::once(DbId::MAIN).chain(named.into_iter().map(|(_, d)| d)) {
+            let base = self.meta_u64(&rtxn, &per_db(meta_key::CHECKPOINT_LSN, db))?;
+            out.push((db, Lsn(base)));
+        }
+        Ok(out)
+    }
+
+    /// Registers a new named database with `page_size`, whose WAL records
+    /// start at `base` (the WAL's next LSN: none of its records is older).
+    pub fn register_db(&self, name: &str, page_size: u32, base: Lsn) -> Result<DbId> {
+        let me = self.map_err();
+        let mut w = self.env.write_txn().map_err(&me)?;
+        let mut name_key = meta_key::DB_PREFIX.to_vec();
+        name_key.extend_from_slice(name.as_bytes());
+        if let Some(v) = self.meta.get(&w, &name_key).map_err(&me)? {
+            let id = tables::decode_u32(v, &self.path)?;
+            return Ok(DbId(id as u16));
+        }
+        let id = tables::decode_u32(self.meta_value(&w, meta_key::NEXT_DB_ID)?, &self.path)?;
+        if id > u32::from(DATABASES_MAX) {
+            return Err(StorageError::Limit(format!(
+                "a store holds at most {DATABASES_MAX} named databases"
+            )));
+        }
+        let db = DbId(id as u16);
+        let name_of = |base: &[u8]| String::from_utf8(per_db(base, db)).expect("ASCII");
+        let chunks = self
+            .env
+            .create_database(&mut w, Some(&name_of(b"chunks")))
+            .map_err(&me)?;
+        let pages = self
+            .env
+            .create_database(&mut w, Some(&name_of(b"pages")))
+            .map_err(&me)?;
+        let put = |w: &mut heed::RwTxn, k: &[u8], v: &[u8]| self.meta.put(w, &per_db(k, db), v);
+        put(&mut w, meta_key::PAGE_SIZE, &page_size.to_le_bytes()).map_err(&me)?;
+        put(&mut w, meta_key::DB_PAGES, &0u32.to_le_bytes()).map_err(&me)?;
+        put(&mut w, meta_key::NEXT_CHUNK_ID, &1u64.to_le_bytes()).map_err(&me)?;
+        put(&mut w, meta_key::CHECKPOINT_LSN, &base.0.to_le_bytes()).map_err(&me)?;
+        for key in [meta_key::DIGEST_CHUNKS, meta_key::DIGEST_PAGES] {
+            put(&mut w, key, &Digest::default().encode()).map_err(&me)?;
+        }
+        self.meta
+            .put(&mut w, &name_key, &u32::from(db.0).to_le_bytes())
+            .map_err(&me)?;
+        self.meta
+            .put(&mut w, meta_key::NEXT_DB_ID, &(id + 1).to_le_bytes())
+            .map_err(&me)?;
+        seal_meta(&self.meta, &mut w).map_err(&me)?;
+        w.commit().map_err(&me)?;
+        self.tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(db, DbTables { chunks, pages });
+        Ok(db)
     }
 
     fn map_err(&self) -> impl Fn(heed::Error) -> StorageError + '_ {
@@ -226,8 +361,17 @@ impl Manifest {
         tables::decode_u32(self.meta_value(txn, key)?, &self.path)
     }
 
-    /// Reads the whole manifest in one read transaction.
+    /// Reads what the manifest holds about the main database and the WAL.
     pub fn load(&self) -> Result<ManifestState> {
+        self.load_db(DbId::MAIN)
+    }
+
+    /// Reads what the manifest holds about database `db` and the WAL, in
+    /// one read transaction, verifying the meta checksum and the digests of
+    /// the tables read.
+    pub fn load_db(&self, db: DbId) -> Result<ManifestState> {
+        let tables = self.tables(db)?;
+        let named = self.databases()?;
         let me = self.map_err();
         let rtxn = self.env.read_txn().map_err(&me)?;
         let stored = tables::decode_u32(self.meta_value(&rtxn, meta_key::META_CRC)?, &self.path)?;
@@ -249,23 +393,24 @@ impl Manifest {
             segments.push(SegmentMeta::decode(k, v, &self.path)?);
         }
         let mut chunks = Vec::new();
-        for item in self.chunks.iter(&rtxn).map_err(&me)? {
+        for item in tables.chunks.iter(&rtxn).map_err(&me)? {
             let (k, v) = item.map_err(&me)?;
             digests[1].add(k, v);
             chunks.push(ChunkMeta::decode(k, v, &self.path)?);
         }
         let mut pages = Vec::new();
-        for item in self.pages.iter(&rtxn).map_err(&me)? {
+        for item in tables.pages.iter(&rtxn).map_err(&me)? {
             let (k, v) = item.map_err(&me)?;
             digests[2].add(k, v);
             pages.push(PageLoc::decode(k, v, &self.path)?);
         }
         let names = [
-            meta_key::DIGEST_SEGMENTS,
-            meta_key::DIGEST_CHUNKS,
-            meta_key::DIGEST_PAGES,
+            meta_key::DIGEST_SEGMENTS.to_vec(),
+            per_db(meta_key::DIGEST_CHUNKS, db),
+            per_db(meta_key::DIGEST_PAGES, db),
         ];
         for (key, actual) in names.into_iter().zip(digests) {
+            let key = &key[..];
             let stored = Digest::decode(self.meta_value(&rtxn, key)?);
             if stored != Some(actual) {
                 return Err(StorageError::corrupt(
@@ -285,17 +430,33 @@ impl Manifest {
             .map_err(&me)?
             .map(|v| v == [1])
             .unwrap_or(false);
+        let base_of = |d: DbId| -> Result<Lsn> {
+            Ok(Lsn(
+                self.meta_u64(&rtxn, &per_db(meta_key::CHECKPOINT_LSN, d))?
+            ))
+        };
+        let mut wal_base_min = base_of(DbId::MAIN)?;
+        let mut wal_base_max = wal_base_min;
+        for (_, d) in &named {
+            let b = base_of(*d)?;
+            wal_base_min = wal_base_min.min(b);
+            wal_base_max = wal_base_max.max(b);
+        }
+        let per = |k: &[u8]| per_db(k, db);
         Ok(ManifestState {
-            page_size: self.meta_u32(&rtxn, meta_key::PAGE_SIZE)?,
-            db_pages: self.meta_u32(&rtxn, meta_key::DB_PAGES)?,
-            next_chunk_id: ChunkId(self.meta_u64(&rtxn, meta_key::NEXT_CHUNK_ID)?),
+            db,
+            page_size: self.meta_u32(&rtxn, &per(meta_key::PAGE_SIZE))?,
+            db_pages: self.meta_u32(&rtxn, &per(meta_key::DB_PAGES))?,
+            next_chunk_id: ChunkId(self.meta_u64(&rtxn, &per(meta_key::NEXT_CHUNK_ID))?),
             next_segment_id: SegmentId(self.meta_u64(&rtxn, meta_key::NEXT_SEGMENT_ID)?),
-            checkpoint_lsn: Lsn(self.meta_u64(&rtxn, meta_key::CHECKPOINT_LSN)?),
+            checkpoint_lsn: base_of(db)?,
             epoch: Epoch(self.meta_u32(&rtxn, meta_key::EPOCH)?),
             clean_shutdown: clean,
             segments,
             chunks,
             pages,
+            wal_base_min,
+            wal_base_max,
         })
     }
 
@@ -345,9 +506,9 @@ impl Manifest {
         w.commit().map_err(&me)
     }
 
-    /// Drops WAL segments and moves the WAL base: records below `base` are
-    /// never replayed again.
-    pub fn drop_segments(&self, ids: &[SegmentId], base: Lsn) -> Result<()> {
+    /// Drops WAL segments and, with `base`, moves a database's WAL base:
+    /// its records below the base are never replayed again.
+    pub fn drop_segments(&self, ids: &[SegmentId], base: Option<(DbId, Lsn)>) -> Result<()> {
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
         let mut segments = Tracked::begin(&self.meta, &w, self.segments, meta_key::DIGEST_SEGMENTS)
@@ -356,9 +517,15 @@ impl Manifest {
             segments.delete(&mut w, &key_u64(id.0)).map_err(&me)?;
         }
         segments.finish(&self.meta, &mut w).map_err(&me)?;
-        self.meta
-            .put(&mut w, meta_key::CHECKPOINT_LSN, &base.0.to_le_bytes())
-            .map_err(&me)?;
+        if let Some((db, base)) = base {
+            self.meta
+                .put(
+                    &mut w,
+                    &per_db(meta_key::CHECKPOINT_LSN, db),
+                    &base.0.to_le_bytes(),
+                )
+                .map_err(&me)?;
+        }
         seal_meta(&self.meta, &mut w).map_err(&me)?;
         w.commit().map_err(&me)
     }
@@ -366,19 +533,21 @@ impl Manifest {
     /// Publishes checkpointed pages atomically: readers of the manifest see
     /// all of the batch or none of it.
     pub fn publish(&self, batch: &PublishBatch) -> Result<()> {
+        let t = self.tables(batch.db)?;
+        let per = |k: &[u8]| per_db(k, batch.db);
         let me = self.map_err();
         let mut w = self.env.write_txn().map_err(&me)?;
         let mut chunks =
-            Tracked::begin(&self.meta, &w, self.chunks, meta_key::DIGEST_CHUNKS).map_err(&me)?;
+            Tracked::begin(&self.meta, &w, t.chunks, &per(meta_key::DIGEST_CHUNKS)).map_err(&me)?;
         let mut pages =
-            Tracked::begin(&self.meta, &w, self.pages, meta_key::DIGEST_PAGES).map_err(&me)?;
+            Tracked::begin(&self.meta, &w, t.pages, &per(meta_key::DIGEST_PAGES)).map_err(&me)?;
         for c in &batch.new_chunks {
             chunks
                 .put(&mut w, &key_u64(c.id.0), &c.encode_value())
                 .map_err(&me)?;
         }
         for (id, live) in &batch.chunk_live_updates {
-            let old = self
+            let old = t
                 .chunks
                 .get(&w, &key_u64(id.0))
                 .map_err(&me)?
@@ -405,12 +574,16 @@ impl Manifest {
         chunks.finish(&self.meta, &mut w).map_err(&me)?;
         pages.finish(&self.meta, &mut w).map_err(&me)?;
         self.meta
-            .put(&mut w, meta_key::DB_PAGES, &batch.db_pages.to_le_bytes())
+            .put(
+                &mut w,
+                &per(meta_key::DB_PAGES),
+                &batch.db_pages.to_le_bytes(),
+            )
             .map_err(&me)?;
         self.meta
             .put(
                 &mut w,
-                meta_key::NEXT_CHUNK_ID,
+                &per(meta_key::NEXT_CHUNK_ID),
                 &batch.next_chunk_id.0.to_le_bytes(),
             )
             .map_err(&me)?;

@@ -6,10 +6,16 @@
 //!
 //! ```text
 //! meta     key: ASCII name            value: see meta_key (u32/u64 LE, or u8)
+//!          per-database keys end in `.<db id>` for databases other than
+//!          the main one (`db_pages.3`); `db.<name>` -> db id u32 LE
+//!          registers a named database
 //! segments key: segment id  u64 BE   value: first_lsn u64 | capacity_bytes u64
 //! chunks   key: chunk id    u64 BE   value: page_count u32 | live_pages u32
 //! pages    key: page no     u32 BE   value: chunk id u64 | slot u32 | crc32c u32
 //! ```
+//!
+//! `chunks` and `pages` are per database: the main database's tables are
+//! named `chunks` and `pages`, database N's `chunks.N` and `pages.N`.
 
 use std::path::Path;
 
@@ -17,7 +23,10 @@ use crate::error::{Result, StorageError};
 use crate::types::{le, ChunkId, Lsn, PageNo, SegmentId};
 
 /// Version of the store layout as a whole (manifest tables, file kinds).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Databases a store holds at most, besides its main one.
+pub const DATABASES_MAX: u16 = 255;
 
 pub mod meta_key {
     pub const FORMAT_VERSION: &[u8] = b"format_version";
@@ -34,6 +43,20 @@ pub mod meta_key {
     pub const DIGEST_SEGMENTS: &[u8] = b"digest_segments";
     pub const DIGEST_CHUNKS: &[u8] = b"digest_chunks";
     pub const DIGEST_PAGES: &[u8] = b"digest_pages";
+    /// Next id for a named database.
+    pub const NEXT_DB_ID: &[u8] = b"next_db_id";
+    /// Prefix of the keys that register named databases (`db.<name>`).
+    pub const DB_PREFIX: &[u8] = b"db.";
+}
+
+/// The name of a per-database meta key or table: `base` for the main
+/// database, `base.<id>` for the others.
+pub fn per_db(base: &[u8], db: crate::types::DbId) -> Vec<u8> {
+    let mut k = base.to_vec();
+    if db != crate::types::DbId::MAIN {
+        k.extend_from_slice(format!(".{}", db.0).as_bytes());
+    }
+    k
 }
 
 pub fn key_u64(v: u64) -> [u8; 8] {

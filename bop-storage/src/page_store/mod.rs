@@ -100,6 +100,8 @@ pub struct PageStoreStats {
 
 #[derive(Debug)]
 pub struct PageStore {
+    /// The database whose pages these are.
+    db: crate::types::DbId,
     dir: PathBuf,
     io: Arc<dyn IoBackend>,
     page_size: u32,
@@ -180,6 +182,7 @@ impl PageStore {
             index[pgno.index()] = Some(*loc);
         }
         Ok(PageStore {
+            db: state.db,
             dir,
             files: FdCache::new(io.clone(), config.open_chunks_max),
             io,
@@ -470,6 +473,7 @@ impl PageStore {
         let g = &mut *g;
         self.io.sync_dir(&self.dir)?;
         let mut batch = PublishBatch {
+            db: self.db,
             db_pages: g.db_pages,
             next_chunk_id: g.next_chunk_id,
             ..Default::default()

@@ -1,12 +1,16 @@
 //! The write and flush controllers: how written WAL bytes become durable,
 //! within bounds.
 //!
-//! **Writes.** Records are appended to the active segment under the store's
-//! log lock ([`Flusher::write_record`]): the bytes go into the *unsynced
-//! buffer* and are written to the file at once (so a commit survives the
-//! process being killed, as SQLite's do), then synced later. When the
-//! file wants aligned writes (direct I/O), each write covers whole aligned
-//! blocks of the buffer, rewriting the partial block at the tail.
+//! **Writes.** Records are appended to the active segment under the WAL
+//! lock ([`Flusher::write_record`]): the bytes go into the *unsynced
+//! buffer*. A commit under `synchronous=NORMAL` writes them to the file at
+//! once (so it survives the process being killed, as SQLite's do); a
+//! commit under FULL, which waits for a sync anyway, leaves them in the
+//! buffer, and the sync's leader writes everything buffered with one call
+//! before it syncs: commits that meet share the write as well as the sync.
+//! When the file wants aligned writes (direct I/O), each write covers
+//! whole aligned blocks of the buffer, rewriting the partial block at the
+//! tail.
 //!
 //! **Syncs** run outside the log lock, one at a time per WAL, by a
 //! *leader*: the committer that needs them first under
@@ -32,9 +36,11 @@
 //!
 //! Invariants (the state behind `Flusher::st`):
 //! 1. `durable <= written`; every record up to `written` is in the file.
-//! 2. `buf` holds exactly the file's bytes `[buf_start, buf_start +
-//!    buf.len())` of `seg`, `buf_start` is a multiple of `ALIGN`, and
-//!    everything in the segment below `buf_start` is durable.
+//! 2. `buf` holds exactly the segment's bytes `[buf_start, buf_start +
+//!    buf.len())`, `buf_start` is a multiple of `ALIGN`, everything below
+//!    `buf_start` is durable, and everything below `file_end` is in the
+//!    file (bytes from `file_end` on are only in the buffer, waiting for a
+//!    leader to write them).
 //! 3. At most one sync runs at a time (`syncing`); only its leader changes
 //!    `buf_start` or `durable`, and `set_segment` runs only with no sync
 //!    running and nothing unsynced.
@@ -72,7 +78,7 @@ pub struct FlushConfig {
 impl Default for FlushConfig {
     fn default() -> Self {
         FlushConfig {
-            unsynced_max_bytes: 4 << 20,
+            unsynced_max_bytes: 16 << 20,
             retries_max: 4,
             retry_backoff_base_ms: 2,
             backpressure_wait_max_ms: 2000,
@@ -142,9 +148,16 @@ struct FlushState {
     align: u64,
     buf: AlignedVec,
     buf_start: u64,
+    /// Buffer bytes below this file offset are written to the file.
+    file_end: u64,
+    /// The last record appended (in the buffer, maybe not yet in the file).
     written: Lsn,
     durable: Lsn,
     syncing: bool,
+    /// Committers waiting for a sync (their LSN and thread). The leader
+    /// wakes only those its sync covered, and hands leadership to one of
+    /// the rest: no thundering herd on `st`.
+    waiters: Vec<(Lsn, std::thread::Thread)>,
     /// Bytes were written since the running or last sync started (records
     /// or an end marker).
     dirty: bool,
@@ -171,6 +184,20 @@ impl FlushState {
         let bytes = self.buf.padded(a, b);
         hist.time(|| seg.file.write_all_at(bytes, from))
     }
+
+    fn end(&self) -> u64 {
+        self.buf_start + self.buf.len() as u64
+    }
+
+    /// Writes the buffered bytes not yet in the file (invariant 2).
+    fn write_pending(&mut self, hist: &Histogram) -> Result<()> {
+        let (from, to) = (self.file_end, self.end());
+        if from < to {
+            self.write_range(from, to, hist)?;
+            self.file_end = to;
+        }
+        Ok(())
+    }
 }
 
 /// The flush controller of one WAL. See the module documentation.
@@ -183,6 +210,8 @@ pub struct Flusher {
     /// Mirrors of the watermarks, readable without the lock.
     written_lsn: AtomicU64,
     durable_lsn: AtomicU64,
+    /// Mirror of the buffer's length, for the writers' fast paths.
+    unsynced: AtomicU64,
     queued: AtomicBool,
     /// This flusher, for the pool's queue (which holds only `Weak`s, so a
     /// queued flush never keeps a closed store alive).
@@ -205,6 +234,7 @@ impl Flusher {
             fail,
             written_lsn: AtomicU64::new(durable.0),
             durable_lsn: AtomicU64::new(durable.0),
+            unsynced: AtomicU64::new(0),
             queued: AtomicBool::new(false),
             me: me.clone(),
             metrics: FlushMetrics::default(),
@@ -228,7 +258,12 @@ impl Flusher {
     }
 
     pub fn unsynced_bytes(&self) -> u64 {
-        self.lock().unsynced_bytes()
+        self.unsynced.load(Ordering::Acquire)
+    }
+
+    /// Publishes the buffer's length (call under `st` after it changes).
+    fn note_len(&self, st: &FlushState) {
+        self.unsynced.store(st.unsynced_bytes(), Ordering::Release);
     }
 
     /// Records larger than this are written and synced on their own.
@@ -259,31 +294,32 @@ impl Flusher {
         st.buf = AlignedVec::default();
         st.buf.extend_from_slice(&tail);
         st.buf_start = start;
+        st.file_end = offset;
         st.align = align;
         st.seg = Some(seg);
+        self.note_len(&st);
         Ok(())
     }
 
-    /// Appends a record that starts at `offset` of the current segment and
-    /// writes it. Called under the log lock, with room checked by the caller.
-    pub fn write_record(&self, rec: &[u8], offset: u64, lsn: Lsn) -> Result<()> {
+    /// Appends a record that starts at `offset` of the current segment;
+    /// with `write_now`, writes it (and anything buffered before it) to the
+    /// file. Called under the WAL lock, with room checked by the caller.
+    pub fn write_record(&self, rec: &[u8], offset: u64, lsn: Lsn, write_now: bool) -> Result<()> {
         let mut st = self.lock();
         assert_eq!(
             offset,
-            st.buf_start + st.buf.len() as u64,
+            st.end(),
             "invariant 2: records are appended at the end of the buffer"
         );
         st.buf.extend_from_slice(rec);
-        let written = st.write_range(offset, offset + rec.len() as u64, &self.metrics.write);
-        if let Err(e) = written {
-            // Keep invariant 2: the buffer must not claim bytes the file
-            // may not have. (The store fails on this error.)
-            let len = (offset - st.buf_start) as usize;
-            st.buf.truncate(len);
-            return Err(e);
-        }
         st.written = lsn;
         st.dirty = true;
+        self.note_len(&st);
+        if write_now {
+            // On an error the bytes stay buffered (the store fails; a
+            // leader would write them again).
+            st.write_pending(&self.metrics.write)?;
+        }
         self.written_lsn.store(lsn.0, Ordering::Release);
         let unsynced = st.unsynced_bytes();
         self.metrics
@@ -328,11 +364,16 @@ impl Flusher {
         st.buf.extend_from_slice(&head);
         st.buf.extend_from_slice(&rec[from..]);
         st.buf_start = start;
+        st.file_end = end;
+        self.note_len(&st);
         st.written = lsn;
         st.durable = lsn;
         self.written_lsn.store(lsn.0, Ordering::Release);
         self.durable_lsn.store(lsn.0, Ordering::Release);
+        let wake = Self::waiters_to_wake(&mut st, false);
+        drop(st);
         self.changed.notify_all();
+        wake.iter().for_each(std::thread::Thread::unpark);
         Ok(())
     }
 
@@ -378,23 +419,55 @@ impl Flusher {
     /// durable: syncs as the leader, or waits for the running sync and then
     /// syncs if it did not cover `lsn`.
     pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
-        let mut st = self.lock();
-        debug_assert!(lsn <= st.written, "waiting for an unwritten record");
         loop {
-            if st.durable >= lsn {
+            if self.durable_lsn() >= lsn {
                 return Ok(());
             }
             self.fail.check()?;
+            let mut st = self.lock();
+            debug_assert!(lsn <= st.written, "waiting for an unwritten record");
+            if st.durable >= lsn {
+                return Ok(());
+            }
             if !st.syncing {
                 return self.lead_sync(st);
             }
-            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.waiters.push((lsn, std::thread::current()));
+            drop(st);
+            // Woken when a sync covers `lsn` or this thread is to lead the
+            // next one (a spurious wake just loops).
+            std::thread::park();
         }
+    }
+
+    /// Takes the waiters to wake: first one the last sync did not cover
+    /// (to lead the next sync at once), then those it covered; with `all`,
+    /// every waiter (after a failure). Wake them with [`wake`] after
+    /// releasing `st`.
+    fn waiters_to_wake(st: &mut FlushState, all: bool) -> Vec<std::thread::Thread> {
+        let durable = st.durable;
+        let mut next_leader = None;
+        let mut covered = Vec::new();
+        st.waiters.retain(|(lsn, t)| {
+            if all || *lsn <= durable {
+                covered.push(t.clone());
+                false
+            } else {
+                if next_leader.is_none() {
+                    next_leader = Some(t.clone());
+                }
+                true
+            }
+        });
+        next_leader.into_iter().chain(covered).collect()
     }
 
     /// Waits until a writer may start a transaction: the buffer has room,
     /// or a flush makes some within `backpressure_wait_max_ms`.
     pub fn admit(&self) -> Result<()> {
+        if self.unsynced_bytes() < self.cfg.unsynced_max_bytes {
+            return Ok(());
+        }
         let mut st = self.lock();
         if st.unsynced_bytes() < self.cfg.unsynced_max_bytes {
             return Ok(());
@@ -443,15 +516,20 @@ impl Flusher {
             return Ok(());
         };
         let upto = st.written;
-        let end = st.buf_start + st.buf.len() as u64;
+        let end = st.end();
         st.syncing = true;
         st.dirty = false;
+        // Everything buffered goes to the file in one write first.
+        let mut first_write = Some(st.write_pending(&self.metrics.write));
         drop(st);
         // Resets `syncing` if the sync panics, so waiters do not hang.
         let guard = SyncingGuard(self);
         let mut attempt = 0;
         let result = loop {
-            let r = self.metrics.sync.time(|| seg.file.sync_data());
+            let r = first_write
+                .take()
+                .unwrap_or(Ok(()))
+                .and_then(|_| self.metrics.sync.time(|| seg.file.sync_data()));
             self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
             match r {
                 Ok(()) => break Ok(()),
@@ -459,12 +537,16 @@ impl Flusher {
                     if let Err(e) = self.retry_or_fail(&mut attempt, e, &seg) {
                         break Err(e);
                     }
-                    // Rewrite everything unsynced before syncing again.
+                    // Rewrite everything unsynced before syncing again; a
+                    // failed rewrite fails this attempt (the sync after it
+                    // would prove nothing).
                     let mut st = self.lock();
-                    let (from, to) = (st.buf_start, st.buf_start + st.buf.len() as u64);
-                    if let Err(e) = st.write_range(from, to, &self.metrics.write) {
-                        tracing::warn!(error = %e, "rewriting the unsynced WAL bytes failed");
+                    let (from, to) = (st.buf_start, st.end());
+                    let rewritten = st.write_range(from, to, &self.metrics.write);
+                    if rewritten.is_ok() {
+                        st.file_end = to;
                     }
+                    first_write = Some(rewritten);
                 }
             }
         };
@@ -481,8 +563,12 @@ impl Flusher {
             let drop_bytes = (align_down(end, ALIGN as u64) - st.buf_start) as usize;
             st.buf.drain_front(drop_bytes, BUF_KEEP_BYTES);
             st.buf_start += drop_bytes as u64;
+            self.note_len(&st);
         }
+        let wake = Self::waiters_to_wake(&mut st, result.is_err());
+        drop(st);
         self.changed.notify_all();
+        wake.iter().for_each(std::thread::Thread::unpark);
         result
     }
 
@@ -548,7 +634,10 @@ impl Flusher {
         let mut st = self.lock();
         st.syncing = false;
         st.last_panic = Some(report);
+        let wake = Self::waiters_to_wake(&mut st, true);
+        drop(st);
         self.changed.notify_all();
+        wake.iter().for_each(std::thread::Thread::unpark);
     }
 
     pub fn stats(&self) -> FlushStats {
@@ -586,7 +675,10 @@ impl Drop for SyncingGuard<'_> {
     fn drop(&mut self) {
         let mut st = self.0.lock();
         st.syncing = false;
+        let wake = Flusher::waiters_to_wake(&mut st, true);
+        drop(st);
         self.0.changed.notify_all();
+        wake.iter().for_each(std::thread::Thread::unpark);
     }
 }
 

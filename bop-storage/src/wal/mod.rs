@@ -22,8 +22,10 @@ mod preparer;
 pub mod record;
 pub mod recovery;
 pub mod segment;
+pub mod shared;
 mod writer;
 
 pub use flush::{FlushConfig, FlushStats, Flusher};
 pub use recovery::RecoveredRecord;
+pub use shared::SharedWal;
 pub use writer::{spare_file_name, RecordLoc, Wal, WalConfig, WalStats, SPARE_SEGMENTS_MAX};

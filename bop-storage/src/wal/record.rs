@@ -8,7 +8,8 @@
 //! offset size field
 //!      0    4 magic        b"BOPR"
 //!      4    2 version      RECORD_VERSION
-//!      6    2 flags        0 (reserved)
+//!      6    2 db           database of the store the record belongs to (0: the
+//!                          store's main database)
 //!      8    8 lsn          this record's LSN; records are consecutive
 //!     16    8 durable_lsn  highest LSN known durable when written (0: none)
 //!     24    8 wal_offset   offset of the payload in the SQLite WAL image
@@ -20,14 +21,14 @@
 //! ```
 //! All integers are little-endian.
 
-use crate::types::{le, Epoch, Lsn};
+use crate::types::{le, DbId, Epoch, Lsn};
 
 pub const RECORD_MAGIC: [u8; 4] = *b"BOPR";
 pub const RECORD_VERSION: u16 = 1;
 
 const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 4;
-const OFF_FLAGS: usize = 6;
+const OFF_DB: usize = 6;
 const OFF_LSN: usize = 8;
 const OFF_DURABLE: usize = 16;
 const OFF_WAL_OFFSET: usize = 24;
@@ -38,8 +39,8 @@ const OFF_HEADER_CRC: usize = 44;
 pub const RECORD_HEADER_LEN: usize = 48;
 
 const _: () = assert!(OFF_VERSION == OFF_MAGIC + 4);
-const _: () = assert!(OFF_FLAGS == OFF_VERSION + 2);
-const _: () = assert!(OFF_LSN == OFF_FLAGS + 2);
+const _: () = assert!(OFF_DB == OFF_VERSION + 2);
+const _: () = assert!(OFF_LSN == OFF_DB + 2);
 const _: () = assert!(OFF_DURABLE == OFF_LSN + 8);
 const _: () = assert!(OFF_WAL_OFFSET == OFF_DURABLE + 8);
 const _: () = assert!(OFF_PAYLOAD_LEN == OFF_WAL_OFFSET + 8);
@@ -51,6 +52,7 @@ const _: () = assert!(RECORD_HEADER_LEN == OFF_HEADER_CRC + 4);
 /// The decoded fixed part of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
+    pub db: DbId,
     pub lsn: Lsn,
     pub durable_lsn: Lsn,
     pub wal_offset: u64,
@@ -75,7 +77,7 @@ impl RecordHeader {
         let b = &mut out[..RECORD_HEADER_LEN];
         b[OFF_MAGIC..OFF_MAGIC + 4].copy_from_slice(&RECORD_MAGIC);
         le::put_u16(b, OFF_VERSION, RECORD_VERSION);
-        le::put_u16(b, OFF_FLAGS, 0);
+        le::put_u16(b, OFF_DB, self.db.0);
         le::put_u64(b, OFF_LSN, self.lsn.0);
         le::put_u64(b, OFF_DURABLE, self.durable_lsn.0);
         le::put_u64(b, OFF_WAL_OFFSET, self.wal_offset);
@@ -103,6 +105,7 @@ impl RecordHeader {
             return Err(HeaderDefect::BadVersion(version));
         }
         Ok(RecordHeader {
+            db: DbId(le::u16_at(b, OFF_DB)),
             lsn: Lsn(le::u64_at(b, OFF_LSN)),
             durable_lsn: Lsn(le::u64_at(b, OFF_DURABLE)),
             wal_offset: le::u64_at(b, OFF_WAL_OFFSET),
@@ -124,6 +127,7 @@ mod tests {
 
     fn sample() -> RecordHeader {
         RecordHeader {
+            db: DbId(5),
             lsn: Lsn(7),
             durable_lsn: Lsn(6),
             wal_offset: 32,

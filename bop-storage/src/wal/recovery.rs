@@ -18,11 +18,12 @@ use crate::error::{Result, StorageError};
 use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, ManifestState};
-use crate::types::{Epoch, Lsn, SegmentId};
+use crate::types::{DbId, Epoch, Lsn, SegmentId};
 
 /// A record found by recovery at or above the WAL base.
 #[derive(Clone, Debug)]
 pub struct RecoveredRecord {
+    pub db: DbId,
     pub loc: RecordLoc,
     pub wal_offset: u64,
 }
@@ -94,7 +95,7 @@ impl Wal {
         let mut expected = segments
             .first()
             .map(|s| s.header.first_lsn)
-            .unwrap_or(state.checkpoint_lsn);
+            .unwrap_or(state.wal_base_max);
         let mut last_epoch = Epoch(0);
         let mut end: Option<(usize, u64)> = None; // (segment index, offset) where appends continue
         'segments: for (si, seg) in segments.iter().enumerate() {
@@ -105,7 +106,7 @@ impl Wal {
                 // unless every record in the gap is below the checkpoint
                 // (already in the page store: see `next_lsn` below).
                 let gap_below_checkpoint =
-                    seg.header.first_lsn > expected && seg.header.first_lsn <= state.checkpoint_lsn;
+                    seg.header.first_lsn > expected && seg.header.first_lsn <= state.wal_base_max;
                 if (records.is_empty() && si == 0) || gap_below_checkpoint {
                     expected = seg.header.first_lsn;
                 } else {
@@ -130,8 +131,9 @@ impl Wal {
                             payload_len: h.payload_len,
                             payload_crc: h.payload_crc,
                         };
-                        if h.lsn >= state.checkpoint_lsn {
+                        if h.lsn >= state.wal_base_min {
                             records.push(RecoveredRecord {
+                                db: h.db,
                                 loc,
                                 wal_offset: h.wal_offset,
                             });
@@ -142,10 +144,10 @@ impl Wal {
                         pos += h.record_len();
                     }
                     Err(defect) => {
-                        let below_checkpoint = expected < state.checkpoint_lsn;
+                        let below_checkpoint = expected < state.wal_base_min;
                         let next_continues = segments.get(si + 1).is_some_and(|next| {
                             let first = next.header.first_lsn;
-                            first == expected || (first > expected && first <= state.checkpoint_lsn)
+                            first == expected || (first > expected && first <= state.wal_base_max)
                         });
                         if next_continues && (defect == HeaderDefect::Empty || below_checkpoint) {
                             // A clean end of a full segment, or a tail that
@@ -202,7 +204,7 @@ impl Wal {
         let keep = end.map(|(si, _)| si + 1).unwrap_or(segments.len());
         if keep < segments.len() {
             let extra: Vec<SegmentId> = segments[keep..].iter().map(|s| s.header.id).collect();
-            manifest.drop_segments(&extra, state.checkpoint_lsn)?;
+            manifest.drop_segments(&extra, None)?;
             for s in segments.drain(keep..) {
                 io.remove_file(&s.path)?;
             }
@@ -213,8 +215,8 @@ impl Wal {
         // checkpoint, or the next open would skip them: continue at the
         // checkpoint, in a new segment so LSNs stay consecutive within
         // every segment.
-        let roll_first = expected < state.checkpoint_lsn;
-        let expected = expected.max(state.checkpoint_lsn);
+        let roll_first = expected < state.wal_base_max;
+        let expected = expected.max(state.wal_base_max);
         let written = Lsn(expected.0 - 1);
         // Everything recovery read back is on disk now.
         let flusher = Flusher::new(config.flush, fail, written);

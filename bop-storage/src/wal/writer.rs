@@ -10,7 +10,7 @@ use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_L
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, SegmentMeta};
-use crate::types::{Epoch, Lsn, SegmentId};
+use crate::types::{DbId, Epoch, Lsn, SegmentId};
 
 /// WAL tuning.
 #[derive(Clone, Copy, Debug)]
@@ -149,24 +149,33 @@ impl Wal {
     /// is filled in here. Returns where the payload landed. The record is
     /// written (it survives the process) but not yet durable: see
     /// [`Flusher::wait_durable`].
+    ///
+    /// With `defer_write` (the caller waits for durability next, as a
+    /// commit under FULL does) the record may stay in the flush buffer
+    /// until the sync's leader writes it: no one can read it before then,
+    /// because SQLite publishes a commit only after its sync returns.
     pub fn append(
         &mut self,
         manifest: &Manifest,
+        db: DbId,
         buf: &mut [u8],
         wal_offset: u64,
+        defer_write: bool,
     ) -> Result<RecordLoc> {
         let flusher = self.flusher.clone();
         flusher
             .metrics
             .append
-            .time(|| self.append_inner(manifest, buf, wal_offset))
+            .time(|| self.append_inner(manifest, db, buf, wal_offset, defer_write))
     }
 
     fn append_inner(
         &mut self,
         manifest: &Manifest,
+        db: DbId,
         buf: &mut [u8],
         wal_offset: u64,
+        defer_write: bool,
     ) -> Result<RecordLoc> {
         let payload_len = u32::try_from(buf.len() - RECORD_HEADER_LEN)
             .map_err(|_| StorageError::Limit("a WAL record is limited to 4 GiB".into()))?;
@@ -188,6 +197,7 @@ impl Wal {
             self.flusher.sync_all()?;
         }
         let header = RecordHeader {
+            db,
             lsn: self.next_lsn,
             durable_lsn: self.flusher.durable_lsn(),
             wal_offset,
@@ -202,7 +212,7 @@ impl Wal {
                 .write_large(buf, self.append_offset, header.lsn)?;
         } else {
             self.flusher
-                .write_record(buf, self.append_offset, header.lsn)?;
+                .write_record(buf, self.append_offset, header.lsn, !defer_write)?;
         }
         let loc = RecordLoc {
             lsn: header.lsn,
@@ -333,10 +343,17 @@ impl Wal {
         Ok(())
     }
 
-    /// Forgets every record below `base`: drops segments that hold only such
-    /// records and records `base` in the manifest, so recovery never replays
-    /// them. The last segment is kept for appends.
-    pub fn drop_before(&mut self, manifest: &Manifest, base: Lsn) -> Result<()> {
+    /// Records database `db`'s new WAL base in the manifest (its records
+    /// below it are never replayed again) and drops the segments that hold
+    /// only records below `min_base`, the lowest base of all databases. The
+    /// last segment is kept for appends.
+    pub fn drop_before(
+        &mut self,
+        manifest: &Manifest,
+        db_base: (DbId, Lsn),
+        min_base: Lsn,
+    ) -> Result<()> {
+        let base = min_base;
         let mut drop_count = 0;
         while drop_count + 1 < self.segments.len()
             && self.segments[drop_count + 1].header.first_lsn <= base
@@ -347,7 +364,7 @@ impl Wal {
             .iter()
             .map(|s| s.header.id)
             .collect();
-        manifest.drop_segments(&ids, base)?;
+        manifest.drop_segments(&ids, Some(db_base))?;
         for seg in self.segments.drain(..drop_count).collect::<Vec<_>>() {
             let reusable = seg.header.capacity_bytes == self.config.segment_bytes
                 && self.spares.len() < SPARE_SEGMENTS_MAX;

@@ -1,0 +1,89 @@
+//! N databases of one bop store, one writer thread each, single-row
+//! commits under FULL for a few seconds; prints commits/s and the store's
+//! WAL statistics (how many commits each sync covered, latencies). A
+//! diagnostic companion to `compare`'s many-database rows.
+//!
+//! `manydb [DBS] [SECS] [bop|stock]` (stock: one file per database, for
+//! profiling the two side by side).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use bop_benches::{open, single_row_commits, Engine};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let dbs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
+    let secs: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3.0);
+    let engine = match args.next().as_deref() {
+        Some("stock") => Engine::Stock,
+        _ => Engine::Bop,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main_db = open(engine, dir.path(), "many.bop", "FULL");
+    let total = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(Barrier::new(dbs + 1));
+    let threads: Vec<_> = (0..dbs)
+        .map(|i| {
+            let (total, stop, ready, d) = (
+                total.clone(),
+                stop.clone(),
+                ready.clone(),
+                dir.path().to_path_buf(),
+            );
+            std::thread::spawn(move || {
+                let name = match engine {
+                    Engine::Bop => format!("many.bop/db{i}"),
+                    Engine::Stock => format!("many{i}.db"),
+                };
+                let c = open(engine, &d, &name, "FULL");
+                single_row_commits(&c, 0, 1);
+                ready.wait();
+                let mut k = 1;
+                while !stop.load(Ordering::Relaxed) {
+                    single_row_commits(&c, k, 1);
+                    k += 1;
+                    total.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    ready.wait();
+    let stats = |c: &rusqlite::Connection| -> String {
+        c.query_row("PRAGMA bop_stats", [], |r| r.get(0))
+            .unwrap_or_default()
+    };
+    let s0 = stats(&main_db);
+    let n0 = total.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let n = total.load(Ordering::Relaxed) - n0;
+    let s1 = stats(&main_db);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("writer");
+    }
+    let get = |s: &str, k: &str| -> f64 {
+        s.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let syncs = get(&s1, "wal_syncs") - get(&s0, "wal_syncs");
+    println!(
+        "{dbs} databases: {:.0} commits/s, {:.0} syncs/s, {:.1} commits per sync",
+        n as f64 / secs,
+        syncs / secs,
+        n as f64 / syncs
+    );
+    for k in [
+        "sync_p50_us",
+        "sync_p99_us",
+        "commit_p50_us",
+        "commit_p99_us",
+        "write_p50_us",
+    ] {
+        println!("  {k} = {}", get(&s1, k));
+    }
+}

@@ -1,0 +1,249 @@
+//! A store directory: the parts its databases share.
+//!
+//! ```text
+//! <path>/LOCK          process lock (flock), holds the owner's pid
+//! <path>/manifest/     LMDB environment: the store's and every database's tables
+//! <path>/wal/          the WAL, shared by the databases   <id:016x>.seg
+//! <path>/chunks/       page chunks of the main database   <id:016x>.chunk
+//! <path>/chunks-<N>/   page chunks of named database N
+//! ```
+//!
+//! A store holds its *main* database (opened by the store's path) and up
+//! to `DATABASES_MAX` named ones (`<path>/<name>` to the VFS). They share
+//! the process lock, the manifest, the WAL with its flush controller (so
+//! their commits share syncs), and the failed state: a WAL failure fails
+//! every database of the store.
+//!
+//! One `StoreDir` is open per path in a process; each open database holds
+//! it, and the last one to close shuts it down (WAL end marker, sync,
+//! clean-shutdown flag).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::error::{Result, StorageError};
+use crate::fail::FailState;
+use crate::manifest::Manifest;
+use crate::open_once::OpenOnce;
+use crate::store::{StoreOptions, DEFAULT_PAGE_SIZE};
+use crate::types::{DbId, Epoch};
+use crate::wal::{SharedWal, Wal};
+
+/// How long an opener waits for the process lock (another store handle in
+/// this process may be closing) before reporting the store as locked.
+const LOCK_WAIT_MAX_MS: u64 = 250;
+
+#[derive(Debug)]
+pub struct StoreDir {
+    pub(crate) path: PathBuf,
+    pub(crate) manifest: Manifest,
+    pub(crate) wal: Arc<SharedWal>,
+    pub(crate) fail: Arc<FailState>,
+    _lock: File,
+}
+
+fn registry() -> &'static OpenOnce<StoreDir> {
+    static REG: OnceLock<OpenOnce<StoreDir>> = OnceLock::new();
+    REG.get_or_init(Default::default)
+}
+
+/// Whether `path` holds a bop store.
+pub fn is_store(path: &Path) -> bool {
+    path.join("manifest").join("data.mdb").exists()
+}
+
+/// Whether a database name can name a database inside a store: it must not
+/// collide with what bop keeps in the store directory.
+pub fn validate_db_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !name.starts_with('.')
+        && !matches!(name, "LOCK" | "manifest" | "wal")
+        && !name.starts_with("chunks");
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::Config(format!(
+            "database name {name:?}: use 1 to 64 letters, digits, '_', '-' or '.', not starting with '.', \
+             and not LOCK, manifest, wal or chunks*"
+        )))
+    }
+}
+
+impl StoreDir {
+    /// Opens (or creates) the store directory at `path`, once per process.
+    pub fn open_shared(path: &Path, opts: &StoreOptions) -> Result<Arc<StoreDir>> {
+        registry().get_or_open(path, || StoreDir::open(path, opts).map(Arc::new))
+    }
+
+    fn open(path: &Path, opts: &StoreOptions) -> Result<StoreDir> {
+        let exists = is_store(path);
+        if !exists {
+            if !opts.create {
+                return Err(StorageError::io(
+                    "open",
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no bop store here"),
+                ));
+            }
+            if path.exists() && !path.is_dir() {
+                return Err(StorageError::Format {
+                    path: path.to_path_buf(),
+                    what: "exists and is not a bop store directory (is it a plain SQLite file?)"
+                        .into(),
+                });
+            }
+            if path.is_dir() && !holds_only_bop_entries(path) {
+                return Err(StorageError::Format {
+                    path: path.to_path_buf(),
+                    what: "directory is not empty and holds no bop store".into(),
+                });
+            }
+            // The store directory holds LOCK and the LMDB manifest, which
+            // live outside the I/O trait; WAL and chunks go through it.
+            std::fs::create_dir_all(path).map_err(|e| StorageError::io("mkdir", path, e))?;
+        }
+        let lock = lock_process(path)?;
+        let page_size = opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        let manifest = Manifest::open(&path.join("manifest"), !exists, page_size)?;
+        let state = manifest.load()?;
+        if !state.clean_shutdown {
+            tracing::info!(path = %path.display(), "store was not shut down cleanly; recovering");
+        }
+        let epoch = Epoch(state.epoch.0 + 1);
+        manifest.begin_epoch(epoch)?;
+        let fail = Arc::new(FailState::new(path.to_path_buf()));
+        let (wal, recovered, report) = Wal::open(
+            path.join("wal"),
+            opts.io.clone(),
+            opts.wal,
+            &manifest,
+            &state,
+            epoch,
+            fail.clone(),
+        )?;
+        if let Some((file, offset)) = &report.torn_tail_at {
+            tracing::warn!(file = %file.display(), offset, "recovered to the last whole commit; a torn tail was cut");
+        }
+        let wal = Arc::new(SharedWal::new(wal, recovered, manifest.db_bases()?));
+        Ok(StoreDir {
+            path: path.to_path_buf(),
+            manifest,
+            wal,
+            fail,
+            _lock: lock,
+        })
+    }
+
+    /// The id of the named database `name`, registering it (with
+    /// `page_size`) if `create` and it does not exist.
+    pub fn database(&self, name: &str, create: bool, page_size: u32) -> Result<DbId> {
+        validate_db_name(name)?;
+        if let Some((_, id)) = self
+            .manifest
+            .databases()?
+            .into_iter()
+            .find(|(n, _)| n == name)
+        {
+            return Ok(id);
+        }
+        if !create {
+            return Err(StorageError::io(
+                "open",
+                self.path.join(name),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no database of that name in the store",
+                ),
+            ));
+        }
+        // Registered at the WAL's next LSN, under the WAL lock order: no
+        // record of the new database can be older.
+        let base = self.wal.next_lsn();
+        let id = self.manifest.register_db(name, page_size, base)?;
+        self.wal.add_database(id);
+        Ok(id)
+    }
+
+    /// Where database `db` keeps its page chunks.
+    pub fn chunk_dir(&self, db: DbId) -> PathBuf {
+        if db == DbId::MAIN {
+            self.path.join("chunks")
+        } else {
+            self.path.join(format!("chunks-{}", db.0))
+        }
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.fail.is_failed() {
+            // After a failure (or halt) leave the disk as it is: the next
+            // open recovers from the durable state.
+            return Ok(());
+        }
+        self.wal.close()?;
+        self.manifest.mark_clean_shutdown()
+    }
+}
+
+impl Drop for StoreDir {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(path = %self.path.display(), error = %e, "closing the store failed; the next open recovers");
+        }
+    }
+}
+
+/// Whether a directory holds nothing but what bop itself creates (a store
+/// whose creation was cut short may have left some of it).
+fn holds_only_bop_entries(path: &Path) -> bool {
+    std::fs::read_dir(path)
+        .map(|d| {
+            d.filter_map(|e| e.ok()).all(|e| {
+                e.file_name().to_str().is_some_and(|n| {
+                    matches!(n, "LOCK" | "manifest" | "wal" | "chunks") || n.starts_with("chunks-")
+                })
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Takes the exclusive process lock on `<path>/LOCK`.
+fn lock_process(path: &Path) -> Result<File> {
+    let lock_path = path.join("LOCK");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| StorageError::io("open", &lock_path, e))?;
+    let mut waited_ms = 0;
+    loop {
+        // SAFETY: flock takes a valid open descriptor and no pointers.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(StorageError::io("flock", &lock_path, err));
+        }
+        if waited_ms >= LOCK_WAIT_MAX_MS {
+            return Err(StorageError::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        waited_ms += 10;
+    }
+    let _ = file.set_len(0);
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
+}

@@ -1,0 +1,186 @@
+//! The WAL of a store, shared by all its databases.
+//!
+//! Every database of a store appends its commits to the one WAL, each
+//! record tagged with its database id. So commits of different databases
+//! that meet share a sync: while one sync runs, commits of every database
+//! are written behind it and the next sync covers them all (group commit
+//! across databases, `flush.rs`).
+//!
+//! Each database has its own *base*, recorded in the manifest: the LSN
+//! below which its records are obsolete (checkpointed into its page store);
+//! recovery ignores its records below it. A segment is dropped only once
+//! no database needs a record in it, so a database that does not
+//! checkpoint keeps the WAL from shrinking (`wal_base_min` in the stats).
+//!
+//! Invariants:
+//! 1. `needs` has an entry for every database of the store, opened or not:
+//!    the lowest LSN of a record that database still needs (`None`: none;
+//!    a database without records never holds the WAL back).
+//! 2. `recovered` holds, for each database not open in this process, the
+//!    records recovery found for it at or above its base.
+//!
+//! Lock order: a database's log lock, then `SharedWal::inner`, then the
+//! flush controller's lock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::flush::Flusher;
+use super::recovery::RecoveredRecord;
+use super::writer::{RecordLoc, Wal, WalStats};
+use crate::error::Result;
+use crate::manifest::Manifest;
+use crate::types::{DbId, Lsn};
+
+#[derive(Debug)]
+struct Inner {
+    wal: Wal,
+    needs: BTreeMap<DbId, Option<Lsn>>,
+    recovered: HashMap<DbId, Vec<RecoveredRecord>>,
+}
+
+#[derive(Debug)]
+pub struct SharedWal {
+    inner: Mutex<Inner>,
+    flusher: Arc<Flusher>,
+}
+
+impl SharedWal {
+    /// Wraps a recovered WAL: splits its records by database, keeping each
+    /// database's records at or above its base.
+    pub fn new(wal: Wal, records: Vec<RecoveredRecord>, bases: Vec<(DbId, Lsn)>) -> SharedWal {
+        let bases: BTreeMap<DbId, Lsn> = bases.into_iter().collect();
+        let mut needs: BTreeMap<DbId, Option<Lsn>> = bases.keys().map(|d| (*d, None)).collect();
+        let mut recovered: HashMap<DbId, Vec<RecoveredRecord>> = HashMap::new();
+        for r in records {
+            match bases.get(&r.db) {
+                Some(base) if r.loc.lsn >= *base => {
+                    let need = needs.entry(r.db).or_default();
+                    *need = Some(need.map_or(r.loc.lsn, |n| n.min(r.loc.lsn)));
+                    recovered.entry(r.db).or_default().push(r)
+                }
+                Some(_) => {}
+                None => tracing::warn!(
+                    db = r.db.0,
+                    lsn = r.loc.lsn.0,
+                    "WAL record of an unknown database ignored"
+                ),
+            }
+        }
+        let flusher = wal.flusher().clone();
+        SharedWal {
+            inner: Mutex::new(Inner {
+                wal,
+                needs,
+                recovered,
+            }),
+            flusher,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn flusher(&self) -> &Arc<Flusher> {
+        &self.flusher
+    }
+
+    /// Takes the recovered records of `db` (once, when it opens).
+    pub fn take_recovered(&self, db: DbId) -> Vec<RecoveredRecord> {
+        self.lock().recovered.remove(&db).unwrap_or_default()
+    }
+
+    /// Keeps the image records of a database that closes while the store
+    /// stays open (invariant 2), for its next open.
+    pub fn give_back(&self, db: DbId, records: Vec<RecoveredRecord>) {
+        if !records.is_empty() {
+            self.lock().recovered.insert(db, records);
+        }
+    }
+
+    /// The next LSN: the base of a database created now.
+    pub fn next_lsn(&self) -> Lsn {
+        self.lock().wal.next_lsn()
+    }
+
+    /// Adds a database created now (invariant 1).
+    pub fn add_database(&self, db: DbId) {
+        self.lock().needs.insert(db, None);
+    }
+
+    /// Appends one record of database `db` (see [`Wal::append`]).
+    pub fn append(
+        &self,
+        manifest: &Manifest,
+        db: DbId,
+        buf: &mut [u8],
+        wal_offset: u64,
+        defer_write: bool,
+    ) -> Result<RecordLoc> {
+        let mut g = self.lock();
+        let loc = g.wal.append(manifest, db, buf, wal_offset, defer_write)?;
+        let need = g.needs.entry(db).or_default();
+        if need.is_none() {
+            *need = Some(loc.lsn);
+        }
+        Ok(loc)
+    }
+
+    /// Moves `db`'s base: its records below `base` are obsolete (`has_records`:
+    /// whether it has a record at `base`). Drops the segments no database
+    /// needs any more.
+    pub fn set_base(
+        &self,
+        manifest: &Manifest,
+        db: DbId,
+        base: Lsn,
+        has_records: bool,
+    ) -> Result<()> {
+        let mut g = self.lock();
+        let old = g.needs.insert(db, has_records.then_some(base));
+        let next = g.wal.next_lsn();
+        let min = g.needs.values().flatten().copied().min().unwrap_or(next);
+        let r = g.wal.drop_before(manifest, (db, base), min);
+        if r.is_err() {
+            // Not recorded: keep what was needed so nothing goes early.
+            g.needs.insert(db, old.flatten());
+        }
+        r
+    }
+
+    pub fn written_lsn(&self) -> Lsn {
+        self.flusher.written_lsn()
+    }
+
+    pub fn durable_lsn(&self) -> Lsn {
+        self.flusher.durable_lsn()
+    }
+
+    /// Ends the log cleanly and syncs it (a clean shutdown).
+    pub fn close(&self) -> Result<()> {
+        let mut g = self.lock();
+        g.wal.mark_end()?;
+        g.wal.sync()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.lock().wal.segment_count()
+    }
+
+    pub fn next_lsn_and_stats(&self) -> (Lsn, WalStats) {
+        let g = self.lock();
+        (g.wal.next_lsn(), g.wal.stats())
+    }
+
+    /// The oldest record some database still needs (the next LSN if none).
+    pub fn min_base(&self) -> Lsn {
+        let g = self.lock();
+        g.needs
+            .values()
+            .flatten()
+            .copied()
+            .min()
+            .unwrap_or_else(|| g.wal.next_lsn())
+    }
+}
