@@ -5,7 +5,7 @@ use bop_storage::manifest::tables::{key_u32, key_u64, ChunkMeta, PageLoc, Segmen
 use bop_storage::page_store::chunk;
 use bop_storage::wal::record::{RecordHeader, RECORD_HEADER_LEN};
 use bop_storage::wal::segment::SegmentHeader;
-use bop_storage::{ChunkId, Epoch, Lsn, PageNo, SegmentId};
+use bop_storage::{ChunkId, DbId, Epoch, Lsn, PageNo, SegmentId};
 
 use crate::recovery::{self, FIX_CRC, HEADER, TEMPLATE_B, WRITE_AFTER};
 
@@ -14,6 +14,7 @@ pub type Seed = (&'static str, String, Vec<u8>);
 
 fn record_header(lsn: u64, payload_len: u32) -> Vec<u8> {
     let h = RecordHeader {
+        db: DbId::MAIN,
         lsn: Lsn(lsn),
         durable_lsn: Lsn(lsn.saturating_sub(1)),
         wal_offset: 32,
