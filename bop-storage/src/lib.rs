@@ -17,5 +17,6 @@ pub mod types;
 pub mod wal;
 
 pub use error::{Result, StorageError};
+pub use io::select::{default_backend, io_stats, DirectMode, IoMode, IoStats};
 pub use store::{is_store, validate_page_size, Store, StoreOptions, StoreStats, VerifyReport};
 pub use types::{ChunkId, Epoch, Lsn, PageNo, SegmentId};
