@@ -38,7 +38,8 @@ pub fn open_main(
             create,
             ..Default::default()
         };
-        params.apply(&mut opts);
+        params.apply(&mut opts)?;
+        // A test's override wins over the io= parameter.
         if let Some(io) = io_override(path) {
             opts.io = io;
         }
