@@ -88,11 +88,12 @@ impl RingPool {
             });
         }
         let pool = RingPool { rings };
-        // Prove the rings can be entered (seccomp may allow setup only).
-        for _ in 0..RINGS {
+        // Prove every ring can be entered (seccomp may allow setup only).
+        for ring in &pool.rings {
             let mut res = [0i32; 1];
+            let mut uring = ring.uring.lock().unwrap_or_else(|p| p.into_inner());
             // SAFETY: a NOP refers to no memory and no descriptor.
-            unsafe { pool.submit(&[opcode::Nop::new().build()], &mut res)? };
+            unsafe { Self::submit_on(ring, &mut uring, &[opcode::Nop::new().build()], &mut res)? };
         }
         Ok(pool)
     }
@@ -152,8 +153,23 @@ impl RingPool {
     /// a buffer the kernel writes must not be otherwise accessed) until this
     /// returns.
     pub unsafe fn submit(&self, sqes: &[squeue::Entry], res: &mut [i32]) -> std::io::Result<()> {
-        assert!(sqes.len() == res.len() && sqes.len() <= RING_ENTRIES as usize);
         let (ring, mut uring) = self.acquire()?;
+        // SAFETY: forwarded to our caller.
+        unsafe { Self::submit_on(ring, &mut uring, sqes, res) }
+    }
+
+    /// [`submit`](Self::submit) on a given ring, locked by the caller.
+    ///
+    /// # Safety
+    ///
+    /// As [`submit`](Self::submit).
+    unsafe fn submit_on(
+        ring: &Ring,
+        uring: &mut IoUring,
+        sqes: &[squeue::Entry],
+        res: &mut [i32],
+    ) -> std::io::Result<()> {
+        assert!(sqes.len() == res.len() && sqes.len() <= RING_ENTRIES as usize);
         let entries: Vec<squeue::Entry> = sqes
             .iter()
             .enumerate()
@@ -183,11 +199,11 @@ impl RingPool {
                 Err(e) => {
                     ring.poisoned.store(true, Ordering::Relaxed);
                     tracing::error!(error = %e, "io_uring_enter failed; retiring the ring");
-                    Self::drain_poisoned(&mut uring, &mut done, res, &mut pending);
+                    Self::drain_poisoned(uring, &mut done, res, &mut pending);
                     return Err(e);
                 }
             }
-            Self::reap(&mut uring, &mut done, res, &mut pending);
+            Self::reap(uring, &mut done, res, &mut pending);
         }
         Ok(())
     }
