@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crate::error::{Result, StorageError};
-use crate::io::{IoBackend, StdBackend};
+use crate::io::IoBackend;
 use crate::log::{empty_database_page1, LogStats, SqliteLog};
 use crate::manifest::Manifest;
 use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
@@ -59,7 +59,7 @@ impl Default for StoreOptions {
             wal: WalConfig::default(),
             page_store: PageStoreConfig::default(),
             max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
-            io: Arc::new(StdBackend),
+            io: crate::io::default_backend(),
         }
     }
 }
