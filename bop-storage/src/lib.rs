@@ -21,5 +21,6 @@ pub mod types;
 pub mod wal;
 
 pub use error::{Result, StorageError};
+pub use io::select::{default_backend, io_stats, DirectMode, IoMode, IoStats};
 pub use store::{is_store, validate_page_size, Store, StoreOptions, StoreStats, VerifyReport};
 pub use types::{ChunkId, DbId, Epoch, Lsn, PageNo, SegmentId};

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
-use crate::io::{IoBackend, StdBackend};
+use crate::io::IoBackend;
 use crate::log::{empty_database_page1, LogStats, SqliteLog};
 use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
 use crate::store_dir::StoreDir;
@@ -48,7 +48,7 @@ impl Default for StoreOptions {
             wal: WalConfig::default(),
             page_store: PageStoreConfig::default(),
             max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
-            io: Arc::new(StdBackend),
+            io: crate::io::default_backend(),
         }
     }
 }
@@ -201,7 +201,7 @@ impl Store {
             pages,
             log: Mutex::new(log),
             page_size: state.page_size,
-            io_name: format!("{:?}", opts.io),
+            io_name: opts.io.name().to_owned(),
         })
     }
 

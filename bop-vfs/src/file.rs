@@ -186,6 +186,18 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
         out.push(' ');
         out.push_str(&h.render(name));
     }
+    let io = bop_storage::io_stats();
+    out.push_str(&format!(
+        " io_direct_writes={} io_rmw_writes={} io_bounce_allocs_over_pool={} io_direct_fallbacks={} \
+         io_uring_submissions={} io_uring_fallbacks={} wal_base_min={}",
+        io.direct_writes,
+        io.rmw_writes,
+        io.bounce_allocs_over_pool,
+        io.direct_fallbacks,
+        io.uring_submissions,
+        io.uring_fallbacks,
+        s.wal_base_min,
+    ));
     if let Some(p) = &f.last_panic {
         out.push_str(&format!(" last_panic={p:?}", p = p.to_string()));
     }

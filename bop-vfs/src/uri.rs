@@ -1,5 +1,6 @@
 //! URI parameters accepted by the `bop` VFS.
 
+use bop_storage::io::{backend, IoMode};
 use bop_storage::{validate_page_size, StorageError, StoreOptions};
 
 /// Documentation of every parameter, shown in errors and the README.
@@ -8,7 +9,11 @@ page_size=N     page size in bytes for a new store: a power of two from 512 to 6
 an existing store must be opened with its own page size or none
 max_txn_mb=N    largest transaction SQLite may build before commit, in MiB (1..=65536, default 1024); \
 a larger one fails with SQLITE_FULL
-wal_segment_mb=N size of a preallocated WAL segment file in MiB (1..=4096, default 8)";
+wal_segment_mb=N size of a preallocated WAL segment file in MiB (1..=4096, default 8)
+io=MODE         file I/O backend: std (buffered), direct (direct I/O for the WAL where the filesystem \
+supports it, buffered elsewhere), direct-required (fail where it does not), uring (io_uring; std where \
+unavailable); default: the BOP_IO environment variable, else direct. Applies when the store is first \
+opened in the process";
 
 /// Parameters SQLite itself interprets; bop leaves them alone.
 const SQLITE_KEYS: &[&str] = &["vfs", "mode", "cache", "psow", "nolock", "immutable"];
@@ -19,6 +24,7 @@ pub struct Params {
     pub page_size: Option<u32>,
     pub max_txn_mb: Option<u64>,
     pub wal_segment_mb: Option<u64>,
+    pub io: Option<IoMode>,
 }
 
 fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, StorageError> {
@@ -49,6 +55,11 @@ impl Params {
                 }
                 "max_txn_mb" => p.max_txn_mb = Some(number(key, value, 1, 65536)?),
                 "wal_segment_mb" => p.wal_segment_mb = Some(number(key, value, 1, 4096)?),
+                "io" => {
+                    p.io = Some(value.parse().map_err(|e: StorageError| {
+                        StorageError::Config(format!("URI parameter io={value:?}: {e}"))
+                    })?)
+                }
                 k if SQLITE_KEYS.contains(&k) => {}
                 k => {
                     return Err(StorageError::Config(format!(
@@ -60,8 +71,9 @@ impl Params {
         Ok(p)
     }
 
-    /// Applies the parameters to store options.
-    pub fn apply(&self, opts: &mut StoreOptions) {
+    /// Applies the parameters to store options. Fails if the I/O backend
+    /// cannot be set up.
+    pub fn apply(&self, opts: &mut StoreOptions) -> Result<(), StorageError> {
         opts.page_size = self.page_size;
         if let Some(mb) = self.max_txn_mb {
             opts.max_txn_bytes = mb << 20;
@@ -69,6 +81,10 @@ impl Params {
         if let Some(mb) = self.wal_segment_mb {
             opts.wal.segment_bytes = mb << 20;
         }
+        if let Some(mode) = self.io {
+            opts.io = backend(mode)?;
+        }
+        Ok(())
     }
 }
 
@@ -86,5 +102,33 @@ mod tests {
         assert!(Params::parse([("page_size", "abc")]).is_err());
         assert!(Params::parse([("max_txn_mb", "0")]).is_err());
         assert!(Params::parse([("pagesize", "4096")]).is_err());
+    }
+
+    #[test]
+    fn io_mode_parses_applies_and_rejects_bad() {
+        use bop_storage::DirectMode;
+        for (v, m, name) in [
+            ("std", IoMode::Std, "std"),
+            ("direct", IoMode::Direct(DirectMode::Optional), "direct"),
+            (
+                "direct-required",
+                IoMode::Direct(DirectMode::Required),
+                "direct",
+            ),
+            ("uring", IoMode::Uring, "uring"),
+        ] {
+            let p = Params::parse([("io", v)]).unwrap();
+            assert_eq!(p.io, Some(m));
+            let mut opts = StoreOptions::default();
+            p.apply(&mut opts).unwrap();
+            // uring may fall back to std where io_uring is unavailable.
+            assert!(opts.io.name() == name || (name == "uring" && opts.io.name() == "std"));
+        }
+        for bad in ["", "io_uring", "DIRECT", "direct-optional"] {
+            let e = Params::parse([("io", bad)]).unwrap_err();
+            assert!(matches!(e, StorageError::Config(_)), "{e}");
+            assert!(e.to_string().contains("direct-required"), "{e}");
+        }
+        assert!(PARAMS_DOC.contains("io=MODE"));
     }
 }

@@ -56,8 +56,9 @@ pub fn open_main(
             create,
             ..Default::default()
         };
-        params.apply(&mut opts);
+        params.apply(&mut opts)?;
         let (store_path, name) = resolve(path);
+        // A test's override wins over the io= parameter.
         if let Some(io) = io_override(&store_path) {
             opts.io = io;
         }

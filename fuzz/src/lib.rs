@@ -247,10 +247,10 @@ pub fn vfs_params(data: &[u8]) {
         assert!((1..=4096).contains(&mb));
     }
     let mut opts = StoreOptions::default();
-    p.apply(&mut opts);
+    p.apply(&mut opts).expect("applying accepted parameters");
     assert_eq!(opts.page_size, p.page_size);
     // Parsing what was accepted again gives the same result.
-    let again: Vec<(String, String)> = [
+    let mut again: Vec<(String, String)> = [
         p.page_size.map(|v| ("page_size", u64::from(v))),
         p.max_txn_mb.map(|v| ("max_txn_mb", v)),
         p.wal_segment_mb.map(|v| ("wal_segment_mb", v)),
@@ -259,6 +259,9 @@ pub fn vfs_params(data: &[u8]) {
     .flatten()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    if let Some(mode) = p.io {
+        again.push(("io".to_string(), mode.to_string()));
+    }
     let q = bop_vfs::Params::parse(again.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .expect("re-parse");
     assert_eq!(p, q);

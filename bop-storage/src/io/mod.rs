@@ -1,17 +1,27 @@
 //! All file I/O of the engine goes through [`IoBackend`] and [`IoFile`], so
 //! tests can substitute a backend that injects faults (lost unsynced
-//! writes, torn writes, EIO, ENOSPC) and later issues can add direct I/O and
-//! io_uring behind the same interface.
+//! writes, torn writes, EIO, ENOSPC) and the engine can run on buffered
+//! I/O ([`StdBackend`]), direct I/O for the WAL ([`DirectBackend`]) or
+//! io_uring ([`UringBackend`]). [`select`] picks one from a mode name
+//! (`BOP_IO`, the `io=` URI parameter).
 
+pub mod aligned;
+pub mod direct;
+pub mod select;
 pub mod sim;
 mod std_backend;
+pub mod uring;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Result;
 
+pub use direct::{DirectBackend, DirectMode};
+pub use select::{backend, default_backend, IoMode};
 pub use std_backend::StdBackend;
+pub use uring::UringBackend;
 
 /// How a file is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,10 +54,44 @@ pub trait IoFile: Send + Sync + std::fmt::Debug {
     fn truncate(&self, len_bytes: u64) -> Result<()>;
     /// Current length in bytes.
     fn len_bytes(&self) -> Result<u64>;
-    /// The alignment (offset and length) writes need to avoid a
-    /// read-modify-write; 1 when any write is fine.
+
+    /// The alignment (of both offset and length, in bytes) a write needs to
+    /// go to the device without a read-modify-write. Writes of any offset
+    /// and length are always accepted (except by a simulated file set up to
+    /// refuse them, see [`sim::SimFs::set_log_alignment`]); an unaligned one
+    /// just costs more. 1 for buffered files.
     fn write_alignment(&self) -> usize {
         1
+    }
+
+    /// Writes all of `buf` at `offset` through the page cache, whatever the
+    /// alignment: for writes that must reach the kernel now (so they
+    /// survive the process) but are synced later, like commits under
+    /// `synchronous=NORMAL`. Equal to `write_all_at` for buffered files; a
+    /// direct-I/O file writes through its buffered descriptor (Linux keeps
+    /// the two coherent: a later direct write of the range first writes
+    /// back and drops the cached pages).
+    fn write_cached_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.write_all_at(buf, offset)
+    }
+
+    /// Writes all of `buf` at `offset` and makes durable, before returning
+    /// `Ok`, **this write and every write to this file that completed
+    /// before the call** (through this handle or any other), exactly as
+    /// [`write_all_at`](Self::write_all_at) followed by
+    /// [`sync_data`](Self::sync_data) would. Callers may use it as a fused
+    /// write + fdatasync; a backend may implement it with fewer system calls
+    /// (io_uring: one submission of a linked write and fdatasync) but never
+    /// with weaker guarantees (for example a FUA write alone, which leaves
+    /// earlier writes in the device's volatile cache).
+    ///
+    /// On `Err` nothing is promised: part of `buf` may have been written,
+    /// and earlier writes may or may not be durable (the same as a failed
+    /// fdatasync).
+    fn write_durable_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        count(&STATS.durable_writes);
+        self.write_all_at(buf, offset)?;
+        self.sync_data()
     }
 }
 
@@ -63,4 +107,77 @@ pub trait IoBackend: Send + Sync + std::fmt::Debug {
     /// The files directly inside `dir`.
     fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>>;
     fn exists(&self, path: &Path) -> bool;
+
+    /// Opens a WAL segment file (`*.seg`, `*.spare`, `prepared-*.spare`):
+    /// written sequentially, read rarely, so a backend may bypass the page
+    /// cache for it (see [`DirectBackend`]). Same semantics as
+    /// [`open`](Self::open); check [`IoFile::write_alignment`] on the result.
+    fn open_log(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>> {
+        self.open(path, mode)
+    }
+
+    /// A short name for statistics and logs: "std", "direct", "uring",
+    /// "sim"; "custom" for a backend that does not say.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+}
+
+/// Process-wide I/O counters (all backends add to them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Writes issued on an O_DIRECT descriptor (each `pwrite`).
+    pub direct_writes: u64,
+    /// Direct writes that needed a read-modify-write of partial blocks.
+    pub rmw_writes: u64,
+    /// Bounce buffers allocated because the bounded pool was exhausted.
+    pub bounce_allocs_over_pool: u64,
+    /// Files that asked for direct I/O and got buffered I/O (filesystem
+    /// refused O_DIRECT at open or at the first write).
+    pub direct_fallbacks: u64,
+    /// io_uring submissions (one per `io_uring_enter` that submitted).
+    pub uring_submissions: u64,
+    /// Times the io_uring backend was asked for and std used instead.
+    pub uring_fallbacks: u64,
+    /// Calls of [`IoFile::write_durable_at`].
+    pub durable_writes: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub direct_writes: AtomicU64,
+    pub rmw_writes: AtomicU64,
+    pub bounce_allocs_over_pool: AtomicU64,
+    pub direct_fallbacks: AtomicU64,
+    pub uring_submissions: AtomicU64,
+    pub uring_fallbacks: AtomicU64,
+    pub durable_writes: AtomicU64,
+}
+
+pub(crate) static STATS: Counters = Counters {
+    direct_writes: AtomicU64::new(0),
+    rmw_writes: AtomicU64::new(0),
+    bounce_allocs_over_pool: AtomicU64::new(0),
+    direct_fallbacks: AtomicU64::new(0),
+    uring_submissions: AtomicU64::new(0),
+    uring_fallbacks: AtomicU64::new(0),
+    durable_writes: AtomicU64::new(0),
+};
+
+pub(crate) fn count(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A snapshot of the process-wide I/O counters.
+pub fn io_stats() -> IoStats {
+    let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    IoStats {
+        direct_writes: l(&STATS.direct_writes),
+        rmw_writes: l(&STATS.rmw_writes),
+        bounce_allocs_over_pool: l(&STATS.bounce_allocs_over_pool),
+        direct_fallbacks: l(&STATS.direct_fallbacks),
+        uring_submissions: l(&STATS.uring_submissions),
+        uring_fallbacks: l(&STATS.uring_fallbacks),
+        durable_writes: l(&STATS.durable_writes),
+    }
 }

@@ -13,6 +13,9 @@
 //! - **Slow I/O** ([`SimFs::set_latency`]): every matching operation takes
 //!   at least a given time.
 //!
+//! - **Alignment** ([`SimFs::set_log_alignment`]): files opened with
+//!   [`IoBackend::open_log`] refuse writes not aligned like direct I/O's.
+//!
 //! Durability model: `sync_data` makes a file's content durable; a file's
 //! creation or removal is durable once its directory is synced
 //! (`sync_dir`). Directories themselves are durable when created.
@@ -78,6 +81,8 @@ struct State {
     /// Slow I/O: every matching operation first sleeps this long.
     latency: Vec<(FaultOp, std::time::Duration)>,
     crashed: bool,
+    /// Alignment required of writes to files opened with `open_log` (1: any).
+    log_alignment: usize,
     /// Counters for the test report.
     ops: u64,
     faults_fired: u64,
@@ -169,6 +174,16 @@ impl SimFs {
             .push((op, delay));
     }
 
+    /// Makes files opened from now on with [`IoBackend::open_log`] report
+    /// `write_alignment() == align` and fail every write whose offset or
+    /// length is not a multiple of it with EINVAL, as an `O_DIRECT` file
+    /// would (the buffer address is not checked). 1 (the default) accepts
+    /// any write. Files opened with `open` are not affected.
+    pub fn set_log_alignment(&self, align: usize) {
+        assert!(align >= 1, "alignment must be at least 1");
+        self.state.lock().expect("sim lock").log_alignment = align;
+    }
+
     pub fn stats(&self) -> SimStats {
         let s = self.state.lock().expect("sim lock");
         SimStats {
@@ -231,6 +246,7 @@ impl SimFs {
         s.crashed = true;
         let mut next = State {
             dirs: s.dirs.clone(),
+            log_alignment: s.log_alignment,
             ..Default::default()
         };
         for (path, data) in &s.removed {
@@ -323,6 +339,8 @@ struct SimFile {
     path: PathBuf,
     state: Arc<Mutex<FileState>>,
     read_only: bool,
+    /// Writes must be aligned to this (see `SimFs::set_log_alignment`).
+    alignment: usize,
 }
 
 impl IoFile for SimFile {
@@ -352,6 +370,16 @@ impl IoFile for SimFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if !offset.is_multiple_of(self.alignment as u64)
+            || !buf.len().is_multiple_of(self.alignment)
+        {
+            return Err(errno_err("write", &self.path, libc::EINVAL));
+        }
+        self.write_cached_at(buf, offset)
+    }
+
+    /// Like a buffered descriptor beside a direct one: any alignment.
+    fn write_cached_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         if self.read_only {
             return Err(errno_err("write", &self.path, libc::EBADF));
         }
@@ -395,6 +423,10 @@ impl IoFile for SimFile {
         Ok(())
     }
 
+    fn write_alignment(&self) -> usize {
+        self.alignment
+    }
+
     fn allocate(&self, len_bytes: u64) -> Result<()> {
         self.fs.check(FaultOp::Write, "fallocate", &self.path)?;
         let mut f = self.state.lock().expect("file lock");
@@ -419,8 +451,8 @@ impl IoFile for SimFile {
     }
 }
 
-impl IoBackend for SimFs {
-    fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>> {
+impl SimFs {
+    fn open_aligned(&self, path: &Path, mode: OpenMode, log: bool) -> Result<Arc<SimFile>> {
         self.check(FaultOp::Open, "open", path)?;
         let mut s = self.state.lock().expect("sim lock");
         let existing = s.files.get(path).cloned();
@@ -439,12 +471,28 @@ impl IoBackend for SimFs {
             (_, Some(st)) => st,
             (_, None) => return Err(errno_err("open", path, libc::ENOENT)),
         };
+        let alignment = if log { s.log_alignment.max(1) } else { 1 };
         Ok(Arc::new(SimFile {
             fs: self.clone(),
             path: path.to_path_buf(),
             state,
             read_only: mode == OpenMode::ReadOnly,
+            alignment,
         }))
+    }
+}
+
+impl IoBackend for SimFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>> {
+        Ok(self.open_aligned(path, mode, false)?)
+    }
+
+    fn open_log(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>> {
+        Ok(self.open_aligned(path, mode, true)?)
+    }
+
+    fn name(&self) -> &'static str {
+        "sim"
     }
 
     fn remove_file(&self, path: &Path) -> Result<()> {
@@ -578,6 +626,39 @@ mod tests {
         let t = std::time::Instant::now();
         f.sync_data().unwrap();
         assert!(t.elapsed() < slow);
+    }
+
+    #[test]
+    fn log_alignment_refuses_unaligned_writes_of_log_files_only() {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let plain = fs.open(Path::new("/d/p"), OpenMode::CreateNew).unwrap();
+        fs.open(Path::new("/d/l"), OpenMode::CreateNew).unwrap();
+        let before = fs.open_log(Path::new("/d/l"), OpenMode::Existing).unwrap();
+        assert_eq!(before.write_alignment(), 1);
+        before.write_all_at(b"x", 3).unwrap();
+        fs.set_log_alignment(4096);
+        let log = fs.open_log(Path::new("/d/l"), OpenMode::Existing).unwrap();
+        assert_eq!(log.write_alignment(), 4096);
+        assert_eq!(plain.write_alignment(), 1);
+        for (len, off) in [(1usize, 0u64), (4096, 1), (4095, 4096), (8191, 0)] {
+            let e = log.write_all_at(&vec![1u8; len], off).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{len}@{off}");
+            let e = log.write_durable_at(&vec![1u8; len], off).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{len}@{off}");
+        }
+        log.write_all_at(&[2u8; 8192], 4096).unwrap();
+        log.write_durable_at(&[3u8; 4096], 0).unwrap();
+        plain.write_all_at(b"unaligned is fine", 7).unwrap();
+        let mut b = [0u8; 4];
+        log.read_exact_at(&mut b, 4094).unwrap();
+        assert_eq!(b, [3, 3, 2, 2]);
+        // Durable after write_durable_at: survives a power cut.
+        fs.sync_dir(Path::new("/d")).unwrap();
+        let after = fs.crash(CrashMode::LoseAll, &mut SimRng::new(9));
+        let g = after.open(Path::new("/d/l"), OpenMode::Existing).unwrap();
+        g.read_exact_at(&mut b, 4094).unwrap();
+        assert_eq!(b, [3, 3, 2, 2]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `fdatasync` for durability.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,9 +14,9 @@ use crate::error::{Result, StorageError};
 pub struct StdBackend;
 
 #[derive(Debug)]
-struct StdFile {
-    file: File,
-    path: PathBuf,
+pub(crate) struct StdFile {
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
 }
 
 impl IoFile for StdFile {
@@ -56,49 +56,71 @@ impl IoFile for StdFile {
     }
 
     fn allocate(&self, len_bytes: u64) -> Result<()> {
-        // SAFETY: the descriptor is open for the lifetime of `self.file`;
-        // fallocate takes no pointers.
-        let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len_bytes as libc::off_t) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            // Filesystems without fallocate: fall back to setting the length.
-            Some(libc::EOPNOTSUPP) => self.truncate(len_bytes),
-            _ => Err(StorageError::io("fallocate", &self.path, err)),
-        }
+        allocate(&self.file, &self.path, len_bytes)
     }
 
     fn truncate(&self, len_bytes: u64) -> Result<()> {
-        self.file
-            .set_len(len_bytes)
-            .map_err(|e| StorageError::io("truncate", &self.path, e))
+        truncate(&self.file, &self.path, len_bytes)
     }
 
     fn len_bytes(&self) -> Result<u64> {
-        self.file
-            .metadata()
-            .map(|m| m.len())
-            .map_err(|e| StorageError::io("stat", &self.path, e))
+        len_bytes(&self.file, &self.path)
     }
+}
+
+/// `fallocate(0, len)`, or setting the length where the filesystem has no
+/// fallocate. Shared by every backend on real files.
+pub(crate) fn allocate(file: &File, path: &Path, len_bytes: u64) -> Result<()> {
+    // SAFETY: the descriptor is open for the lifetime of `file`; fallocate
+    // takes no pointers.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_bytes as libc::off_t) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        // Filesystems without fallocate: fall back to setting the length.
+        Some(libc::EOPNOTSUPP) => truncate(file, path, len_bytes),
+        _ => Err(StorageError::io("fallocate", path, err)),
+    }
+}
+
+pub(crate) fn truncate(file: &File, path: &Path, len_bytes: u64) -> Result<()> {
+    file.set_len(len_bytes)
+        .map_err(|e| StorageError::io("truncate", path, e))
+}
+
+pub(crate) fn len_bytes(file: &File, path: &Path) -> Result<u64> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| StorageError::io("stat", path, e))
+}
+
+/// Opens `path` as the engine's [`OpenMode`] says, with extra `open(2)`
+/// flags (`O_DIRECT`).
+pub(crate) fn open_file(path: &Path, mode: OpenMode, custom_flags: i32) -> Result<File> {
+    let mut opts = OpenOptions::new();
+    match mode {
+        OpenMode::Existing => opts.read(true).write(true),
+        OpenMode::CreateNew => opts.read(true).write(true).create_new(true),
+        OpenMode::ReadOnly => opts.read(true),
+    };
+    opts.custom_flags(custom_flags | libc::O_CLOEXEC);
+    opts.open(path)
+        .map_err(|e| StorageError::io("open", path, e))
 }
 
 impl IoBackend for StdBackend {
     fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>> {
-        let mut opts = OpenOptions::new();
-        match mode {
-            OpenMode::Existing => opts.read(true).write(true),
-            OpenMode::CreateNew => opts.read(true).write(true).create_new(true),
-            OpenMode::ReadOnly => opts.read(true),
-        };
-        let file = opts
-            .open(path)
-            .map_err(|e| StorageError::io("open", path, e))?;
+        let file = open_file(path, mode, 0)?;
         Ok(Arc::new(StdFile {
             file,
             path: path.to_path_buf(),
         }))
+    }
+
+    fn name(&self) -> &'static str {
+        "std"
     }
 
     fn remove_file(&self, path: &Path) -> Result<()> {

@@ -78,7 +78,7 @@ pub struct FlushConfig {
 impl Default for FlushConfig {
     fn default() -> Self {
         FlushConfig {
-            unsynced_max_bytes: 16 << 20,
+            unsynced_max_bytes: 4 << 20,
             retries_max: 4,
             retry_backoff_base_ms: 2,
             backpressure_wait_max_ms: 2000,
@@ -90,8 +90,6 @@ impl Default for FlushConfig {
 pub const FLUSH_THREADS: usize = 2;
 /// Queued background flushes at most (each WAL is queued at most once).
 pub const FLUSH_QUEUE_MAX: usize = 1024;
-/// Buffer memory kept between bursts.
-const BUF_KEEP_BYTES: usize = 256 << 10;
 
 /// Counters and histograms of one WAL's writes and syncs.
 #[derive(Debug, Default)]
@@ -187,6 +185,28 @@ impl FlushState {
 
     fn end(&self) -> u64 {
         self.buf_start + self.buf.len() as u64
+    }
+
+    /// Writes the buffered bytes not yet in the file through the page
+    /// cache (a NORMAL commit: in the kernel now, synced later), as whole
+    /// 4 KiB blocks from the buffer: a partial block whose page is not
+    /// cached would make the kernel read it from disk first (after direct
+    /// writes, or once the page was evicted).
+    fn write_pending_cached(&mut self, hist: &Histogram) -> Result<()> {
+        let (from, to) = (self.file_end, self.end());
+        if from < to {
+            let seg = self.seg.clone().expect("a segment is set before writes");
+            let a = ALIGN as u64;
+            let (wfrom, wto) = (align_down(from, a), align_up(to, a));
+            let (ra, rb) = (
+                (wfrom - self.buf_start) as usize,
+                (wto - self.buf_start) as usize,
+            );
+            let bytes = self.buf.padded(ra, rb);
+            hist.time(|| seg.file.write_cached_at(bytes, wfrom))?;
+            self.file_end = to;
+        }
+        Ok(())
     }
 
     /// Writes the buffered bytes not yet in the file (invariant 2).
@@ -318,7 +338,7 @@ impl Flusher {
         if write_now {
             // On an error the bytes stay buffered (the store fails; a
             // leader would write them again).
-            st.write_pending(&self.metrics.write)?;
+            st.write_pending_cached(&self.metrics.write)?;
         }
         self.written_lsn.store(lsn.0, Ordering::Release);
         let unsynced = st.unsynced_bytes();
@@ -561,7 +581,11 @@ impl Flusher {
             st.durable = st.durable.max(upto);
             self.durable_lsn.store(st.durable.0, Ordering::Release);
             let drop_bytes = (align_down(end, ALIGN as u64) - st.buf_start) as usize;
-            st.buf.drain_front(drop_bytes, BUF_KEEP_BYTES);
+            // The memory stays allocated up to the bound (a burst under
+            // NORMAL fills it again at once; reallocating means page
+            // faults on every byte), and is given back above it.
+            st.buf
+                .drain_front(drop_bytes, self.cfg.unsynced_max_bytes as usize);
             st.buf_start += drop_bytes as u64;
             self.note_len(&st);
         }

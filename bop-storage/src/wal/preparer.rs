@@ -106,7 +106,9 @@ fn prepare(
     path: &std::path::Path,
     capacity: u64,
 ) -> Result<Arc<dyn IoFile>, (crate::error::StorageError, bool)> {
-    let file = io.open(path, OpenMode::CreateNew).map_err(|e| (e, false))?;
+    let file = io
+        .open_log(path, OpenMode::CreateNew)
+        .map_err(|e| (e, false))?;
     let fill = || -> Result<()> {
         file.allocate(capacity)?;
         zero_fill(file.as_ref(), 0, capacity)?;

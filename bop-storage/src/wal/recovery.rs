@@ -55,7 +55,7 @@ impl Wal {
             let known = parse_segment_file_name(name)
                 .is_some_and(|id| state.segments.iter().any(|s| s.id == id));
             if name.ends_with(".spare") && spares.len() < SPARE_SEGMENTS_MAX {
-                let file = io.open(&path, OpenMode::Existing)?;
+                let file = io.open_log(&path, OpenMode::Existing)?;
                 if file.len_bytes()? == config.segment_bytes {
                     spares.push((path, file));
                     continue;
@@ -71,7 +71,7 @@ impl Wal {
         let mut images = Vec::new();
         for meta in &state.segments {
             let path = dir.join(super::segment::segment_file_name(meta.id));
-            let file = io.open(&path, OpenMode::Existing)?;
+            let file = io.open_log(&path, OpenMode::Existing)?;
             let len = file.len_bytes()?;
             let mut image = vec![0u8; len as usize];
             file.read_exact_at(&mut image, 0)?;

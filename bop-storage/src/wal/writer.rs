@@ -297,7 +297,7 @@ impl Wal {
                 self.io.rename(&spare_path, &path)?;
                 file
             }
-            None => self.io.open(&path, OpenMode::CreateNew)?,
+            None => self.io.open_log(&path, OpenMode::CreateNew)?,
         };
         let made = (|| {
             if !recycled {
