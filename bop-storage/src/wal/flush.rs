@@ -44,6 +44,10 @@
 //! 3. At most one sync runs at a time (`syncing`); only its leader changes
 //!    `buf_start` or `durable`, and `set_segment` runs only with no sync
 //!    running and nothing unsynced.
+//! 4. Writes of one block land in the order of their content: every write
+//!    is made under `st` from the buffer's current bytes, except a
+//!    leader's direct write of a copy (`writing`), during which no one
+//!    else writes the file (appenders still fill the buffer).
 //!
 //! Lock order: the store's log lock, then `Flusher::st`. A leader never
 //! holds `st` while it syncs.
@@ -159,6 +163,19 @@ struct FlushState {
     /// Bytes were written since the running or last sync started (records
     /// or an end marker).
     dirty: bool,
+    /// A commit wrote through the page cache (`synchronous=NORMAL`) since
+    /// the last sync started. Writes of one block must land in the order
+    /// of their content, so every WAL write happens under this lock; a
+    /// direct write (tens of µs) would then stall those commits, so the
+    /// leader writes its batch through the page cache too.
+    cached_since_sync: bool,
+    /// A leader is writing a copy of the buffer's blocks from `file_end`
+    /// without this lock (a direct write). Nothing else writes the file
+    /// meanwhile: a concurrent write of the tail block could land before
+    /// the older copy and be undone (invariant 4).
+    writing: bool,
+    /// The leader's aligned copy of the blocks it writes.
+    scratch: AlignedVec,
     last_panic: Option<PanicReport>,
 }
 
@@ -338,6 +355,10 @@ impl Flusher {
         if write_now {
             // On an error the bytes stay buffered (the store fails; a
             // leader would write them again).
+            while st.writing {
+                st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            st.cached_since_sync = true;
             st.write_pending_cached(&self.metrics.write)?;
         }
         self.written_lsn.store(lsn.0, Ordering::Release);
@@ -403,6 +424,9 @@ impl Flusher {
         let mut st = self.lock();
         if st.seg.is_none() {
             return Ok(());
+        }
+        while st.writing {
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
         let keep = st.buf.len();
         debug_assert_eq!(offset, st.buf_start + keep as u64);
@@ -539,9 +563,23 @@ impl Flusher {
         let end = st.end();
         st.syncing = true;
         st.dirty = false;
-        // Everything buffered goes to the file in one write first.
-        let mut first_write = Some(st.write_pending(&self.metrics.write));
-        drop(st);
+        // Everything buffered goes to the file in one write first: direct
+        // (when the file wants it) unless NORMAL commits are active.
+        let cached = std::mem::take(&mut st.cached_since_sync);
+        let mut first_write = Some(if cached {
+            let r = st.write_pending_cached(&self.metrics.write);
+            drop(st);
+            r
+        } else if st.align == 1 {
+            let r = st.write_pending(&self.metrics.write);
+            drop(st);
+            r
+        } else {
+            // A direct write takes tens of µs: write a copy without the
+            // lock, so commits go on filling the buffer (invariant 4).
+            drop(st);
+            self.write_copy_unlocked()
+        });
         // Resets `syncing` if the sync panics, so waiters do not hang.
         let guard = SyncingGuard(self);
         let mut attempt = 0;
@@ -594,6 +632,39 @@ impl Flusher {
         self.changed.notify_all();
         wake.iter().for_each(std::thread::Thread::unpark);
         result
+    }
+
+    /// Writes the buffer's blocks from `file_end` to its end, as they are
+    /// now, from a copy and without holding `st` during the write.
+    fn write_copy_unlocked(&self) -> Result<()> {
+        let mut st = self.lock();
+        let (from, to) = (st.file_end, st.end());
+        if from >= to {
+            return Ok(());
+        }
+        let seg = st.seg.clone().expect("a segment is set before writes");
+        let a = st.align;
+        let (wf, wt) = (align_down(from, a), align_up(to, a));
+        let (ra, rb) = ((wf - st.buf_start) as usize, (wt - st.buf_start) as usize);
+        let mut scratch = std::mem::take(&mut st.scratch);
+        scratch.truncate(0);
+        let bytes = st.buf.padded(ra, rb);
+        scratch.extend_from_slice(bytes);
+        st.writing = true;
+        drop(st);
+        let r = self
+            .metrics
+            .write
+            .time(|| seg.file.write_all_at(scratch.as_slice(), wf));
+        let mut st = self.lock();
+        st.writing = false;
+        if r.is_ok() {
+            st.file_end = st.file_end.max(to);
+        }
+        st.scratch = scratch;
+        drop(st);
+        self.changed.notify_all();
+        r
     }
 
     /// After a failed write or sync: sleeps the backoff and returns `Ok` to
