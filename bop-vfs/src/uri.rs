@@ -13,7 +13,14 @@ wal_segment_mb=N size of a preallocated WAL segment file in MiB (1..=4096, defau
 io=MODE         file I/O backend: std (buffered), direct (direct I/O for the WAL where the filesystem \
 supports it, buffered elsewhere), direct-required (fail where it does not), uring (io_uring; std where \
 unavailable); default: the BOP_IO environment variable, else direct. Applies when the store is first \
-opened in the process";
+opened in the process
+wal_buffer_kb=N  bound of the WAL's written-but-unsynced bytes in KiB (64..=1048576, default 4096); \
+a background sync starts at half; a new write transaction waits for room, then gets SQLITE_BUSY
+wal_busy_ms=N   how long a new write transaction waits for room in that buffer before SQLITE_BUSY \
+(0..=600000, default 2000)
+wal_sync_retries=N retries of a failed WAL sync, each rewriting the unsynced bytes first, before the \
+store refuses writes (0..=16, default 4). The wal_* parameters apply when the store is first opened \
+in the process";
 
 /// Parameters SQLite itself interprets; bop leaves them alone.
 const SQLITE_KEYS: &[&str] = &["vfs", "mode", "cache", "psow", "nolock", "immutable"];
@@ -25,6 +32,9 @@ pub struct Params {
     pub max_txn_mb: Option<u64>,
     pub wal_segment_mb: Option<u64>,
     pub io: Option<IoMode>,
+    pub wal_buffer_kb: Option<u64>,
+    pub wal_busy_ms: Option<u64>,
+    pub wal_sync_retries: Option<u64>,
 }
 
 fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, StorageError> {
@@ -55,6 +65,9 @@ impl Params {
                 }
                 "max_txn_mb" => p.max_txn_mb = Some(number(key, value, 1, 65536)?),
                 "wal_segment_mb" => p.wal_segment_mb = Some(number(key, value, 1, 4096)?),
+                "wal_buffer_kb" => p.wal_buffer_kb = Some(number(key, value, 64, 1 << 20)?),
+                "wal_busy_ms" => p.wal_busy_ms = Some(number(key, value, 0, 600_000)?),
+                "wal_sync_retries" => p.wal_sync_retries = Some(number(key, value, 0, 16)?),
                 "io" => {
                     p.io = Some(value.parse().map_err(|e: StorageError| {
                         StorageError::Config(format!("URI parameter io={value:?}: {e}"))
@@ -75,6 +88,15 @@ impl Params {
     /// cannot be set up.
     pub fn apply(&self, opts: &mut StoreOptions) -> Result<(), StorageError> {
         opts.page_size = self.page_size;
+        if let Some(kb) = self.wal_buffer_kb {
+            opts.wal.flush.unsynced_max_bytes = kb << 10;
+        }
+        if let Some(ms) = self.wal_busy_ms {
+            opts.wal.flush.backpressure_wait_max_ms = ms;
+        }
+        if let Some(n) = self.wal_sync_retries {
+            opts.wal.flush.retries_max = n as u32;
+        }
         if let Some(mb) = self.max_txn_mb {
             opts.max_txn_bytes = mb << 20;
         }
@@ -102,6 +124,24 @@ mod tests {
         assert!(Params::parse([("page_size", "abc")]).is_err());
         assert!(Params::parse([("max_txn_mb", "0")]).is_err());
         assert!(Params::parse([("pagesize", "4096")]).is_err());
+    }
+
+    #[test]
+    fn wal_bounds_parse_apply_and_reject_bad() {
+        let p = Params::parse([
+            ("wal_buffer_kb", "128"),
+            ("wal_busy_ms", "0"),
+            ("wal_sync_retries", "2"),
+        ])
+        .unwrap();
+        let mut opts = StoreOptions::default();
+        p.apply(&mut opts).unwrap();
+        assert_eq!(opts.wal.flush.unsynced_max_bytes, 128 << 10);
+        assert_eq!(opts.wal.flush.backpressure_wait_max_ms, 0);
+        assert_eq!(opts.wal.flush.retries_max, 2);
+        assert!(Params::parse([("wal_buffer_kb", "1")]).is_err());
+        assert!(Params::parse([("wal_sync_retries", "17")]).is_err());
+        assert!(Params::parse([("wal_busy_ms", "x")]).is_err());
     }
 
     #[test]
