@@ -478,30 +478,6 @@ impl IoBackend for DirectBackend {
     fn name(&self) -> &'static str {
         "direct"
     }
-
-    fn remove_file(&self, path: &Path) -> Result<()> {
-        StdBackend.remove_file(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        StdBackend.rename(from, to)
-    }
-
-    fn create_dir_all(&self, path: &Path) -> Result<()> {
-        StdBackend.create_dir_all(path)
-    }
-
-    fn sync_dir(&self, path: &Path) -> Result<()> {
-        StdBackend.sync_dir(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        StdBackend.list_dir(dir)
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        StdBackend.exists(path)
-    }
 }
 
 #[cfg(test)]

@@ -96,17 +96,32 @@ pub trait IoFile: Send + Sync + std::fmt::Debug {
 }
 
 /// A file system: the only way the engine touches paths.
+///
+/// The directory operations default to the real file system (as
+/// [`StdBackend`] does them); only a simulated file system overrides them.
 pub trait IoBackend: Send + Sync + std::fmt::Debug {
     fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>>;
-    fn remove_file(&self, path: &Path) -> Result<()>;
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        StdBackend.remove_file(path)
+    }
     /// Renames a file atomically (durable once its directory is synced).
-    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
-    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        StdBackend.rename(from, to)
+    }
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        StdBackend.create_dir_all(path)
+    }
     /// Makes a directory's entries (creations, removals) durable.
-    fn sync_dir(&self, path: &Path) -> Result<()>;
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        StdBackend.sync_dir(path)
+    }
     /// The files directly inside `dir`.
-    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>>;
-    fn exists(&self, path: &Path) -> bool;
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        StdBackend.list_dir(dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        StdBackend.exists(path)
+    }
 
     /// Opens a WAL segment file (`*.seg`, `*.spare`, `prepared-*.spare`):
     /// written sequentially, read rarely, so a backend may bypass the page

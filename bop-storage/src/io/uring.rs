@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-use super::std_backend::{self, open_file, StdBackend};
+use super::std_backend::{self, open_file};
 use super::{count, IoBackend, IoFile, OpenMode, STATS};
 use crate::error::{Result, StorageError};
 
@@ -443,36 +443,13 @@ impl IoBackend for UringBackend {
     fn name(&self) -> &'static str {
         "uring"
     }
-
-    fn remove_file(&self, path: &Path) -> Result<()> {
-        StdBackend.remove_file(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        StdBackend.rename(from, to)
-    }
-
-    fn create_dir_all(&self, path: &Path) -> Result<()> {
-        StdBackend.create_dir_all(path)
-    }
-
-    fn sync_dir(&self, path: &Path) -> Result<()> {
-        StdBackend.sync_dir(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        StdBackend.list_dir(dir)
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        StdBackend.exists(path)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::io::sim::SimRng;
+    use crate::io::StdBackend;
 
     fn backend() -> Option<UringBackend> {
         match UringBackend::new() {
