@@ -246,6 +246,15 @@ pub fn vfs_params(data: &[u8]) {
     if let Some(mb) = p.wal_segment_mb {
         assert!((1..=4096).contains(&mb));
     }
+    if let Some(kb) = p.wal_buffer_kb {
+        assert!((64..=1 << 20).contains(&kb));
+    }
+    if let Some(ms) = p.wal_busy_ms {
+        assert!(ms <= 600_000);
+    }
+    if let Some(n) = p.wal_sync_retries {
+        assert!(n <= 16);
+    }
     let mut opts = StoreOptions::default();
     p.apply(&mut opts).expect("applying accepted parameters");
     assert_eq!(opts.page_size, p.page_size);
@@ -254,6 +263,9 @@ pub fn vfs_params(data: &[u8]) {
         p.page_size.map(|v| ("page_size", u64::from(v))),
         p.max_txn_mb.map(|v| ("max_txn_mb", v)),
         p.wal_segment_mb.map(|v| ("wal_segment_mb", v)),
+        p.wal_buffer_kb.map(|v| ("wal_buffer_kb", v)),
+        p.wal_busy_ms.map(|v| ("wal_busy_ms", v)),
+        p.wal_sync_retries.map(|v| ("wal_sync_retries", v)),
     ]
     .into_iter()
     .flatten()

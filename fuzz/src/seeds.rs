@@ -127,6 +127,9 @@ pub fn all() -> Vec<Seed> {
         ("unknown", "pagesize=4096"),
         ("spaces", "page_size= 65536 "),
         ("huge", "page_size=18446744073709551616"),
+        ("wal_bounds", "wal_buffer_kb=128&wal_busy_ms=0&wal_sync_retries=5&nolock=1"),
+        ("wal_bounds_bad", "wal_buffer_kb=63&wal_sync_retries=17"),
+        ("io", "io=direct-required"),
     ] {
         add("vfs_params", name, s.as_bytes().to_vec());
     }
