@@ -52,6 +52,19 @@ fn readers_see_consistent_snapshots_while_a_writer_commits() {
     let ckpt_calls = AtomicU64::new(0);
     let reader_stats = Mutex::new(Vec::new());
     let deadline = Instant::now() + RUN;
+    // Every connection closes only once all have stopped: a close tries
+    // for an EXCLUSIVE lock (to checkpoint and delete the WAL), and while
+    // it holds PENDING a reader starting a transaction gets SQLITE_BUSY,
+    // in stock SQLite as in bop. The test is about running readers.
+    let running = AtomicU64::new(5);
+    let all_stopped = || {
+        running.fetch_sub(1, Ordering::AcqRel);
+        let waited = Instant::now();
+        // Bounded: a thread that panicked never counts down.
+        while running.load(Ordering::Acquire) > 0 && waited.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
 
     std::thread::scope(|s| {
         // Writer.
@@ -87,6 +100,7 @@ fn readers_see_consistent_snapshots_while_a_writer_commits() {
             })();
             stop.store(true, Ordering::Relaxed);
             result.unwrap_or_else(|e| panic!("writer failed: {e}"));
+            all_stopped();
             close(c);
             seq
         });
@@ -95,6 +109,7 @@ fn readers_see_consistent_snapshots_while_a_writer_commits() {
         for r in 0..3u64 {
             let store = &store;
             let stop = &stop;
+            let all_stopped = &all_stopped;
             let reader_stats = &reader_stats;
             s.spawn(move || {
                 let c = open(store);
@@ -143,6 +158,7 @@ fn readers_see_consistent_snapshots_while_a_writer_commits() {
                     }
                     txns += 1;
                 }
+                all_stopped();
                 close(c);
                 reader_stats.lock().unwrap().push((r, txns, distinct.len()));
             });
@@ -169,6 +185,7 @@ fn readers_see_consistent_snapshots_while_a_writer_commits() {
                 i += 1;
                 std::thread::sleep(Duration::from_millis(15));
             }
+            all_stopped();
             close(c);
         });
 
