@@ -335,26 +335,8 @@ impl IoFile for DirectFile {
         &self.path
     }
 
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.buffered
-            .read_exact_at(buf, offset)
-            .map_err(|e| StorageError::io("read", &self.path, e))
-    }
-
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self
-                .buffered
-                .read_at(&mut buf[done..], offset + done as u64)
-            {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(StorageError::io("read", &self.path, e)),
-            }
-        }
-        Ok(done)
+        std_backend::read_full(&self.buffered, &self.path, buf, offset)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {

@@ -40,7 +40,16 @@ pub trait IoFile: Send + Sync + std::fmt::Debug {
     /// The path the file was opened with (for error messages).
     fn path(&self) -> &Path;
     /// Reads exactly `buf.len()` bytes at `offset`; a short file is an error.
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        if self.read_at(buf, offset)? < buf.len() {
+            return Err(crate::error::StorageError::io(
+                "read",
+                self.path(),
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read"),
+            ));
+        }
+        Ok(())
+    }
     /// Reads up to `buf.len()` bytes at `offset`, returning how many were read
     /// (less only at end of file).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;

@@ -348,18 +348,6 @@ impl IoFile for SimFile {
         &self.path
     }
 
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let n = self.read_at(buf, offset)?;
-        if n < buf.len() {
-            return Err(StorageError::io(
-                "read",
-                &self.path,
-                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read"),
-            ));
-        }
-        Ok(())
-    }
-
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.fs.check(FaultOp::Read, "read", &self.path)?;
         let f = self.state.lock().expect("file lock");

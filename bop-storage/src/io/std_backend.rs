@@ -24,23 +24,8 @@ impl IoFile for StdFile {
         &self.path
     }
 
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| StorageError::io("read", &self.path, e))
-    }
-
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(StorageError::io("read", &self.path, e)),
-            }
-        }
-        Ok(done)
+        read_full(&self.file, &self.path, buf, offset)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
@@ -70,6 +55,20 @@ impl IoFile for StdFile {
 
 /// `fallocate(0, len)`, or setting the length where the filesystem has no
 /// fallocate. Shared by every backend on real files.
+/// Reads up to `buf.len()` bytes at `offset`, fewer only at end of file.
+pub(crate) fn read_full(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StorageError::io("read", path, e)),
+        }
+    }
+    Ok(done)
+}
+
 pub(crate) fn allocate(file: &File, path: &Path, len_bytes: u64) -> Result<()> {
     // SAFETY: the descriptor is open for the lifetime of `file`; fallocate
     // takes no pointers.

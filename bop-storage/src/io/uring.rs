@@ -333,18 +333,6 @@ impl IoFile for UringFile {
         &self.path
     }
 
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let n = self.read_at(buf, offset)?;
-        if n < buf.len() {
-            return Err(StorageError::io(
-                "read",
-                &self.path,
-                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read"),
-            ));
-        }
-        Ok(())
-    }
-
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
