@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::error::{Result, StorageError};
-use crate::fail::FailState;
 use crate::io::IoBackend;
 use crate::log::{empty_database_page1, LogStats, SqliteLog};
 use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
@@ -88,12 +87,7 @@ pub struct Store {
     db: DbId,
     pages: PageStore,
     log: Mutex<SqliteLog>,
-    /// The WAL's flush controller (also reachable through `log`; kept here
-    /// so commits wait for durability without the log lock).
-    flusher: Arc<Flusher>,
     page_size: u32,
-    /// Set after a write path failed; the store then refuses writes.
-    fail: Arc<FailState>,
     io_name: String,
 }
 
@@ -194,8 +188,6 @@ impl Store {
         )?;
         Ok(Store {
             path,
-            flusher: dir.wal.flusher().clone(),
-            fail: dir.fail.clone(),
             dir,
             db,
             pages,
@@ -203,6 +195,12 @@ impl Store {
             page_size: state.page_size,
             io_name: opts.io.name().to_owned(),
         })
+    }
+
+    /// The store's flush controller (commits wait on it without the log
+    /// lock).
+    fn flusher(&self) -> &Flusher {
+        self.dir.wal.flusher()
     }
 
     /// This database's id within its store.
@@ -223,11 +221,11 @@ impl Store {
     }
 
     fn check_writable(&self) -> Result<()> {
-        self.fail.check()
+        self.dir.fail.check()
     }
 
     fn set_failed(&self, reason: String, errno: Option<i32>) {
-        self.fail.set(reason, errno);
+        self.dir.fail.set(reason, errno);
     }
 
     /// Runs a write-path step; a failure puts the store in the failed state.
@@ -353,7 +351,7 @@ impl Store {
     /// SQLite's WAL write lock): waits a bounded time for room in the WAL's
     /// unsynced buffer, then fails with `StorageError::Busy`.
     pub fn admit_writer(&self) -> Result<()> {
-        self.flusher.admit()
+        self.flusher().admit()
     }
 
     /// SQLite took its WAL write lock on this thread.
@@ -392,9 +390,9 @@ impl Store {
         let started = std::time::Instant::now();
         self.guarded(|| {
             let target = self.log().seal_for_sync(&self.dir.manifest, &self.pages)?;
-            self.flusher.wait_durable(target)
+            self.flusher().wait_durable(target)
         })?;
-        self.flusher.metrics.commit.record(started.elapsed());
+        self.flusher().metrics.commit.record(started.elapsed());
         Ok(())
     }
 
@@ -424,7 +422,7 @@ impl Store {
             next_lsn: log.wal.next_lsn().0,
             wal_base_min: log.wal.min_base().0,
             durable_lsn: log.wal.durable_lsn().0,
-            flush: self.flusher.stats(),
+            flush: self.flusher().stats(),
             io_backend: self.io_name.clone(),
         }
     }
@@ -448,6 +446,11 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         let pages_checked = self.pages.verify_all()?;
         let records = self.log().record_locs();
+        // A record sealed by a FULL commit may still wait in the flush
+        // buffer for its leader's write: check what is on disk.
+        if let Some(last) = records.last() {
+            self.flusher().wait_durable(last.lsn)?;
+        }
         for r in &records {
             r.verify()?;
         }
@@ -462,7 +465,7 @@ impl Store {
         // database while the store stays open finds it.
         let log = self.log.get_mut().unwrap_or_else(|p| p.into_inner());
         self.dir.wal.give_back(self.db, log.take_records());
-        if self.fail.is_failed() {
+        if self.dir.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
             // open recovers from the durable state.
             return Ok(());
