@@ -130,3 +130,57 @@ pub fn percentile_us(lat: &[Duration], pct: f64) -> f64 {
     let idx = ((pct / 100.0) * (v.len() - 1) as f64).round() as usize;
     v[idx]
 }
+
+/// The many-databases workload: `dbs` databases, one writer thread each,
+/// single-row commits under FULL. bop opens the databases of one store
+/// (`many.bop/db<i>`), which share its WAL and so its syncs; stock opens a
+/// file each. Once every database is open and has committed once,
+/// `window` runs (it sleeps the measured time and may observe the run);
+/// returns the commits made during it, and what `window` returned.
+pub fn many_writers<T>(
+    engine: Engine,
+    dir: &Path,
+    dbs: usize,
+    window: impl FnOnce() -> T,
+) -> (u64, T) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Barrier};
+    let total = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(Barrier::new(dbs + 1));
+    let _store = (engine == Engine::Bop).then(|| open(engine, dir, "many.bop", "FULL"));
+    let threads: Vec<_> = (0..dbs)
+        .map(|i| {
+            let (total, stop, ready, dir) = (
+                total.clone(),
+                stop.clone(),
+                ready.clone(),
+                dir.to_path_buf(),
+            );
+            std::thread::spawn(move || {
+                let name = match engine {
+                    Engine::Bop => format!("many.bop/db{i}"),
+                    Engine::Stock => format!("many{i}.db"),
+                };
+                let c = open(engine, &dir, &name, "FULL");
+                single_row_commits(&c, 0, 1); // the first commit creates files
+                ready.wait();
+                let mut k = 1;
+                while !stop.load(Ordering::Relaxed) {
+                    single_row_commits(&c, k, 1);
+                    k += 1;
+                    total.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    ready.wait();
+    let start = total.load(Ordering::Relaxed);
+    let seen = window();
+    let n = total.load(Ordering::Relaxed) - start;
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("writer");
+    }
+    (n, seen)
+}

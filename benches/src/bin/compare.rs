@@ -8,12 +8,12 @@
 //! `cargo run --release -p bop-benches --bin compare -- --short` (CI)
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bop_benches::{
-    bulk_load, median, open, percentile_us, point_reads, single_row_commits, Engine,
+    bulk_load, many_writers, median, open, percentile_us, point_reads, single_row_commits, Engine,
 };
 use clap::Parser;
 
@@ -196,45 +196,9 @@ fn workloads(s: &Scale) -> Vec<Workload> {
             unit: "commits/s",
             better: Better::Higher,
             run: Box::new(move |e, d| {
-                let total = Arc::new(AtomicU64::new(0));
-                let stop = Arc::new(AtomicBool::new(false));
-                // Every database is open before the clock starts.
-                let ready = Arc::new(std::sync::Barrier::new(dbs + 1));
-                // bop: the databases of one store (`many.bop/db<i>`), which
-                // share its WAL and so its syncs; stock: one file each.
-                let _store = match e {
-                    Engine::Bop => Some(open(e, d, "many.bop", "FULL")),
-                    Engine::Stock => None,
-                };
-                let threads: Vec<_> = (0..dbs)
-                    .map(|i| {
-                        let (total, stop, ready, dir) =
-                            (total.clone(), stop.clone(), ready.clone(), d.to_path_buf());
-                        std::thread::spawn(move || {
-                            let name = match e {
-                                Engine::Bop => format!("many.bop/db{i}"),
-                                Engine::Stock => format!("many{i}.db"),
-                            };
-                            let c = open(e, &dir, &name, "FULL");
-                            single_row_commits(&c, 0, 1); // the first commit creates files
-                            ready.wait();
-                            let mut k = 1;
-                            while !stop.load(Ordering::Relaxed) {
-                                single_row_commits(&c, k, 1);
-                                k += 1;
-                                total.fetch_add(1, Ordering::Relaxed);
-                            }
-                        })
-                    })
-                    .collect();
-                ready.wait();
-                let start = total.load(Ordering::Relaxed);
-                std::thread::sleep(Duration::from_secs_f64(many_secs));
-                let n = total.load(Ordering::Relaxed) - start;
-                stop.store(true, Ordering::Relaxed);
-                for t in threads {
-                    t.join().expect("writer");
-                }
+                let (n, ()) = many_writers(e, d, dbs, || {
+                    std::thread::sleep(Duration::from_secs_f64(many_secs))
+                });
                 n as f64 / many_secs
             }),
         });

@@ -6,11 +6,9 @@
 //! `manydb [DBS] [SECS] [bop|stock]` (stock: one file per database, for
 //! profiling the two side by side).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use bop_benches::{open, single_row_commits, Engine};
+use bop_benches::{many_writers, open, Engine};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -22,48 +20,15 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let main_db = open(engine, dir.path(), "many.bop", "FULL");
-    let total = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let ready = Arc::new(Barrier::new(dbs + 1));
-    let threads: Vec<_> = (0..dbs)
-        .map(|i| {
-            let (total, stop, ready, d) = (
-                total.clone(),
-                stop.clone(),
-                ready.clone(),
-                dir.path().to_path_buf(),
-            );
-            std::thread::spawn(move || {
-                let name = match engine {
-                    Engine::Bop => format!("many.bop/db{i}"),
-                    Engine::Stock => format!("many{i}.db"),
-                };
-                let c = open(engine, &d, &name, "FULL");
-                single_row_commits(&c, 0, 1);
-                ready.wait();
-                let mut k = 1;
-                while !stop.load(Ordering::Relaxed) {
-                    single_row_commits(&c, k, 1);
-                    k += 1;
-                    total.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    ready.wait();
     let stats = |c: &rusqlite::Connection| -> String {
         c.query_row("PRAGMA bop_stats", [], |r| r.get(0))
             .unwrap_or_default()
     };
-    let s0 = stats(&main_db);
-    let n0 = total.load(Ordering::Relaxed);
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    let n = total.load(Ordering::Relaxed) - n0;
-    let s1 = stats(&main_db);
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("writer");
-    }
+    let (n, (s0, s1)) = many_writers(engine, dir.path(), dbs, || {
+        let s0 = stats(&main_db);
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        (s0, stats(&main_db))
+    });
     let get = |s: &str, k: &str| -> f64 {
         s.split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
