@@ -52,6 +52,9 @@ pub fn open_main(
     create: bool,
 ) -> Result<Arc<DbShared>, StorageError> {
     let db = registry().get_or_open(path, || {
+        // A bad BOP_IO is an open error with its message, not a panic in
+        // the default options.
+        bop_storage::io::select::env_mode()?;
         let mut opts = StoreOptions {
             create,
             ..Default::default()

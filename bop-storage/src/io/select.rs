@@ -88,16 +88,21 @@ pub fn backend(mode: IoMode) -> Result<Arc<dyn IoBackend>> {
 /// The panic happens at the first store open and says what is wrong (the
 /// VFS and the C API turn panics into errors).
 pub fn default_mode() -> IoMode {
+    env_mode().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The mode `BOP_IO` selects, or a clear configuration error if it is
+/// invalid (front ends check this before building default options, so a
+/// bad `BOP_IO` fails an open with a message instead of a panic).
+pub fn env_mode() -> Result<IoMode> {
     match std::env::var("BOP_IO") {
-        Ok(v) if !v.trim().is_empty() => match v.parse() {
-            Ok(m) => m,
-            Err(e) => panic!("BOP_IO={v:?} is invalid: {e}"),
-        },
-        Ok(_) => DEFAULT_IO_MODE,
-        Err(std::env::VarError::NotPresent) => DEFAULT_IO_MODE,
-        Err(std::env::VarError::NotUnicode(v)) => {
-            panic!("BOP_IO={v:?} is invalid: not UTF-8; expected one of: {IO_MODES_DOC}")
-        }
+        Ok(v) if !v.trim().is_empty() => v.parse().map_err(|e: StorageError| {
+            StorageError::Config(format!("BOP_IO={v:?} is invalid: {e}"))
+        }),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(DEFAULT_IO_MODE),
+        Err(std::env::VarError::NotUnicode(v)) => Err(StorageError::Config(format!(
+            "BOP_IO={v:?} is invalid: not UTF-8; expected one of: {IO_MODES_DOC}"
+        ))),
     }
 }
 

@@ -312,15 +312,18 @@ impl Flusher {
     /// Everything before must be durable (a roll syncs first).
     pub fn set_segment(&self, seg: Arc<Segment>, offset: u64) -> Result<()> {
         let mut st = self.lock();
-        assert!(
-            !st.syncing && !st.dirty && st.durable == st.written,
-            "invariant 3: set_segment with unsynced records"
-        );
+        if st.syncing || st.dirty || st.durable != st.written {
+            return Err(StorageError::Invariant(
+                "invariant 3: a new WAL segment while records are unsynced".into(),
+            ));
+        }
         let align = seg.file.write_alignment().max(1) as u64;
-        assert!(
-            (ALIGN as u64).is_multiple_of(align),
-            "write alignment {align} larger than {ALIGN}"
-        );
+        if !(ALIGN as u64).is_multiple_of(align) {
+            return Err(StorageError::Config(format!(
+                "{}: write alignment {align} is larger than bop's {ALIGN}",
+                seg.path.display()
+            )));
+        }
         // Invariant 2: the buffer starts at the aligned block holding
         // `offset`, with the bytes already there.
         let start = align_down(offset, ALIGN as u64);
@@ -343,11 +346,12 @@ impl Flusher {
     /// file. Called under the WAL lock, with room checked by the caller.
     pub fn write_record(&self, rec: &[u8], offset: u64, lsn: Lsn, write_now: bool) -> Result<()> {
         let mut st = self.lock();
-        assert_eq!(
-            offset,
-            st.end(),
-            "invariant 2: records are appended at the end of the buffer"
-        );
+        if offset != st.end() {
+            return Err(StorageError::Invariant(format!(
+                "invariant 2: a WAL record at offset {offset} but the buffer ends at {}",
+                st.end()
+            )));
+        }
         st.buf.extend_from_slice(rec);
         st.written = lsn;
         st.dirty = true;
