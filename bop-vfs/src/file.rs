@@ -160,7 +160,7 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
     let f = &s.flush;
     let mut out = format!(
         " io_backend={} written_lsn={} unsynced_bytes={} unsynced_bytes_peak={} wal_buffer_bytes={} \
-         wal_syncs={} sync_errors={} sync_retries={} background_flushes={} flush_queue_full={} \
+         wal_syncs={} sync_errors={} sync_retries={} background_flushes={} flush_requests={} flush_queue_full={} \
          backpressure_waits={} backpressure_rejections={} large_records={} worker_panics={}",
         s.io_backend,
         f.written_lsn,
@@ -171,6 +171,7 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
         f.sync_errors,
         f.sync_retries,
         f.background_flushes,
+        f.background_requests,
         f.background_queue_full,
         f.backpressure_waits,
         f.backpressure_rejections,
