@@ -28,6 +28,9 @@ struct Args {
     /// Only workloads whose name contains this.
     #[arg(long)]
     only: Option<String>,
+    /// Run one engine only (`bop` or `stock`), for profiling: no ratio.
+    #[arg(long, value_parser = ["bop", "stock"])]
+    engine: Option<String>,
     /// Internal: write rows with checkpoints off, then exit without closing.
     #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "DIR", "ROWS"])]
     crash_writer: Option<Vec<String>>,
@@ -257,6 +260,9 @@ fn main() {
                 } else {
                     Engine::Bop
                 };
+                if args.engine.as_deref().is_some_and(|e| e != engine.name()) {
+                    continue;
+                }
                 let dir = tempfile::tempdir().expect("tempdir");
                 let v = (w.run)(engine, dir.path());
                 match engine {
@@ -265,7 +271,8 @@ fn main() {
                 }
             }
         }
-        let (s, b) = (median(stock), median(bop));
+        let median_or_nan = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { median(v) };
+        let (s, b) = (median_or_nan(stock), median_or_nan(bop));
         let note = match w.better {
             Better::Higher => "higher is better",
             Better::Lower => "lower is better",
