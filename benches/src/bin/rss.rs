@@ -275,12 +275,15 @@ fn main() {
     // The bound, from the configured buffer sizes.
     let (stores, pending_keep, gather, wal_buf) = match engine {
         Engine::Bop => {
-            // At most `unsynced_max_bytes` plus one record, and a record
-            // over half the bound is written from the caller's memory
-            // instead: 1.5 × the bound (flush.rs, "Bounds").
+            // The buffer holds at most 1.5 × `unsynced_max_bytes` plus one
+            // record of at most half the bound (a larger one is written
+            // from the caller's memory): 2 × the bound (flush.rs,
+            // "Bounds"). Its memory is kept between flushes and grows in
+            // powers of two, so it is at most that; a direct-I/O leader's
+            // copy of the blocks it writes is as large again.
             let max = bop_storage::wal::FlushConfig::default().unsynced_max_bytes;
             let gather = 2 * bop_storage::page_store::PageStoreConfig::default().chunk_bytes_max;
-            (1u64, PENDING_KEEP_BYTES, gather, max + max / 2)
+            (1u64, PENDING_KEEP_BYTES, gather, 2 * 2 * max)
         }
         // Stock SQLite writes frames straight to its -wal file, and
         // checkpoints from its page cache.
