@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use crate::error::{Result, StorageError};
 use crate::io::IoBackend;
 use crate::log::{empty_database_page1, LogStats, SqliteLog};
+use crate::manifest::{Change, CursorInfo, Manifest, ManifestConfig, ManifestStats};
 use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
 use crate::store_dir::StoreDir;
 use crate::types::{DbId, PageNo};
@@ -37,6 +38,8 @@ pub struct StoreOptions {
     /// Largest transaction (bytes of SQLite WAL frames) held before commit.
     pub max_txn_bytes: u64,
     pub io: Arc<dyn IoBackend>,
+    /// Map size and change-log bounds of the manifest.
+    pub manifest: ManifestConfig,
 }
 
 impl Default for StoreOptions {
@@ -48,6 +51,7 @@ impl Default for StoreOptions {
             page_store: PageStoreConfig::default(),
             max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
             io: crate::io::default_backend(),
+            manifest: ManifestConfig::default(),
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct StoreStats {
     pub flush: FlushStats,
     /// Name of the I/O backend.
     pub io_backend: String,
+    /// The manifest: change log, cursors, journal, map, last shutdown.
+    pub manifest: ManifestStats,
 }
 
 pub struct Store {
@@ -424,7 +430,41 @@ impl Store {
             durable_lsn: log.wal.durable_lsn().0,
             flush: self.flusher().stats(),
             io_backend: self.io_name.clone(),
+            manifest: self.dir.manifest.stats().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "reading the manifest's stats failed");
+                ManifestStats::default()
+            }),
         }
+    }
+
+    // ----- the manifest's change log (shared by the store's databases) -----
+
+    /// The store's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.dir.manifest
+    }
+
+    /// Registers change-log cursor `name` (see `Manifest::register_cursor`).
+    pub fn register_cursor(&self, name: &str) -> Result<CursorInfo> {
+        self.dir.manifest.register_cursor(name)
+    }
+
+    /// Up to `max` changes after cursor `name`'s acknowledged one.
+    pub fn read_changes(&self, name: &str, max: usize) -> Result<Vec<(u64, Change)>> {
+        self.dir.manifest.read_changes(name, max)
+    }
+
+    /// Acknowledges the changes up to `seq` for cursor `name`.
+    pub fn ack_changes(&self, name: &str, seq: u64) -> Result<()> {
+        self.dir.manifest.ack(name, seq)
+    }
+
+    pub fn drop_cursor(&self, name: &str) -> Result<bool> {
+        self.dir.manifest.drop_cursor(name)
+    }
+
+    pub fn cursors(&self) -> Result<Vec<CursorInfo>> {
+        self.dir.manifest.cursors()
     }
 
     /// Puts the store in the failed state: it refuses writes until it is

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ReplayReport};
 use crate::open_once::OpenOnce;
 use crate::store::{StoreOptions, DEFAULT_PAGE_SIZE};
 use crate::types::{DbId, Epoch};
@@ -40,7 +40,7 @@ const LOCK_WAIT_MAX_MS: u64 = 250;
 #[derive(Debug)]
 pub struct StoreDir {
     pub(crate) path: PathBuf,
-    pub(crate) manifest: Manifest,
+    pub(crate) manifest: Arc<Manifest>,
     pub(crate) wal: Arc<SharedWal>,
     pub(crate) fail: Arc<FailState>,
     _lock: File,
@@ -112,10 +112,25 @@ impl StoreDir {
         }
         let lock = lock_process(path)?;
         let page_size = opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-        let manifest = Manifest::open(&path.join("manifest"), !exists, page_size)?;
+        let manifest = Arc::new(Manifest::open_with(
+            &path.join("manifest"),
+            !exists,
+            page_size,
+            opts.manifest,
+        )?);
         let state = manifest.load()?;
         if !state.clean_shutdown {
-            tracing::info!(path = %path.display(), "store was not shut down cleanly; recovering");
+            tracing::warn!(path = %path.display(), "store was not shut down cleanly (a crash); recovering");
+        }
+        // Unfinished multi-step work first: before the WAL and the page
+        // stores look at their directories.
+        let replay = manifest.replay_journal(
+            opts.io.as_ref(),
+            &|db| chunk_dir_of(path, db),
+            &path.join("wal"),
+        )?;
+        if replay != ReplayReport::default() {
+            tracing::warn!(path = %path.display(), intents = replay.intents, files_removed = replay.files_removed, "replayed the manifest journal");
         }
         let epoch = Epoch(state.epoch.0 + 1);
         manifest.begin_epoch(epoch)?;
@@ -174,11 +189,12 @@ impl StoreDir {
 
     /// Where database `db` keeps its page chunks.
     pub fn chunk_dir(&self, db: DbId) -> PathBuf {
-        if db == DbId::MAIN {
-            self.path.join("chunks")
-        } else {
-            self.path.join(format!("chunks-{}", db.0))
-        }
+        chunk_dir_of(&self.path, db)
+    }
+
+    /// The store's manifest (change log, cursors, journal, stats).
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
     }
 
     fn shutdown(&self) -> Result<()> {
@@ -197,6 +213,15 @@ impl Drop for StoreDir {
         if let Err(e) = self.shutdown() {
             tracing::error!(path = %self.path.display(), error = %e, "closing the store failed; the next open recovers");
         }
+    }
+}
+
+/// Where database `db` of the store at `path` keeps its page chunks.
+fn chunk_dir_of(path: &Path, db: DbId) -> PathBuf {
+    if db == DbId::MAIN {
+        path.join("chunks")
+    } else {
+        path.join(format!("chunks-{}", db.0))
     }
 }
 

@@ -170,7 +170,10 @@ fn real_manifests_pass() {
         let path = root.path().join(format!("s{n}.db"));
         let r = exercise(&path, page_size, db_pages, rounds, 0x5eed + n as u64);
         println!("{page_size}-byte pages, {db_pages} pages, {rounds} rounds: {r:?}");
-        assert_eq!(r.databases, 4, "{r:?}");
+        assert_eq!(
+            r.databases, 7,
+            "meta, segments, changes, cursors, journal, chunks, pages: {r:?}"
+        );
         if db_pages >= 100_000 {
             assert!(r.max_depth >= 3, "a multi-level pages tree: {r:?}");
         }
@@ -198,7 +201,10 @@ fn fresh_and_empty_files_pass() {
     let path = dir.path().join("s.db");
     drop(Store::open_shared(&path, &opts(4096, 16)).unwrap());
     let r = must_pass(&path, "after creation");
-    assert_eq!(r.databases, 4, "{r:?}");
+    assert_eq!(
+        r.databases, 7,
+        "meta, segments, changes, cursors, journal, chunks, pages: {r:?}"
+    );
     // Garbage past the last page (an interrupted write transaction) and
     // the lock file are not read.
     let mut bytes = std::fs::read(data_mdb(&path)).unwrap();

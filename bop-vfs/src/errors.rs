@@ -85,6 +85,9 @@ pub fn to_code(e: &StorageError, op: Op) -> c_int {
         }
         StorageError::Failed { .. } if e.is_disk_full() => SQLITE_FULL,
         StorageError::Failed { .. } | StorageError::Invariant(_) => SQLITE_IOERR,
+        // Change-log consumers are not on SQLite's paths; should one be,
+        // the cursor's data is gone, not the database's.
+        StorageError::CursorLagged { .. } => SQLITE_ERROR,
     };
     report(code, &e.to_string());
     code

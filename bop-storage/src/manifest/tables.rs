@@ -1,14 +1,11 @@
-//! Key and value layouts of the manifest tables: the one authoritative
-//! description (mirrored in docs/FORMAT.md).
+//! Value layouts of the manifest's state tables: the one authoritative
+//! description (mirrored in docs/FORMAT.md). Keys and `meta` are in
+//! `keys.rs`; the change log, cursors and journal in their own modules.
 //!
 //! Keys are big-endian so that LMDB's byte-wise order is numeric order; all
 //! values are little-endian.
 //!
 //! ```text
-//! meta     key: ASCII name            value: see meta_key (u32/u64 LE, or u8)
-//!          per-database keys end in `.<db id>` for databases other than
-//!          the main one (`db_pages.3`); `db.<name>` -> db id u32 LE
-//!          registers a named database
 //! segments key: segment id  u64 BE   value: first_lsn u64 | capacity_bytes u64
 //! chunks   key: chunk id    u64 BE   value: page_count u32 | live_pages u32
 //! pages    key: page no     u32 BE   value: chunk id u64 | slot u32 | crc32c u32
@@ -19,69 +16,38 @@
 
 use std::path::Path;
 
-use crate::error::{Result, StorageError};
+use crate::error::Result;
 use crate::types::{le, ChunkId, Lsn, PageNo, SegmentId};
 
+use super::keys::bad;
+pub use super::keys::{decode_u32, decode_u64, key_u32, key_u64, meta_key, per_db};
+
 /// Version of the store layout as a whole (manifest tables, file kinds).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3 added the `changes`, `cursors` and `journal` tables; a version 2 store
+/// is upgraded in place at open (`Manifest::open`).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Databases a store holds at most, besides its main one.
 pub const DATABASES_MAX: u16 = 255;
 
-pub mod meta_key {
-    pub const FORMAT_VERSION: &[u8] = b"format_version";
-    pub const PAGE_SIZE: &[u8] = b"page_size";
-    pub const DB_PAGES: &[u8] = b"db_pages";
-    pub const NEXT_CHUNK_ID: &[u8] = b"next_chunk_id";
-    pub const NEXT_SEGMENT_ID: &[u8] = b"next_segment_id";
-    pub const CHECKPOINT_LSN: &[u8] = b"checkpoint_lsn";
-    pub const EPOCH: &[u8] = b"epoch";
-    pub const CLEAN_SHUTDOWN: &[u8] = b"clean_shutdown";
-    /// crc32c over every other meta entry (see `manifest::meta_crc`).
-    pub const META_CRC: &[u8] = b"meta_crc";
-    /// Table digests (see `manifest/digest.rs`).
-    pub const DIGEST_SEGMENTS: &[u8] = b"digest_segments";
-    pub const DIGEST_CHUNKS: &[u8] = b"digest_chunks";
-    pub const DIGEST_PAGES: &[u8] = b"digest_pages";
-    /// Next id for a named database.
-    pub const NEXT_DB_ID: &[u8] = b"next_db_id";
-    /// Prefix of the keys that register named databases (`db.<name>`).
-    pub const DB_PREFIX: &[u8] = b"db.";
-}
+/// Names of the store-wide LMDB tables (the per-database ones are
+/// `chunks[.N]` and `pages[.N]`).
+pub const STORE_TABLES: [&str; 5] = ["meta", "segments", "changes", "cursors", "journal"];
 
-/// The name of a per-database meta key or table: `base` for the main
-/// database, `base.<id>` for the others.
-pub fn per_db(base: &[u8], db: crate::types::DbId) -> Vec<u8> {
-    let mut k = base.to_vec();
-    if db != crate::types::DbId::MAIN {
-        k.extend_from_slice(format!(".{}", db.0).as_bytes());
-    }
-    k
-}
-
-pub fn key_u64(v: u64) -> [u8; 8] {
-    v.to_be_bytes()
-}
-
-pub fn key_u32(v: u32) -> [u8; 4] {
-    v.to_be_bytes()
-}
-
-fn bad(path: &Path, what: &str) -> StorageError {
-    StorageError::corrupt(path, 0, format!("manifest value malformed: {what}"))
-}
-
-pub fn decode_u32(v: &[u8], path: &Path) -> Result<u32> {
-    v.try_into()
-        .map(u32::from_le_bytes)
-        .map_err(|_| bad(path, "u32"))
-}
-
-pub fn decode_u64(v: &[u8], path: &Path) -> Result<u64> {
-    v.try_into()
-        .map(u64::from_le_bytes)
-        .map_err(|_| bad(path, "u64"))
-}
+// Value offsets, tied to the lengths below.
+const SEG_FIRST_LSN: usize = 0;
+const SEG_CAPACITY: usize = 8;
+const SEG_VALUE_LEN: usize = 16;
+const _: () = assert!(SEG_CAPACITY + 8 == SEG_VALUE_LEN);
+const CHUNK_PAGE_COUNT: usize = 0;
+const CHUNK_LIVE: usize = 4;
+const CHUNK_VALUE_LEN: usize = 8;
+const _: () = assert!(CHUNK_LIVE + 4 == CHUNK_VALUE_LEN);
+const PAGE_CHUNK: usize = 0;
+const PAGE_SLOT: usize = 8;
+const PAGE_CRC: usize = 12;
+const PAGE_VALUE_LEN: usize = 16;
+const _: () = assert!(PAGE_SLOT == PAGE_CHUNK + 8 && PAGE_CRC + 4 == PAGE_VALUE_LEN);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentMeta {
@@ -91,21 +57,21 @@ pub struct SegmentMeta {
 }
 
 impl SegmentMeta {
-    pub fn encode_value(&self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        le::put_u64(&mut b, 0, self.first_lsn.0);
-        le::put_u64(&mut b, 8, self.capacity_bytes);
+    pub fn encode_value(&self) -> [u8; SEG_VALUE_LEN] {
+        let mut b = [0u8; SEG_VALUE_LEN];
+        le::put_u64(&mut b, SEG_FIRST_LSN, self.first_lsn.0);
+        le::put_u64(&mut b, SEG_CAPACITY, self.capacity_bytes);
         b
     }
     pub fn decode(k: &[u8], v: &[u8], path: &Path) -> Result<SegmentMeta> {
         let k: [u8; 8] = k.try_into().map_err(|_| bad(path, "segment key"))?;
-        if v.len() != 16 {
+        if v.len() != SEG_VALUE_LEN {
             return Err(bad(path, "segment value"));
         }
         Ok(SegmentMeta {
             id: SegmentId(u64::from_be_bytes(k)),
-            first_lsn: Lsn(le::u64_at(v, 0)),
-            capacity_bytes: le::u64_at(v, 8),
+            first_lsn: Lsn(le::u64_at(v, SEG_FIRST_LSN)),
+            capacity_bytes: le::u64_at(v, SEG_CAPACITY),
         })
     }
 }
@@ -118,21 +84,21 @@ pub struct ChunkMeta {
 }
 
 impl ChunkMeta {
-    pub fn encode_value(&self) -> [u8; 8] {
-        let mut b = [0u8; 8];
-        le::put_u32(&mut b, 0, self.page_count);
-        le::put_u32(&mut b, 4, self.live_pages);
+    pub fn encode_value(&self) -> [u8; CHUNK_VALUE_LEN] {
+        let mut b = [0u8; CHUNK_VALUE_LEN];
+        le::put_u32(&mut b, CHUNK_PAGE_COUNT, self.page_count);
+        le::put_u32(&mut b, CHUNK_LIVE, self.live_pages);
         b
     }
     pub fn decode(k: &[u8], v: &[u8], path: &Path) -> Result<ChunkMeta> {
         let k: [u8; 8] = k.try_into().map_err(|_| bad(path, "chunk key"))?;
-        if v.len() != 8 {
+        if v.len() != CHUNK_VALUE_LEN {
             return Err(bad(path, "chunk value"));
         }
         Ok(ChunkMeta {
             id: ChunkId(u64::from_be_bytes(k)),
-            page_count: le::u32_at(v, 0),
-            live_pages: le::u32_at(v, 4),
+            page_count: le::u32_at(v, CHUNK_PAGE_COUNT),
+            live_pages: le::u32_at(v, CHUNK_LIVE),
         })
     }
 }
@@ -146,24 +112,24 @@ pub struct PageLoc {
 }
 
 impl PageLoc {
-    pub fn encode_value(&self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        le::put_u64(&mut b, 0, self.chunk.0);
-        le::put_u32(&mut b, 8, self.slot);
-        le::put_u32(&mut b, 12, self.crc);
+    pub fn encode_value(&self) -> [u8; PAGE_VALUE_LEN] {
+        let mut b = [0u8; PAGE_VALUE_LEN];
+        le::put_u64(&mut b, PAGE_CHUNK, self.chunk.0);
+        le::put_u32(&mut b, PAGE_SLOT, self.slot);
+        le::put_u32(&mut b, PAGE_CRC, self.crc);
         b
     }
     pub fn decode(k: &[u8], v: &[u8], path: &Path) -> Result<(PageNo, PageLoc)> {
         let k: [u8; 4] = k.try_into().map_err(|_| bad(path, "page key"))?;
-        if v.len() != 16 {
+        if v.len() != PAGE_VALUE_LEN {
             return Err(bad(path, "page value"));
         }
         Ok((
             PageNo(u32::from_be_bytes(k)),
             PageLoc {
-                chunk: ChunkId(le::u64_at(v, 0)),
-                slot: le::u32_at(v, 8),
-                crc: le::u32_at(v, 12),
+                chunk: ChunkId(le::u64_at(v, PAGE_CHUNK)),
+                slot: le::u32_at(v, PAGE_SLOT),
+                crc: le::u32_at(v, PAGE_CRC),
             },
         ))
     }

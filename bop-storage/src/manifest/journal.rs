@@ -1,0 +1,202 @@
+//! The recovery journal: intents of multi-step work whose files live
+//! outside LMDB. An intent is written in (or before) the transaction of the
+//! first durable step and removed once the last step is durable; `open`
+//! replays what is left before anything else touches the files, so a crash
+//! at any step leaves no file behind that the manifest does not list.
+//!
+//! | intent | written | removed |
+//! |---|---|---|
+//! | chunks in flight (db, ids `first..end`) | before a checkpoint or compaction creates its first chunk file (own transaction) | in the publish transaction that lists the chunks |
+//! | delete chunks (db, ids) | in the publish transaction that drops them | after the files are unlinked and the directory synced (next write transaction) |
+//! | delete segments (ids) | in the `drop_segments` transaction | after the files are unlinked or renamed to spares and the directory synced |
+//!
+//! Replay deletes each named file that the manifest does not list (a listed
+//! one is never touched); a missing file counts as done, so replay is
+//! idempotent. New WAL segments are not journaled (a roll is on the commit
+//! path): the scan of `wal/` at open removes an unregistered one.
+//!
+//! Table `journal`: key = intent id u64 BE (from meta `next_journal_id`);
+//! value, little-endian:
+//!
+//! ```text
+//! offset size field
+//! 0      1    kind (INTENT_* below)
+//! 1      1    version of the encoding = 1
+//! 2      2    reserved, zero
+//! 4      2    db id (chunk intents; zero for segments)
+//! 6      2    reserved, zero
+//! 8      ..   chunks in flight: first id u64 | end id u64 (exclusive)    (24 bytes)
+//!             delete chunks / delete segments: count u32 | ids u64 × count
+//! ```
+
+use std::path::Path;
+
+use super::keys::bad;
+use crate::error::Result;
+use crate::types::{le, ChunkId, DbId, SegmentId};
+
+pub const INTENT_VERSION: u8 = 1;
+pub const INTENT_CHUNKS_IN_FLIGHT: u8 = 1;
+pub const INTENT_DELETE_CHUNKS: u8 = 2;
+pub const INTENT_DELETE_SEGMENTS: u8 = 3;
+
+const KIND: usize = 0;
+const VERSION: usize = 1;
+const DB: usize = 4;
+const BODY: usize = 8;
+const FLIGHT_FIRST: usize = 8;
+const FLIGHT_END: usize = 16;
+const FLIGHT_LEN: usize = 24;
+const LIST_COUNT: usize = 8;
+const LIST_IDS: usize = 12;
+const _: () = assert!(VERSION == KIND + 1 && DB == VERSION + 3 && BODY == DB + 4);
+const _: () = assert!(FLIGHT_FIRST == BODY && FLIGHT_END == FLIGHT_FIRST + 8);
+const _: () = assert!(FLIGHT_LEN == FLIGHT_END + 8);
+const _: () = assert!(LIST_COUNT == BODY && LIST_IDS == LIST_COUNT + 4);
+
+/// Chunk ids a checkpoint reserves at once (one journal write covers this
+/// many chunk files; a larger checkpoint reserves again).
+pub const CHUNK_RESERVATION: u64 = 64;
+
+/// Identifies one journal entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JournalId(pub u64);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// Chunk files `first..end` of `db` may exist before a publish lists
+    /// them.
+    ChunksInFlight {
+        db: DbId,
+        first: ChunkId,
+        end: ChunkId,
+    },
+    /// Chunk files a publish dropped, to unlink.
+    DeleteChunks { db: DbId, ids: Vec<ChunkId> },
+    /// WAL segment files `drop_segments` dropped, to unlink (or keep as
+    /// spares: a spare has another name).
+    DeleteSegments { ids: Vec<SegmentId> },
+}
+
+fn list(kind: u8, db: DbId, ids: impl ExactSizeIterator<Item = u64>) -> Vec<u8> {
+    let mut b = vec![0u8; LIST_IDS + 8 * ids.len()];
+    b[KIND] = kind;
+    b[VERSION] = INTENT_VERSION;
+    le::put_u16(&mut b, DB, db.0);
+    le::put_u32(&mut b, LIST_COUNT, ids.len() as u32);
+    for (i, id) in ids.enumerate() {
+        le::put_u64(&mut b, LIST_IDS + 8 * i, id);
+    }
+    b
+}
+
+impl Intent {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Intent::ChunksInFlight { db, first, end } => {
+                let mut b = vec![0u8; FLIGHT_LEN];
+                b[KIND] = INTENT_CHUNKS_IN_FLIGHT;
+                b[VERSION] = INTENT_VERSION;
+                le::put_u16(&mut b, DB, db.0);
+                le::put_u64(&mut b, FLIGHT_FIRST, first.0);
+                le::put_u64(&mut b, FLIGHT_END, end.0);
+                b
+            }
+            Intent::DeleteChunks { db, ids } => {
+                list(INTENT_DELETE_CHUNKS, *db, ids.iter().map(|c| c.0))
+            }
+            Intent::DeleteSegments { ids } => {
+                list(INTENT_DELETE_SEGMENTS, DbId::MAIN, ids.iter().map(|s| s.0))
+            }
+        }
+    }
+
+    pub fn decode(v: &[u8], path: &Path) -> Result<Intent> {
+        if v.len() < BODY || v[VERSION] != INTENT_VERSION {
+            return Err(bad(path, "journal entry"));
+        }
+        let db = DbId(le::u16_at(v, DB));
+        let ids = || -> Result<Vec<u64>> {
+            if v.len() < LIST_IDS {
+                return Err(bad(path, "journal entry"));
+            }
+            let n = le::u32_at(v, LIST_COUNT) as usize;
+            if v.len() != LIST_IDS + 8 * n {
+                return Err(bad(path, "journal entry length"));
+            }
+            Ok((0..n).map(|i| le::u64_at(v, LIST_IDS + 8 * i)).collect())
+        };
+        Ok(match v[KIND] {
+            INTENT_CHUNKS_IN_FLIGHT => {
+                if v.len() != FLIGHT_LEN {
+                    return Err(bad(path, "journal entry length"));
+                }
+                let (first, end) = (le::u64_at(v, FLIGHT_FIRST), le::u64_at(v, FLIGHT_END));
+                if end < first || end - first > 1 << 20 {
+                    return Err(bad(path, "journal chunk range"));
+                }
+                Intent::ChunksInFlight {
+                    db,
+                    first: ChunkId(first),
+                    end: ChunkId(end),
+                }
+            }
+            INTENT_DELETE_CHUNKS => Intent::DeleteChunks {
+                db,
+                ids: ids()?.into_iter().map(ChunkId).collect(),
+            },
+            INTENT_DELETE_SEGMENTS => Intent::DeleteSegments {
+                ids: ids()?.into_iter().map(SegmentId).collect(),
+            },
+            k => return Err(bad(path, &format!("unknown journal intent kind {k}"))),
+        })
+    }
+}
+
+/// What replaying the journal at open did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Intents found and completed.
+    pub intents: u64,
+    /// Files they named that still existed and were removed.
+    pub files_removed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_round_trip_and_damage_is_refused() {
+        let p = Path::new("m");
+        for i in [
+            Intent::ChunksInFlight {
+                db: DbId(3),
+                first: ChunkId(10),
+                end: ChunkId(74),
+            },
+            Intent::DeleteChunks {
+                db: DbId(0),
+                ids: vec![ChunkId(1), ChunkId(4)],
+            },
+            Intent::DeleteSegments {
+                ids: vec![SegmentId(2)],
+            },
+        ] {
+            let b = i.encode();
+            assert_eq!(Intent::decode(&b, p).unwrap(), i);
+            assert!(Intent::decode(&b[..b.len() - 1], p).is_err());
+            let mut v = b.clone();
+            v[VERSION] = 9;
+            assert!(Intent::decode(&v, p).is_err());
+        }
+        let mut backwards = Intent::ChunksInFlight {
+            db: DbId(0),
+            first: ChunkId(5),
+            end: ChunkId(6),
+        }
+        .encode();
+        le::put_u64(&mut backwards, FLIGHT_END, 1);
+        assert!(Intent::decode(&backwards, p).is_err());
+    }
+}
