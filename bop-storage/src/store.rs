@@ -177,7 +177,13 @@ impl Store {
                 )));
             }
         }
-        let pages = PageStore::open(dir.chunk_dir(db), opts.io.clone(), opts.page_store, &state)?;
+        let pages = PageStore::open(
+            dir.chunk_dir(db),
+            opts.io.clone(),
+            opts.page_store,
+            &state,
+            dir.manifest.clone(),
+        )?;
         if state.db_pages == 0 {
             // A new database (or one whose creation was cut short before
             // its first page was published).
