@@ -204,9 +204,13 @@ impl Wal {
         let keep = end.map(|(si, _)| si + 1).unwrap_or(segments.len());
         if keep < segments.len() {
             let extra: Vec<SegmentId> = segments[keep..].iter().map(|s| s.header.id).collect();
-            manifest.drop_segments(&extra, None)?;
+            let deletion = manifest.drop_segments(&extra, None)?;
             for s in segments.drain(keep..) {
                 io.remove_file(&s.path)?;
+            }
+            if let Some(intent) = deletion {
+                io.sync_dir(&dir)?;
+                manifest.journal_done(intent);
             }
         }
         let append_offset = end.map(|(_, off)| off).unwrap_or(SEGMENT_HEADER_LEN);

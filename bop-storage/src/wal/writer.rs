@@ -364,7 +364,7 @@ impl Wal {
             .iter()
             .map(|s| s.header.id)
             .collect();
-        manifest.drop_segments(&ids, Some(db_base))?;
+        let deletion = manifest.drop_segments(&ids, Some(db_base))?;
         for seg in self.segments.drain(..drop_count).collect::<Vec<_>>() {
             let reusable = seg.header.capacity_bytes == self.config.segment_bytes
                 && self.spares.len() < SPARE_SEGMENTS_MAX;
@@ -379,6 +379,11 @@ impl Wal {
                 Ok(seg) => self.io.remove_file(&seg.path)?,
                 Err(seg) => self.io.remove_file(&seg.path)?,
             }
+        }
+        if let Some(intent) = deletion {
+            // Unlinks and renames are durable: the journal may forget them.
+            self.io.sync_dir(&self.dir)?;
+            manifest.journal_done(intent);
         }
         Ok(())
     }
