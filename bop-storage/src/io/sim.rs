@@ -148,6 +148,13 @@ impl SimFs {
     /// panics in the engine fail safe).
     pub const PANIC: i32 = -1;
 
+    /// A fault whose `errno` is this cuts the power at that operation: it
+    /// fails (EIO) without effect, and so does every later one, as after
+    /// [`SimFs::crash`], which the test then calls to get the file system a
+    /// reboot finds. Counting operations this way puts a crash at every
+    /// step of multi-step work in turn.
+    pub const CRASH: i32 = -2;
+
     pub fn new() -> SimFs {
         SimFs::default()
     }
@@ -233,6 +240,10 @@ impl SimFs {
             if errno == Self::PANIC {
                 drop(s);
                 panic!("injected panic at {name} {}", path.display());
+            }
+            if errno == Self::CRASH {
+                s.crashed = true;
+                return Err(errno_err(name, path, libc::EIO));
             }
             return Err(errno_err(name, path, errno));
         }
@@ -390,8 +401,11 @@ impl IoFile for SimFile {
             // As Linux does after a writeback error: the unsynced data stays
             // readable (clean pages in the cache) but is never written back,
             // so a later fdatasync that succeeds proves nothing about it.
-            // Only rewriting the bytes makes them durable again.
-            self.state.lock().expect("file lock").pending.clear();
+            // Only rewriting the bytes makes them durable again. (Not when
+            // the power went: then the crash decides what survives.)
+            if !self.fs.state.lock().expect("sim lock").crashed {
+                self.state.lock().expect("file lock").pending.clear();
+            }
             return Err(e);
         }
         let mut f = self.state.lock().expect("file lock");
@@ -596,6 +610,34 @@ mod tests {
         let e = g.write_all_at(b"2", 1).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
         g.write_all_at(b"3", 2).unwrap();
+    }
+
+    #[test]
+    fn crash_fault_stops_the_machine_at_the_nth_operation() {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
+        f.write_all_at(b"one", 0).unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        fs.inject(Fault {
+            op: FaultOp::Any,
+            nth: 2,
+            errno: SimFs::CRASH,
+            path_contains: None,
+            sticky: false,
+        });
+        f.write_all_at(b"two", 0).unwrap();
+        assert!(f.sync_data().is_err(), "the 2nd operation crashes");
+        assert!(
+            f.read_at(&mut [0u8; 3], 0).is_err(),
+            "and the machine is off"
+        );
+        let after = fs.crash(CrashMode::KeepAll, &mut SimRng::new(1));
+        let g = after.open(Path::new("/d/a"), OpenMode::Existing).unwrap();
+        let mut buf = [0u8; 3];
+        g.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"two", "a process crash keeps what the kernel had");
     }
 
     #[test]
