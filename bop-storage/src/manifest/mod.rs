@@ -95,6 +95,7 @@ pub struct ManifestStats {
     /// Cursors marked lagged now, and times a cursor was marked since open.
     pub cursors_lagged: u64,
     pub cursor_lag_events: u64,
+    /// Intents whose work is not done yet.
     pub journal_pending: u64,
     /// Since this open: intents written, intents settled (work done).
     pub journal_written: u64,
@@ -589,16 +590,22 @@ impl Manifest {
         }
         let me = self.map_err();
         let name = |base: &[u8]| String::from_utf8(per_db(base, db)).expect("ASCII");
-        let (chunks, pages) = self.read(|rtxn| {
-            Ok((
-                self.env
-                    .open_database(rtxn, Some(&name(b"chunks")))
-                    .map_err(&me)?,
-                self.env
-                    .open_database(rtxn, Some(&name(b"pages")))
-                    .map_err(&me)?,
-            ))
-        })?;
+        let (chunks, pages) = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let rtxn = self.env.read_txn().map_err(&me)?;
+            let chunks = self
+                .env
+                .open_database(&rtxn, Some(&name(b"chunks")))
+                .map_err(&me)?;
+            let pages = self
+                .env
+                .open_database(&rtxn, Some(&name(b"pages")))
+                .map_err(&me)?;
+            // Committed, not aborted: LMDB closes the handles a transaction
+            // opened when it is aborted.
+            rtxn.commit().map_err(&me)?;
+            (chunks, pages)
+        };
         match (chunks, pages) {
             (Some(chunks), Some(pages)) => {
                 let t = DbTables { chunks, pages };
@@ -1429,7 +1436,11 @@ impl Manifest {
             cursors_lagged: cursors.iter().filter(|c| c.lagged).count() as u64,
             cursors,
             cursor_lag_events: c.cursor_lag_events.load(Ordering::Relaxed),
-            journal_pending,
+            // Intents whose work is done wait for the next write to go.
+            journal_pending:
+                journal_pending.saturating_sub(
+                    self.settled.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
+                ),
             journal_written: c.journal_written.load(Ordering::Relaxed),
             journal_settled: c.journal_settled.load(Ordering::Relaxed),
             journal_replayed: replayed.intents,
