@@ -45,8 +45,10 @@ use heed::{Database, RwTxn};
 
 use super::cursors::{self, CursorState};
 use super::digest::Tracked;
+use super::keys::{self, meta_key};
 use super::keys::{bad, decode_key_u64, heed_err, key_u64};
 use super::tables::ChunkMeta;
+use super::Manifest;
 use crate::error::Result;
 use crate::types::{le, ChunkId, DbId, Epoch, Lsn, SegmentId};
 
@@ -447,6 +449,55 @@ pub fn trim(
         out.entries += 1;
     }
     Ok(out)
+}
+
+impl Manifest {
+    /// The first and last sequence numbers in the change log and its
+    /// length (`(0, last, 0)` when empty; `last` is the last ever assigned).
+    pub fn change_log_bounds(&self) -> Result<(u64, u64, u64)> {
+        self.read(|rtxn| self.bounds_in(rtxn))
+    }
+
+    pub(super) fn bounds_in(&self, rtxn: &heed::RoTxn) -> Result<(u64, u64, u64)> {
+        let me = self.map_err();
+        let last = self.meta_u64(rtxn, meta_key::NEXT_CHANGE_SEQ)? - 1;
+        let len = self.changes.len(rtxn).map_err(&me)?;
+        let first = match self.changes.first(rtxn).map_err(&me)? {
+            Some((k, _)) => keys::decode_key_u64(k, &self.path, "change key")?,
+            None => 0,
+        };
+        Ok((first, last, len))
+    }
+
+    /// Up to `max` changes with sequence numbers above `after`, in order
+    /// (for operators; consumers use a cursor).
+    pub fn changes_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Change)>> {
+        self.read(|rtxn| self.changes_after_in(rtxn, after, max))
+    }
+
+    pub(super) fn changes_after_in(
+        &self,
+        rtxn: &heed::RoTxn,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Change)>> {
+        let me = self.map_err();
+        let mut out = Vec::new();
+        let from = key_u64(after.saturating_add(1));
+        let range = (
+            std::ops::Bound::Included(&from[..]),
+            std::ops::Bound::Unbounded,
+        );
+        for item in self.changes.range(rtxn, &range).map_err(&me)? {
+            if out.len() >= max {
+                break;
+            }
+            let (k, v) = item.map_err(&me)?;
+            let seq = keys::decode_key_u64(k, &self.path, "change key")?;
+            out.push((seq, Change::decode(v, &self.path)?));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

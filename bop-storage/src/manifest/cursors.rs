@@ -26,6 +26,11 @@ use super::keys::{bad, heed_err};
 use crate::error::{Result, StorageError};
 use crate::types::le;
 
+use super::changelog::Change;
+use super::digest::Tracked;
+use super::keys::meta_key;
+use super::Manifest;
+
 const ACKED: usize = 0;
 const REGISTERED: usize = 8;
 const LAGGED: usize = 16;
@@ -119,6 +124,124 @@ pub fn get(
         None => Err(StorageError::Config(format!(
             "no change-log cursor named {name:?} (register it first)"
         ))),
+    }
+}
+
+impl Manifest {
+    /// Registers cursor `name` at the end of the log (it reads changes made
+    /// after now); an existing cursor is returned as it is. To resync a
+    /// lagged cursor, drop it and register it again.
+    pub fn register_cursor(&self, name: &str) -> Result<CursorInfo> {
+        validate_name(name)?;
+        let me = self.map_err();
+        self.write(|w, _| {
+            let (_, last, _) = self.bounds_in(w)?;
+            let state = match self.cursors.get(w, name.as_bytes()).map_err(&me)? {
+                Some(v) => CursorState::decode(v, &self.path)?,
+                None => {
+                    let s = CursorState {
+                        acked: last,
+                        registered_at: last,
+                        lagged: false,
+                    };
+                    let mut cur =
+                        Tracked::begin(&self.meta, w, self.cursors, meta_key::DIGEST_CURSORS)
+                            .map_err(&me)?;
+                    cur.put(w, name.as_bytes(), &s.encode()).map_err(&me)?;
+                    cur.finish(&self.meta, w).map_err(&me)?;
+                    s
+                }
+            };
+            Ok(info(name, &state, last))
+        })
+    }
+
+    /// Up to `max` changes after cursor `name`'s acknowledged one. Fails
+    /// with `StorageError::CursorLagged` when entries it needs were
+    /// truncated (the consumer must resync).
+    pub fn read_changes(&self, name: &str, max: usize) -> Result<Vec<(u64, Change)>> {
+        self.read(|rtxn| {
+            let state = get(self.cursors, rtxn, &self.path, name)?;
+            let (first, last, _) = self.bounds_in(rtxn)?;
+            let missing = first == 0 && state.acked < last || first > state.acked + 1;
+            if state.lagged || missing {
+                return Err(StorageError::CursorLagged {
+                    cursor: name.to_owned(),
+                    acked: state.acked,
+                    oldest: if first == 0 { last + 1 } else { first },
+                });
+            }
+            self.changes_after_in(rtxn, state.acked, max)
+        })
+    }
+
+    /// Acknowledges every change up to `seq` for cursor `name`; entries no
+    /// cursor needs any more are truncated in the same transaction.
+    pub fn ack(&self, name: &str, seq: u64) -> Result<()> {
+        let me = self.map_err();
+        self.write(|w, _| {
+            let state = get(self.cursors, w, &self.path, name)?;
+            let (first, last, _) = self.bounds_in(w)?;
+            if state.lagged {
+                return Err(StorageError::CursorLagged {
+                    cursor: name.to_owned(),
+                    acked: state.acked,
+                    oldest: if first == 0 { last + 1 } else { first },
+                });
+            }
+            if seq > last {
+                return Err(StorageError::Config(format!(
+                    "cursor {name:?}: cannot acknowledge change {seq}, the last is {last}"
+                )));
+            }
+            if seq > state.acked {
+                let mut cur = Tracked::begin(&self.meta, w, self.cursors, meta_key::DIGEST_CURSORS)
+                    .map_err(&me)?;
+                let s = CursorState {
+                    acked: seq,
+                    ..state
+                };
+                cur.put(w, name.as_bytes(), &s.encode()).map_err(&me)?;
+                cur.finish(&self.meta, w).map_err(&me)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes cursor `name`; returns whether it existed.
+    pub fn drop_cursor(&self, name: &str) -> Result<bool> {
+        let me = self.map_err();
+        self.write(|w, _| {
+            let existed = self.cursors.get(w, name.as_bytes()).map_err(&me)?.is_some();
+            if existed {
+                let mut cur = Tracked::begin(&self.meta, w, self.cursors, meta_key::DIGEST_CURSORS)
+                    .map_err(&me)?;
+                cur.delete(w, name.as_bytes()).map_err(&me)?;
+                cur.finish(&self.meta, w).map_err(&me)?;
+            }
+            Ok(existed)
+        })
+    }
+
+    /// Every cursor with its lag.
+    pub fn cursors(&self) -> Result<Vec<CursorInfo>> {
+        self.read(|rtxn| {
+            let (_, last, _) = self.bounds_in(rtxn)?;
+            Ok(all(self.cursors, rtxn, &self.path)?
+                .iter()
+                .map(|(n, s)| info(n, s, last))
+                .collect())
+        })
+    }
+}
+
+pub(super) fn info(name: &str, s: &CursorState, last: u64) -> CursorInfo {
+    CursorInfo {
+        name: name.to_owned(),
+        acked: s.acked,
+        registered_at: s.registered_at,
+        lag: last.saturating_sub(s.acked),
+        lagged: s.lagged,
     }
 }
 

@@ -35,6 +35,17 @@ use super::keys::bad;
 use crate::error::Result;
 use crate::types::{le, ChunkId, DbId, SegmentId};
 
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use heed::RwTxn;
+
+use super::digest::Tracked;
+use super::keys::{self, key_u64, meta_key};
+use super::Manifest;
+use crate::io::IoBackend;
+
 pub const INTENT_VERSION: u8 = 1;
 pub const INTENT_CHUNKS_IN_FLIGHT: u8 = 1;
 pub const INTENT_DELETE_CHUNKS: u8 = 2;
@@ -160,6 +171,184 @@ pub struct ReplayReport {
     pub intents: u64,
     /// Files they named that still existed and were removed.
     pub files_removed: u64,
+}
+
+impl Manifest {
+    /// Writes journal intent `intent` in transaction `w`; returns its id.
+    pub(super) fn add_intent(&self, w: &mut RwTxn, intent: &Intent) -> Result<JournalId> {
+        let me = self.map_err();
+        let id = self.meta_u64(w, meta_key::NEXT_JOURNAL_ID)?;
+        let mut jr =
+            Tracked::begin(&self.meta, w, self.journal, meta_key::DIGEST_JOURNAL).map_err(&me)?;
+        jr.put(w, &key_u64(id), &intent.encode()).map_err(&me)?;
+        jr.finish(&self.meta, w).map_err(&me)?;
+        self.meta
+            .put(w, meta_key::NEXT_JOURNAL_ID, &(id + 1).to_le_bytes())
+            .map_err(&me)?;
+        Ok(JournalId(id))
+    }
+
+    pub(super) fn remove_intents(&self, w: &mut RwTxn, ids: &[JournalId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let me = self.map_err();
+        let mut jr =
+            Tracked::begin(&self.meta, w, self.journal, meta_key::DIGEST_JOURNAL).map_err(&me)?;
+        for id in ids {
+            jr.delete(w, &key_u64(id.0)).map_err(&me)?;
+        }
+        jr.finish(&self.meta, w).map_err(&me)
+    }
+
+    /// Journals that chunk files `first..first + CHUNK_RESERVATION` of `db`
+    /// may be written before a publish lists them (call before creating the
+    /// first). Returns the intent and the end of the reserved range.
+    pub fn reserve_chunks(&self, db: DbId, first: ChunkId) -> Result<(JournalId, ChunkId)> {
+        let end = ChunkId(first.0 + CHUNK_RESERVATION);
+        let id =
+            self.write(|w, _| self.add_intent(w, &Intent::ChunksInFlight { db, first, end }))?;
+        self.counters
+            .journal_written
+            .fetch_add(1, Ordering::Relaxed);
+        Ok((id, end))
+    }
+
+    /// Marks journal intent `id` as done (its files are gone and their
+    /// directory synced): the next write transaction removes it.
+    pub fn journal_done(&self, id: JournalId) {
+        self.settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
+    }
+
+    /// Removes the settled journal intents now.
+    pub fn settle_journal(&self) -> Result<()> {
+        if self
+            .settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            return Ok(());
+        }
+        self.write(|_, _| Ok(()))
+    }
+
+    /// The pending journal intents, in id order.
+    pub fn journal_entries(&self) -> Result<Vec<(JournalId, Intent)>> {
+        let me = self.map_err();
+        self.read(|rtxn| {
+            let mut out = Vec::new();
+            for item in self.journal.iter(rtxn).map_err(&me)? {
+                let (k, v) = item.map_err(&me)?;
+                let id = keys::decode_key_u64(k, &self.path, "journal key")?;
+                out.push((JournalId(id), Intent::decode(v, &self.path)?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Finishes the work of every pending journal intent (call at open,
+    /// before the WAL and the page stores look at their files): deletes
+    /// each file an intent names that the manifest does not list, syncs
+    /// the directories, then removes the intents.
+    pub fn replay_journal(
+        &self,
+        io: &dyn IoBackend,
+        chunk_dir: &dyn Fn(DbId) -> PathBuf,
+        wal_dir: &Path,
+    ) -> Result<ReplayReport> {
+        let entries = self.journal_entries()?;
+        let mut report = ReplayReport::default();
+        if entries.is_empty() {
+            return Ok(report);
+        }
+        let me = self.map_err();
+        let listed_segments: HashSet<u64> = self.read(|rtxn| {
+            let mut s = HashSet::new();
+            for item in self.segments.iter(rtxn).map_err(&me)? {
+                let (k, _) = item.map_err(&me)?;
+                s.insert(keys::decode_key_u64(k, &self.path, "segment key")?);
+            }
+            Ok(s)
+        })?;
+        let listed_chunks = |db: DbId| -> Result<HashSet<u64>> {
+            let Ok(t) = self.tables(db) else {
+                return Ok(HashSet::new()); // never registered: nothing listed
+            };
+            self.read(|rtxn| {
+                let mut s = HashSet::new();
+                for item in t.chunks.iter(rtxn).map_err(&me)? {
+                    let (k, _) = item.map_err(&me)?;
+                    s.insert(keys::decode_key_u64(k, &self.path, "chunk key")?);
+                }
+                Ok(s)
+            })
+        };
+        let mut dirs = BTreeSet::new();
+        let mut remove = |path: PathBuf, report: &mut ReplayReport| -> Result<()> {
+            if io.exists(&path) {
+                tracing::info!(path = %path.display(), "journal replay: removing a file of unfinished work");
+                io.remove_file(&path)?;
+                report.files_removed += 1;
+                if let Some(d) = path.parent() {
+                    dirs.insert(d.to_path_buf());
+                }
+            }
+            Ok(())
+        };
+        for (id, intent) in &entries {
+            tracing::info!(id = id.0, ?intent, "replaying journal intent");
+            match intent {
+                Intent::ChunksInFlight { db, first, end } => {
+                    let listed = listed_chunks(*db)?;
+                    for c in first.0..end.0 {
+                        if !listed.contains(&c) {
+                            let name = crate::page_store::chunk::chunk_file_name(ChunkId(c));
+                            remove(chunk_dir(*db).join(name), &mut report)?;
+                        }
+                    }
+                }
+                Intent::DeleteChunks { db, ids } => {
+                    let listed = listed_chunks(*db)?;
+                    for c in ids {
+                        if listed.contains(&c.0) {
+                            tracing::warn!(
+                                chunk = c.0,
+                                "journal names a chunk the manifest lists; kept"
+                            );
+                            continue;
+                        }
+                        let name = crate::page_store::chunk::chunk_file_name(*c);
+                        remove(chunk_dir(*db).join(name), &mut report)?;
+                    }
+                }
+                Intent::DeleteSegments { ids } => {
+                    for s in ids {
+                        if listed_segments.contains(&s.0) {
+                            tracing::warn!(
+                                segment = s.0,
+                                "journal names a segment the manifest lists; kept"
+                            );
+                            continue;
+                        }
+                        let name = crate::wal::segment::segment_file_name(*s);
+                        remove(wal_dir.join(name), &mut report)?;
+                    }
+                }
+            }
+            report.intents += 1;
+        }
+        for d in &dirs {
+            io.sync_dir(d)?;
+        }
+        let ids: Vec<JournalId> = entries.iter().map(|(id, _)| *id).collect();
+        self.write(|w, _| self.remove_intents(w, &ids))?;
+        *self.replayed.lock().unwrap_or_else(|p| p.into_inner()) = report;
+        Ok(report)
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //! - `cursors.rs`: the `cursors` table (consumers of the change log).
 //! - `journal.rs`: the `journal` table (intents replayed at open).
 //! - `lmdb_check.rs`: structural check of `data.mdb` before LMDB maps it.
+//! - `open.rs`: opening, creation, the format version and its upgrade.
+//! - `stats.rs`: counters and `ManifestStats`.
 //!
 //! Map growth: the map starts at `ManifestConfig::map_size_bytes`; a write
 //! that fails with `MDB_MAP_FULL` is aborted, the map doubled and the write
@@ -26,18 +28,19 @@ pub mod digest;
 pub mod journal;
 pub mod keys;
 mod lmdb_check;
+mod open;
+mod stats;
 pub mod tables;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use heed::types::Bytes;
-use heed::{Database, Env, EnvOpenOptions, RwTxn};
+use heed::{Database, Env, RwTxn};
 
 use crate::error::{Result, StorageError};
-use crate::io::IoBackend;
 use crate::types::{ChunkId, DbId, Epoch, Lsn, PageNo, SegmentId};
 pub use changelog::Change;
 use changelog::LogBounds;
@@ -46,11 +49,10 @@ use cursors::CursorState;
 use digest::{Digest, Tracked};
 pub use journal::{Intent, JournalId, ReplayReport, CHUNK_RESERVATION};
 use keys::{key_u32, key_u64, meta_crc, meta_key, per_db, seal_meta};
+use stats::Counters;
+pub use stats::ManifestStats;
+use tables::DATABASES_MAX;
 pub use tables::{ChunkMeta, PageLoc, SegmentMeta};
-use tables::{DATABASES_MAX, FORMAT_VERSION};
-
-/// Oldest format version this build upgrades in place.
-const UPGRADABLE_FROM: u32 = 2;
 
 /// Tuning of the manifest.
 #[derive(Clone, Copy, Debug)]
@@ -73,51 +75,6 @@ impl Default for ManifestConfig {
             change_log_tail_entries: 1_000,
         }
     }
-}
-
-/// Counters of the manifest, and what the change log, cursors and journal
-/// hold now.
-#[derive(Clone, Debug, Default)]
-pub struct ManifestStats {
-    pub format_version: u32,
-    /// The version the store was upgraded from at this open (0: none).
-    pub upgraded_from: u32,
-    /// Whether the open before this one ended with a clean shutdown.
-    pub previous_shutdown_clean: bool,
-    pub change_log_entries: u64,
-    /// First and last sequence number in the log (0 when empty).
-    pub change_first_seq: u64,
-    pub change_last_seq: u64,
-    /// Since this open: changes appended, entries truncated.
-    pub changes_appended: u64,
-    pub changes_truncated: u64,
-    pub cursors: Vec<CursorInfo>,
-    /// Cursors marked lagged now, and times a cursor was marked since open.
-    pub cursors_lagged: u64,
-    pub cursor_lag_events: u64,
-    /// Intents whose work is not done yet.
-    pub journal_pending: u64,
-    /// Since this open: intents written, intents settled (work done).
-    pub journal_written: u64,
-    pub journal_settled: u64,
-    /// At this open: intents replayed, files they removed.
-    pub journal_replayed: u64,
-    pub journal_files_removed: u64,
-    pub map_size_bytes: u64,
-    pub map_grows: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    changes_appended: AtomicU64,
-    changes_truncated: AtomicU64,
-    cursor_lag_events: AtomicU64,
-    journal_written: AtomicU64,
-    journal_settled: AtomicU64,
-    map_grows: AtomicU64,
-    /// Test hook: the commit (counted from the injection) that "crashes".
-    crash_at_commit: AtomicU64,
-    commits_since_injection: AtomicU64,
 }
 
 pub struct Manifest {
@@ -208,213 +165,7 @@ fn is_map_full(e: &StorageError) -> bool {
     )
 }
 
-/// Whether an LMDB table name is one bop creates.
-fn is_bop_table(name: &[u8]) -> bool {
-    let name = String::from_utf8_lossy(name);
-    if tables::STORE_TABLES.contains(&name.as_ref()) {
-        return true;
-    }
-    ["chunks", "pages"].iter().any(|base| {
-        name == *base
-            || name
-                .strip_prefix(base)
-                .and_then(|r| r.strip_prefix('.'))
-                .is_some_and(|n| n.parse::<u16>().is_ok())
-    })
-}
-
 impl Manifest {
-    /// Opens the manifest at `dir` with the default configuration,
-    /// creating it with `page_size` if `create`.
-    pub fn open(dir: &Path, create: bool, page_size: u32) -> Result<Manifest> {
-        Self::open_with(dir, create, page_size, ManifestConfig::default())
-    }
-
-    /// Opens the manifest at `dir`, creating it with `page_size` if
-    /// `create`; upgrades a version 2 store in place; refuses a newer or
-    /// foreign one.
-    pub fn open_with(
-        dir: &Path,
-        create: bool,
-        page_size: u32,
-        config: ManifestConfig,
-    ) -> Result<Manifest> {
-        let map_err = keys::heed_err(dir);
-        let format_err = |what: String| StorageError::Format {
-            path: dir.to_path_buf(),
-            what,
-        };
-        if config.change_log_max_entries == 0 {
-            return Err(StorageError::Config(
-                "change_log_max_entries must be at least 1".into(),
-            ));
-        }
-        if create {
-            std::fs::create_dir_all(dir).map_err(|e| StorageError::io("mkdir", dir, e))?;
-        }
-        // LMDB trusts its B-tree structure: check it before LMDB maps it.
-        let data = dir.join("data.mdb");
-        if data.exists() {
-            lmdb_check::check(&data)?;
-        }
-        let map_size = config.map_size_bytes.max(1 << 20).next_multiple_of(1 << 20);
-        // SAFETY: the store's exclusive process lock (LOCK file) guarantees
-        // no other process maps this environment, and within the process the
-        // store registry opens each environment once.
-        let env = unsafe {
-            EnvOpenOptions::new()
-                .map_size(map_size)
-                .max_dbs(tables::STORE_TABLES.len() as u32 + 2 * (u32::from(DATABASES_MAX) + 1))
-                .open(dir)
-        }
-        .map_err(&map_err)?;
-        let mut wtxn = env.write_txn().map_err(&map_err)?;
-        // A foreign LMDB environment is refused before anything is created
-        // in it (dropping the transaction aborts it).
-        if let Some(main) = env
-            .open_database::<Bytes, Bytes>(&wtxn, None)
-            .map_err(&map_err)?
-        {
-            for item in main.iter(&wtxn).map_err(&map_err)? {
-                let (k, _) = item.map_err(&map_err)?;
-                if !is_bop_table(k) {
-                    return Err(format_err(format!(
-                        "manifest holds LMDB table {:?}, which bop never creates: not a bop store",
-                        String::from_utf8_lossy(k)
-                    )));
-                }
-            }
-        }
-        let mut create_table = |name: &str| -> Result<Database<Bytes, Bytes>> {
-            env.create_database(&mut wtxn, Some(name)).map_err(&map_err)
-        };
-        let meta = create_table("meta")?;
-        let segments = create_table("segments")?;
-        let changes = create_table("changes")?;
-        let cursors = create_table("cursors")?;
-        let journal = create_table("journal")?;
-        let main = DbTables {
-            chunks: create_table("chunks")?,
-            pages: create_table("pages")?,
-        };
-        let mut upgraded_from = 0;
-        // A manifest whose first transaction never committed (a crash while
-        // the store was being created) is empty: create it now.
-        let empty = meta.is_empty(&wtxn).map_err(&map_err)?;
-        let put = |w: &mut RwTxn, k: &[u8], v: &[u8]| meta.put(w, k, v).map_err(&map_err);
-        let put_log_keys = |w: &mut RwTxn| -> Result<()> {
-            put(w, meta_key::NEXT_CHANGE_SEQ, &1u64.to_le_bytes())?;
-            put(w, meta_key::NEXT_JOURNAL_ID, &1u64.to_le_bytes())?;
-            for key in [
-                meta_key::DIGEST_CHANGES,
-                meta_key::DIGEST_CURSORS,
-                meta_key::DIGEST_JOURNAL,
-            ] {
-                put(w, key, &Digest::default().encode())?;
-            }
-            Ok(())
-        };
-        match meta
-            .get(&wtxn, meta_key::FORMAT_VERSION)
-            .map_err(&map_err)?
-        {
-            None if create || empty => {
-                put(
-                    &mut wtxn,
-                    meta_key::FORMAT_VERSION,
-                    &FORMAT_VERSION.to_le_bytes(),
-                )?;
-                put(&mut wtxn, meta_key::PAGE_SIZE, &page_size.to_le_bytes())?;
-                put(&mut wtxn, meta_key::DB_PAGES, &0u32.to_le_bytes())?;
-                put(&mut wtxn, meta_key::NEXT_CHUNK_ID, &1u64.to_le_bytes())?;
-                put(&mut wtxn, meta_key::NEXT_SEGMENT_ID, &1u64.to_le_bytes())?;
-                put(
-                    &mut wtxn,
-                    meta_key::CHECKPOINT_LSN,
-                    &Lsn::FIRST.0.to_le_bytes(),
-                )?;
-                put(&mut wtxn, meta_key::EPOCH, &0u32.to_le_bytes())?;
-                put(&mut wtxn, meta_key::NEXT_DB_ID, &1u32.to_le_bytes())?;
-                put(&mut wtxn, meta_key::CLEAN_SHUTDOWN, &[1])?;
-                for key in [
-                    meta_key::DIGEST_SEGMENTS,
-                    meta_key::DIGEST_CHUNKS,
-                    meta_key::DIGEST_PAGES,
-                ] {
-                    put(&mut wtxn, key, &Digest::default().encode())?;
-                }
-                put_log_keys(&mut wtxn)?;
-                seal_meta(&meta, &mut wtxn).map_err(&map_err)?;
-            }
-            None => {
-                return Err(format_err(
-                    "manifest has no format version: not a bop store".into(),
-                ))
-            }
-            Some(v) => {
-                let version = keys::decode_u32(v, dir)?;
-                if version == UPGRADABLE_FROM {
-                    // Format 2 lacks only the change log, cursors and
-                    // journal: their tables were created above; add their
-                    // meta keys. The meta checksum is verified first, so a
-                    // damaged store is never resealed as a good one.
-                    let stored = meta
-                        .get(&wtxn, meta_key::META_CRC)
-                        .map_err(&map_err)?
-                        .map(|v| keys::decode_u32(v, dir))
-                        .transpose()?;
-                    let actual = meta_crc(&meta, &wtxn).map_err(&map_err)?;
-                    if stored != Some(actual) {
-                        return Err(StorageError::corrupt(
-                            dir,
-                            0,
-                            "manifest meta checksum mismatch (format 2 store not upgraded)",
-                        ));
-                    }
-                    put_log_keys(&mut wtxn)?;
-                    put(
-                        &mut wtxn,
-                        meta_key::FORMAT_VERSION,
-                        &FORMAT_VERSION.to_le_bytes(),
-                    )?;
-                    seal_meta(&meta, &mut wtxn).map_err(&map_err)?;
-                    upgraded_from = version;
-                    tracing::info!(path = %dir.display(), "manifest upgraded from format 2 to 3 (change log, cursors, journal)");
-                } else if version > FORMAT_VERSION {
-                    return Err(format_err(format!(
-                        "store format version {version} is newer than this build reads ({FORMAT_VERSION}): use a newer bop"
-                    )));
-                } else if version != FORMAT_VERSION {
-                    return Err(format_err(format!(
-                        "store format version {version} is not supported (this build reads {UPGRADABLE_FROM} and {FORMAT_VERSION})"
-                    )));
-                }
-            }
-        }
-        // An existing store's meta is not resealed here: `load` verifies it.
-        wtxn.commit().map_err(&map_err)?;
-        let m = Manifest {
-            env,
-            path: dir.to_path_buf(),
-            meta,
-            segments,
-            changes,
-            cursors,
-            journal,
-            tables: Mutex::new(HashMap::from([(DbId::MAIN, main)])),
-            config,
-            gate: RwLock::new(()),
-            settled: Mutex::new(Vec::new()),
-            counters: Counters::default(),
-            replayed: Mutex::new(ReplayReport::default()),
-            previous_clean: AtomicU8::new(0),
-            upgraded_from: AtomicU32::new(upgraded_from),
-            crashed: AtomicBool::new(false),
-        };
-        m.verify_log_tables()?;
-        Ok(m)
-    }
-
     fn map_err(&self) -> impl Fn(heed::Error) -> StorageError + '_ {
         keys::heed_err(&self.path)
     }
@@ -939,33 +690,6 @@ impl Manifest {
         })
     }
 
-    /// Writes journal intent `intent` in transaction `w`; returns its id.
-    fn add_intent(&self, w: &mut RwTxn, intent: &Intent) -> Result<JournalId> {
-        let me = self.map_err();
-        let id = self.meta_u64(w, meta_key::NEXT_JOURNAL_ID)?;
-        let mut jr =
-            Tracked::begin(&self.meta, w, self.journal, meta_key::DIGEST_JOURNAL).map_err(&me)?;
-        jr.put(w, &key_u64(id), &intent.encode()).map_err(&me)?;
-        jr.finish(&self.meta, w).map_err(&me)?;
-        self.meta
-            .put(w, meta_key::NEXT_JOURNAL_ID, &(id + 1).to_le_bytes())
-            .map_err(&me)?;
-        Ok(JournalId(id))
-    }
-
-    fn remove_intents(&self, w: &mut RwTxn, ids: &[JournalId]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let me = self.map_err();
-        let mut jr =
-            Tracked::begin(&self.meta, w, self.journal, meta_key::DIGEST_JOURNAL).map_err(&me)?;
-        for id in ids {
-            jr.delete(w, &key_u64(id.0)).map_err(&me)?;
-        }
-        jr.finish(&self.meta, w).map_err(&me)
-    }
-
     /// Drops WAL segments and, with `base`, moves a database's WAL base:
     /// its records below the base are never replayed again. Returns the
     /// journal intent to delete the segment files: settle it
@@ -1011,41 +735,6 @@ impl Manifest {
                 .fetch_add(1, Ordering::Relaxed);
         }
         Ok(intent)
-    }
-
-    /// Journals that chunk files `first..first + CHUNK_RESERVATION` of `db`
-    /// may be written before a publish lists them (call before creating the
-    /// first). Returns the intent and the end of the reserved range.
-    pub fn reserve_chunks(&self, db: DbId, first: ChunkId) -> Result<(JournalId, ChunkId)> {
-        let end = ChunkId(first.0 + CHUNK_RESERVATION);
-        let id =
-            self.write(|w, _| self.add_intent(w, &Intent::ChunksInFlight { db, first, end }))?;
-        self.counters
-            .journal_written
-            .fetch_add(1, Ordering::Relaxed);
-        Ok((id, end))
-    }
-
-    /// Marks journal intent `id` as done (its files are gone and their
-    /// directory synced): the next write transaction removes it.
-    pub fn journal_done(&self, id: JournalId) {
-        self.settled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(id);
-    }
-
-    /// Removes the settled journal intents now.
-    pub fn settle_journal(&self) -> Result<()> {
-        if self
-            .settled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-        {
-            return Ok(());
-        }
-        self.write(|_, _| Ok(()))
     }
 
     /// Publishes checkpointed pages atomically: readers of the manifest see
@@ -1138,325 +827,5 @@ impl Manifest {
             c.journal_written.fetch_add(1, Ordering::Relaxed);
         }
         Ok(intent)
-    }
-
-    // ----- journal -----
-
-    /// The pending journal intents, in id order.
-    pub fn journal_entries(&self) -> Result<Vec<(JournalId, Intent)>> {
-        let me = self.map_err();
-        self.read(|rtxn| {
-            let mut out = Vec::new();
-            for item in self.journal.iter(rtxn).map_err(&me)? {
-                let (k, v) = item.map_err(&me)?;
-                let id = keys::decode_key_u64(k, &self.path, "journal key")?;
-                out.push((JournalId(id), Intent::decode(v, &self.path)?));
-            }
-            Ok(out)
-        })
-    }
-
-    /// Finishes the work of every pending journal intent (call at open,
-    /// before the WAL and the page stores look at their files): deletes
-    /// each file an intent names that the manifest does not list, syncs
-    /// the directories, then removes the intents.
-    pub fn replay_journal(
-        &self,
-        io: &dyn IoBackend,
-        chunk_dir: &dyn Fn(DbId) -> PathBuf,
-        wal_dir: &Path,
-    ) -> Result<ReplayReport> {
-        let entries = self.journal_entries()?;
-        let mut report = ReplayReport::default();
-        if entries.is_empty() {
-            return Ok(report);
-        }
-        let me = self.map_err();
-        let listed_segments: HashSet<u64> = self.read(|rtxn| {
-            let mut s = HashSet::new();
-            for item in self.segments.iter(rtxn).map_err(&me)? {
-                let (k, _) = item.map_err(&me)?;
-                s.insert(keys::decode_key_u64(k, &self.path, "segment key")?);
-            }
-            Ok(s)
-        })?;
-        let listed_chunks = |db: DbId| -> Result<HashSet<u64>> {
-            let Ok(t) = self.tables(db) else {
-                return Ok(HashSet::new()); // never registered: nothing listed
-            };
-            self.read(|rtxn| {
-                let mut s = HashSet::new();
-                for item in t.chunks.iter(rtxn).map_err(&me)? {
-                    let (k, _) = item.map_err(&me)?;
-                    s.insert(keys::decode_key_u64(k, &self.path, "chunk key")?);
-                }
-                Ok(s)
-            })
-        };
-        let mut dirs = BTreeSet::new();
-        let mut remove = |path: PathBuf, report: &mut ReplayReport| -> Result<()> {
-            if io.exists(&path) {
-                tracing::info!(path = %path.display(), "journal replay: removing a file of unfinished work");
-                io.remove_file(&path)?;
-                report.files_removed += 1;
-                if let Some(d) = path.parent() {
-                    dirs.insert(d.to_path_buf());
-                }
-            }
-            Ok(())
-        };
-        for (id, intent) in &entries {
-            tracing::info!(id = id.0, ?intent, "replaying journal intent");
-            match intent {
-                Intent::ChunksInFlight { db, first, end } => {
-                    let listed = listed_chunks(*db)?;
-                    for c in first.0..end.0 {
-                        if !listed.contains(&c) {
-                            let name = crate::page_store::chunk::chunk_file_name(ChunkId(c));
-                            remove(chunk_dir(*db).join(name), &mut report)?;
-                        }
-                    }
-                }
-                Intent::DeleteChunks { db, ids } => {
-                    let listed = listed_chunks(*db)?;
-                    for c in ids {
-                        if listed.contains(&c.0) {
-                            tracing::warn!(
-                                chunk = c.0,
-                                "journal names a chunk the manifest lists; kept"
-                            );
-                            continue;
-                        }
-                        let name = crate::page_store::chunk::chunk_file_name(*c);
-                        remove(chunk_dir(*db).join(name), &mut report)?;
-                    }
-                }
-                Intent::DeleteSegments { ids } => {
-                    for s in ids {
-                        if listed_segments.contains(&s.0) {
-                            tracing::warn!(
-                                segment = s.0,
-                                "journal names a segment the manifest lists; kept"
-                            );
-                            continue;
-                        }
-                        let name = crate::wal::segment::segment_file_name(*s);
-                        remove(wal_dir.join(name), &mut report)?;
-                    }
-                }
-            }
-            report.intents += 1;
-        }
-        for d in &dirs {
-            io.sync_dir(d)?;
-        }
-        let ids: Vec<JournalId> = entries.iter().map(|(id, _)| *id).collect();
-        self.write(|w, _| self.remove_intents(w, &ids))?;
-        *self.replayed.lock().unwrap_or_else(|p| p.into_inner()) = report;
-        Ok(report)
-    }
-
-    // ----- change log and cursors -----
-
-    /// The first and last sequence numbers in the change log and its
-    /// length (`(0, last, 0)` when empty; `last` is the last ever assigned).
-    pub fn change_log_bounds(&self) -> Result<(u64, u64, u64)> {
-        self.read(|rtxn| self.bounds_in(rtxn))
-    }
-
-    fn bounds_in(&self, rtxn: &heed::RoTxn) -> Result<(u64, u64, u64)> {
-        let me = self.map_err();
-        let last = self.meta_u64(rtxn, meta_key::NEXT_CHANGE_SEQ)? - 1;
-        let len = self.changes.len(rtxn).map_err(&me)?;
-        let first = match self.changes.first(rtxn).map_err(&me)? {
-            Some((k, _)) => keys::decode_key_u64(k, &self.path, "change key")?,
-            None => 0,
-        };
-        Ok((first, last, len))
-    }
-
-    /// Up to `max` changes with sequence numbers above `after`, in order
-    /// (for operators; consumers use a cursor).
-    pub fn changes_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Change)>> {
-        self.read(|rtxn| self.changes_after_in(rtxn, after, max))
-    }
-
-    fn changes_after_in(
-        &self,
-        rtxn: &heed::RoTxn,
-        after: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, Change)>> {
-        let me = self.map_err();
-        let mut out = Vec::new();
-        let from = key_u64(after.saturating_add(1));
-        let range = (
-            std::ops::Bound::Included(&from[..]),
-            std::ops::Bound::Unbounded,
-        );
-        for item in self.changes.range(rtxn, &range).map_err(&me)? {
-            if out.len() >= max {
-                break;
-            }
-            let (k, v) = item.map_err(&me)?;
-            let seq = keys::decode_key_u64(k, &self.path, "change key")?;
-            out.push((seq, Change::decode(v, &self.path)?));
-        }
-        Ok(out)
-    }
-
-    /// Registers cursor `name` at the end of the log (it reads changes made
-    /// after now); an existing cursor is returned as it is. To resync a
-    /// lagged cursor, drop it and register it again.
-    pub fn register_cursor(&self, name: &str) -> Result<CursorInfo> {
-        cursors::validate_name(name)?;
-        let me = self.map_err();
-        self.write(|w, _| {
-            let (_, last, _) = self.bounds_in(w)?;
-            let state = match self.cursors.get(w, name.as_bytes()).map_err(&me)? {
-                Some(v) => CursorState::decode(v, &self.path)?,
-                None => {
-                    let s = CursorState {
-                        acked: last,
-                        registered_at: last,
-                        lagged: false,
-                    };
-                    let mut cur =
-                        Tracked::begin(&self.meta, w, self.cursors, meta_key::DIGEST_CURSORS)
-                            .map_err(&me)?;
-                    cur.put(w, name.as_bytes(), &s.encode()).map_err(&me)?;
-                    cur.finish(&self.meta, w).map_err(&me)?;
-                    s
-                }
-            };
-            Ok(info(name, &state, last))
-        })
-    }
-
-    /// Up to `max` changes after cursor `name`'s acknowledged one. Fails
-    /// with `StorageError::CursorLagged` when entries it needs were
-    /// truncated (the consumer must resync).
-    pub fn read_changes(&self, name: &str, max: usize) -> Result<Vec<(u64, Change)>> {
-        self.read(|rtxn| {
-            let state = cursors::get(self.cursors, rtxn, &self.path, name)?;
-            let (first, last, _) = self.bounds_in(rtxn)?;
-            let missing = first == 0 && state.acked < last || first > state.acked + 1;
-            if state.lagged || missing {
-                return Err(StorageError::CursorLagged {
-                    cursor: name.to_owned(),
-                    acked: state.acked,
-                    oldest: if first == 0 { last + 1 } else { first },
-                });
-            }
-            self.changes_after_in(rtxn, state.acked, max)
-        })
-    }
-
-    /// Acknowledges every change up to `seq` for cursor `name`; entries no
-    /// cursor needs any more are truncated in the same transaction.
-    pub fn ack(&self, name: &str, seq: u64) -> Result<()> {
-        let me = self.map_err();
-        self.write(|w, _| {
-            let state = cursors::get(self.cursors, w, &self.path, name)?;
-            let (first, last, _) = self.bounds_in(w)?;
-            if state.lagged {
-                return Err(StorageError::CursorLagged {
-                    cursor: name.to_owned(),
-                    acked: state.acked,
-                    oldest: if first == 0 { last + 1 } else { first },
-                });
-            }
-            if seq > last {
-                return Err(StorageError::Config(format!(
-                    "cursor {name:?}: cannot acknowledge change {seq}, the last is {last}"
-                )));
-            }
-            if seq > state.acked {
-                let mut cur = Tracked::begin(&self.meta, w, self.cursors, meta_key::DIGEST_CURSORS)
-                    .map_err(&me)?;
-                let s = CursorState {
-                    acked: seq,
-                    ..state
-                };
-                cur.put(w, name.as_bytes(), &s.encode()).map_err(&me)?;
-                cur.finish(&self.meta, w).map_err(&me)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Removes cursor `name`; returns whether it existed.
-    pub fn drop_cursor(&self, name: &str) -> Result<bool> {
-        let me = self.map_err();
-        self.write(|w, _| {
-            let existed = self.cursors.get(w, name.as_bytes()).map_err(&me)?.is_some();
-            if existed {
-                let mut cur = Tracked::begin(&self.meta, w, self.cursors, meta_key::DIGEST_CURSORS)
-                    .map_err(&me)?;
-                cur.delete(w, name.as_bytes()).map_err(&me)?;
-                cur.finish(&self.meta, w).map_err(&me)?;
-            }
-            Ok(existed)
-        })
-    }
-
-    /// Every cursor with its lag.
-    pub fn cursors(&self) -> Result<Vec<CursorInfo>> {
-        self.read(|rtxn| {
-            let (_, last, _) = self.bounds_in(rtxn)?;
-            Ok(cursors::all(self.cursors, rtxn, &self.path)?
-                .iter()
-                .map(|(n, s)| info(n, s, last))
-                .collect())
-        })
-    }
-
-    /// Counters and the state of the change log, cursors and journal.
-    pub fn stats(&self) -> Result<ManifestStats> {
-        let me = self.map_err();
-        let (bounds, cursors, journal_pending) = self.read(|rtxn| {
-            let bounds = self.bounds_in(rtxn)?;
-            let cursors: Vec<CursorInfo> = cursors::all(self.cursors, rtxn, &self.path)?
-                .iter()
-                .map(|(n, s)| info(n, s, bounds.1))
-                .collect();
-            Ok((bounds, cursors, self.journal.len(rtxn).map_err(&me)?))
-        })?;
-        let c = &self.counters;
-        let replayed = *self.replayed.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(ManifestStats {
-            format_version: FORMAT_VERSION,
-            upgraded_from: self.upgraded_from.load(Ordering::Relaxed),
-            previous_shutdown_clean: self.previous_clean.load(Ordering::Relaxed) == 1,
-            change_log_entries: bounds.2,
-            change_first_seq: bounds.0,
-            change_last_seq: bounds.1,
-            changes_appended: c.changes_appended.load(Ordering::Relaxed),
-            changes_truncated: c.changes_truncated.load(Ordering::Relaxed),
-            cursors_lagged: cursors.iter().filter(|c| c.lagged).count() as u64,
-            cursors,
-            cursor_lag_events: c.cursor_lag_events.load(Ordering::Relaxed),
-            // Intents whose work is done wait for the next write to go.
-            journal_pending:
-                journal_pending.saturating_sub(
-                    self.settled.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
-                ),
-            journal_written: c.journal_written.load(Ordering::Relaxed),
-            journal_settled: c.journal_settled.load(Ordering::Relaxed),
-            journal_replayed: replayed.intents,
-            journal_files_removed: replayed.files_removed,
-            map_size_bytes: self.env.info().map_size as u64,
-            map_grows: c.map_grows.load(Ordering::Relaxed),
-        })
-    }
-}
-
-fn info(name: &str, s: &CursorState, last: u64) -> CursorInfo {
-    CursorInfo {
-        name: name.to_owned(),
-        acked: s.acked,
-        registered_at: s.registered_at,
-        lag: last.saturating_sub(s.acked),
-        lagged: s.lagged,
     }
 }
