@@ -139,7 +139,8 @@ impl MainFile {
                         s.pages.chunk_files_open,
                         s.pages.chunk_file_opens,
                         s.pages.chunk_file_evictions
-                    ) + &flush_stats(&s),
+                    ) + &flush_stats(&s)
+                        + &manifest_stats(&s.manifest),
                 ))
             }
             "bop_verify" => match self.db.store.verify() {
@@ -152,6 +153,44 @@ impl MainFile {
             _ => PragmaOutcome::NotFound,
         }
     }
+}
+
+/// The manifest's part of `PRAGMA bop_stats`: change log, cursors (each
+/// as `cursor.<name>.lag`, with `.lagged=1` when it fell behind the bound),
+/// journal, map, and whether the previous open ended cleanly.
+fn manifest_stats(m: &bop_storage::manifest::ManifestStats) -> String {
+    let mut out = format!(
+        " manifest_format={} manifest_upgraded_from={} previous_shutdown_clean={} \
+         change_log_entries={} change_first_seq={} change_last_seq={} changes_appended={} \
+         changes_truncated={} cursors={} cursors_lagged={} cursor_lag_events={} \
+         journal_pending={} journal_written={} journal_settled={} journal_replayed={} \
+         journal_files_removed={} manifest_map_bytes={} manifest_map_grows={}",
+        m.format_version,
+        m.upgraded_from,
+        u8::from(m.previous_shutdown_clean),
+        m.change_log_entries,
+        m.change_first_seq,
+        m.change_last_seq,
+        m.changes_appended,
+        m.changes_truncated,
+        m.cursors.len(),
+        m.cursors_lagged,
+        m.cursor_lag_events,
+        m.journal_pending,
+        m.journal_written,
+        m.journal_settled,
+        m.journal_replayed,
+        m.journal_files_removed,
+        m.map_size_bytes,
+        m.map_grows,
+    );
+    for c in &m.cursors {
+        out.push_str(&format!(" cursor.{}.lag={}", c.name, c.lag));
+        if c.lagged {
+            out.push_str(&format!(" cursor.{}.lagged=1", c.name));
+        }
+    }
+    out
 }
 
 /// The WAL pipeline's part of `PRAGMA bop_stats`: backend, watermarks,
