@@ -184,10 +184,9 @@ impl Manifest {
     fn write<T>(&self, f: impl Fn(&mut RwTxn, &mut Vec<Change>) -> Result<T>) -> Result<T> {
         let mut grows = 0;
         loop {
-            let seen = self.env.info().map_size;
-            let r = {
+            let (seen, r) = {
                 let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-                self.write_once(&f)
+                (self.env.info().map_size, self.write_once(&f))
             };
             match r {
                 Err(e) if is_map_full(&e) && grows < 32 => {
