@@ -317,11 +317,18 @@ impl PageStore {
             .iter()
             .map(|(&p, d)| (PageNo(p), &d[..]))
             .collect();
-        let (img, crcs) = chunk::encode(id, self.page_size, &pages);
+        let (head, crcs) = chunk::encode_head(id, self.page_size, &pages);
         let count = pages.len() as u32;
         let path = self.dir.join(chunk::chunk_file_name(id));
         let file = self.io.open(&path, OpenMode::CreateNew)?;
-        let written = file.write_all_at(&img, 0).and_then(|_| file.sync_data());
+        // One gathered write straight from the gathered pages: no image of
+        // the chunk is built in memory.
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(pages.len() + 1);
+        parts.push(&head);
+        parts.extend(pages.iter().map(|(_, d)| *d));
+        let written = file
+            .write_all_vectored_at(&parts, 0)
+            .and_then(|_| file.sync_data());
         if let Err(e) = written {
             let _ = self.io.remove_file(&path);
             return Err(e);
