@@ -77,6 +77,8 @@ pub struct StoreStats {
     pub flush: FlushStats,
     /// Name of the I/O backend.
     pub io_backend: String,
+    /// The process-wide page cache (shared by every database).
+    pub cache: crate::cache::CacheStats,
 }
 
 pub struct Store {
@@ -424,6 +426,7 @@ impl Store {
             durable_lsn: log.wal.durable_lsn().0,
             flush: self.flusher().stats(),
             io_backend: self.io_name.clone(),
+            cache: crate::cache::global().stats(),
         }
     }
 

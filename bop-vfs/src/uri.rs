@@ -20,7 +20,10 @@ wal_busy_ms=N   how long a new write transaction waits for room in that buffer b
 (0..=600000, default 2000)
 wal_sync_retries=N retries of a failed WAL sync, each rewriting the unsynced bytes first, before the \
 store refuses writes (0..=16, default 4). The wal_* parameters apply when the store is first opened \
-in the process";
+in the process
+cache_mb=N      bound of bop's page cache in MiB (0..=1048576, 0 = off; default: the BOP_CACHE_MB \
+environment variable, else 64). The cache is one per process, shared by every database: the \
+bound set by the last open that names it applies to all";
 
 /// Parameters SQLite itself interprets; bop leaves them alone.
 const SQLITE_KEYS: &[&str] = &["vfs", "mode", "cache", "psow", "nolock", "immutable"];
@@ -35,6 +38,7 @@ pub struct Params {
     pub wal_buffer_kb: Option<u64>,
     pub wal_busy_ms: Option<u64>,
     pub wal_sync_retries: Option<u64>,
+    pub cache_mb: Option<u64>,
 }
 
 fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, StorageError> {
@@ -68,6 +72,9 @@ impl Params {
                 "wal_buffer_kb" => p.wal_buffer_kb = Some(number(key, value, 64, 1 << 20)?),
                 "wal_busy_ms" => p.wal_busy_ms = Some(number(key, value, 0, 600_000)?),
                 "wal_sync_retries" => p.wal_sync_retries = Some(number(key, value, 0, 16)?),
+                "cache_mb" => {
+                    p.cache_mb = Some(number(key, value, 0, bop_storage::cache::CAPACITY_MB_MAX)?)
+                }
                 "io" => {
                     p.io = Some(value.parse().map_err(|e: StorageError| {
                         StorageError::Config(format!("URI parameter io={value:?}: {e}"))
@@ -108,6 +115,14 @@ impl Params {
         }
         Ok(())
     }
+
+    /// Applies the process-wide parameters (the page cache bound): on every
+    /// open that names them, not only the store's first.
+    pub fn apply_process_wide(&self) {
+        if let Some(mb) = self.cache_mb {
+            bop_storage::cache::global().set_capacity(mb << 20);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +157,20 @@ mod tests {
         assert!(Params::parse([("wal_buffer_kb", "1")]).is_err());
         assert!(Params::parse([("wal_sync_retries", "17")]).is_err());
         assert!(Params::parse([("wal_busy_ms", "x")]).is_err());
+    }
+
+    #[test]
+    fn cache_mb_parses_applies_and_rejects_bad() {
+        let p = Params::parse([("cache_mb", "0")]).unwrap();
+        assert_eq!(p.cache_mb, Some(0));
+        assert!(Params::parse([("cache_mb", "1048577")]).is_err());
+        assert!(Params::parse([("cache_mb", "-1")]).is_err());
+        let before = bop_storage::cache::global().stats().capacity_bytes;
+        Params::parse([("cache_mb", "3")])
+            .unwrap()
+            .apply_process_wide();
+        assert_eq!(bop_storage::cache::global().stats().capacity_bytes, 3 << 20);
+        bop_storage::cache::global().set_capacity(before);
     }
 
     #[test]

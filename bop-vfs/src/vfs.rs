@@ -72,6 +72,7 @@ pub fn open_main(
             shm: Shm::default(),
         }))
     })?;
+    params.apply_process_wide();
     if let Some(ps) = params.page_size {
         if ps != db.store.page_size() {
             return Err(StorageError::Config(format!(

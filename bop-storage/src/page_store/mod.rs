@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::cache::{self, CacheKey};
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{ChunkMeta, Manifest, ManifestState, PageLoc, PublishBatch};
@@ -102,6 +103,8 @@ pub struct PageStoreStats {
 pub struct PageStore {
     /// The database whose pages these are.
     db: crate::types::DbId,
+    /// This instance's id in the process-wide page cache's keys.
+    cache_owner: u64,
     dir: PathBuf,
     io: Arc<dyn IoBackend>,
     page_size: u32,
@@ -183,6 +186,7 @@ impl PageStore {
         }
         Ok(PageStore {
             db: state.db,
+            cache_owner: cache::next_owner_id(),
             dir,
             files: FdCache::new(io.clone(), config.open_chunks_max),
             io,
@@ -227,11 +231,13 @@ impl PageStore {
         }
     }
 
-    /// Reads page `pgno` into `buf` (exactly one page), verifying its
-    /// checksum. Pages past the end read as zeros and return `false`.
+    /// Reads page `pgno` into `buf` (exactly one page): from the page
+    /// cache, or with one positional read from its chunk, verified against
+    /// its checksum and then cached. Pages past the end read as zeros and
+    /// return `false`.
     pub fn read_page(&self, pgno: PageNo, buf: &mut [u8]) -> Result<bool> {
         debug_assert_eq!(buf.len(), self.page_size as usize);
-        let (file, path, offset, crc) = {
+        let (file, path, offset, crc, key) = {
             let g = self.inner.read().expect("page store lock");
             if pgno.0 == 0 || pgno.0 > g.db_pages {
                 buf.fill(0);
@@ -245,6 +251,15 @@ impl PageStore {
                 buf.fill(0);
                 return Ok(true);
             };
+            // A chunk's slot never changes: a cached copy is never stale.
+            let key = CacheKey {
+                owner: self.cache_owner,
+                chunk: loc.chunk.0,
+                slot: loc.slot,
+            };
+            if cache::global().get(&key, buf) {
+                return Ok(true);
+            }
             let c = g
                 .chunks
                 .get(&loc.chunk)
@@ -256,6 +271,7 @@ impl PageStore {
                 c.path.clone(),
                 c.data_offset + u64::from(loc.slot) * u64::from(self.page_size),
                 loc.crc,
+                key,
             )
         };
         file.read_exact_at(buf, offset)?;
@@ -270,6 +286,7 @@ impl PageStore {
                 ),
             ));
         }
+        cache::global().insert(key, buf);
         Ok(true)
     }
 
