@@ -39,6 +39,16 @@ struct Slot {
     referenced: bool,
 }
 
+/// Counters of one shard, kept under its lock (no shared atomics on the
+/// read path).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ShardCounters {
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub evictions: u64,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Shard {
     map: HashMap<Hashed, usize, BuildHasherDefault<PreHashed>>,
@@ -46,6 +56,7 @@ pub(super) struct Shard {
     free: Vec<usize>,
     hand: usize,
     bytes: usize,
+    pub(super) counters: ShardCounters,
 }
 
 impl Shard {
@@ -59,16 +70,19 @@ impl Shard {
 
     pub(super) fn get(&mut self, key: &CacheKey, hash: u64, out: &mut [u8]) -> bool {
         let Some(&i) = self.map.get(&Hashed(*key, hash)) else {
+            self.counters.misses += 1;
             return false;
         };
         let slot = &mut self.slots[i];
         if slot.page.len() != out.len() {
             // Same location, other page size: cannot happen for one page
             // store; treat as a miss rather than return a partial page.
+            self.counters.misses += 1;
             return false;
         }
         slot.referenced = true;
         out.copy_from_slice(&slot.page);
+        self.counters.hits += 1;
         true
     }
 
@@ -124,6 +138,8 @@ impl Shard {
         };
         self.map.insert(k, i);
         debug_assert!(self.bytes <= cap, "invariant 2");
+        self.counters.inserts += 1;
+        self.counters.evictions += evicted as u64;
         Some(evicted)
     }
 
@@ -135,6 +151,7 @@ impl Shard {
             self.free.push(i);
             evicted += 1;
         }
+        self.counters.evictions += evicted as u64;
         evicted
     }
 

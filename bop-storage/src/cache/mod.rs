@@ -82,21 +82,15 @@ pub struct CacheStats {
     pub too_large: u64,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    inserts: AtomicU64,
-    evictions: AtomicU64,
-    too_large: AtomicU64,
-}
 
 /// A sharded, byte-bounded CLOCK cache of verified pages.
 #[derive(Debug)]
 pub struct PageCache {
     shards: Box<[Mutex<Shard>]>,
     capacity_bytes: AtomicU64,
-    counters: Counters,
+    /// Inserts skipped because the page is larger than a shard (rare; the
+    /// other counters live in the shards, under their locks).
+    too_large: AtomicU64,
 }
 
 impl PageCache {
@@ -104,7 +98,7 @@ impl PageCache {
         PageCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             capacity_bytes: AtomicU64::new(capacity_bytes),
-            counters: Counters::default(),
+            too_large: AtomicU64::new(0),
         }
     }
 
@@ -127,14 +121,7 @@ impl PageCache {
     /// the page's) and returns `true`, or returns `false` on a miss.
     pub fn get(&self, key: &CacheKey, out: &mut [u8]) -> bool {
         let (m, h) = self.shard(key);
-        let hit = Self::lock(m).get(key, h, out);
-        let c = if hit {
-            &self.counters.hits
-        } else {
-            &self.counters.misses
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-        hit
+        Self::lock(m).get(key, h, out)
     }
 
     /// Caches a verified page under `key` (no-op if it is already cached,
@@ -142,17 +129,11 @@ impl PageCache {
     pub fn insert(&self, key: CacheKey, page: &[u8]) {
         let cap = self.shard_capacity();
         if page.len() > cap {
-            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+            self.too_large.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let (m, h) = self.shard(&key);
-        let evicted = Self::lock(m).insert(key, h, page, cap);
-        if let Some(evicted) = evicted {
-            self.counters.inserts.fetch_add(1, Ordering::Relaxed);
-            self.counters
-                .evictions
-                .fetch_add(evicted as u64, Ordering::Relaxed);
-        }
+        Self::lock(m).insert(key, h, page, cap);
     }
 
     /// Changes the bound; shards over it evict at once.
@@ -160,32 +141,26 @@ impl PageCache {
         self.capacity_bytes.store(capacity_bytes, Ordering::Relaxed);
         let cap = self.shard_capacity();
         for m in self.shards.iter() {
-            let evicted = Self::lock(m).trim(cap);
-            self.counters
-                .evictions
-                .fetch_add(evicted as u64, Ordering::Relaxed);
+            Self::lock(m).trim(cap);
         }
     }
 
     pub fn stats(&self) -> CacheStats {
-        let (mut bytes, mut entries) = (0u64, 0u64);
+        let mut out = CacheStats {
+            capacity_bytes: self.capacity_bytes.load(Ordering::Relaxed),
+            too_large: self.too_large.load(Ordering::Relaxed),
+            ..Default::default()
+        };
         for m in self.shards.iter() {
             let s = Self::lock(m);
-            bytes += s.bytes() as u64;
-            entries += s.len() as u64;
+            out.bytes += s.bytes() as u64;
+            out.entries += s.len() as u64;
+            out.hits += s.counters.hits;
+            out.misses += s.counters.misses;
+            out.inserts += s.counters.inserts;
+            out.evictions += s.counters.evictions;
         }
-        let c = &self.counters;
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        CacheStats {
-            capacity_bytes: self.capacity_bytes.load(Ordering::Relaxed),
-            bytes,
-            entries,
-            hits: l(&c.hits),
-            misses: l(&c.misses),
-            inserts: l(&c.inserts),
-            evictions: l(&c.evictions),
-            too_large: l(&c.too_large),
-        }
+        out
     }
 }
 
