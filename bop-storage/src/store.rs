@@ -324,6 +324,17 @@ impl Store {
 
     // ----- the SQLite WAL image -----
 
+    /// Frames in the WAL image SQLite sees (committed ones).
+    pub fn wal_frames(&self) -> u64 {
+        self.log().frame_count()
+    }
+
+    /// How many times SQLite has restarted this database's WAL since open
+    /// (a new generation: its oldest frame is new).
+    pub fn wal_generation(&self) -> u64 {
+        self.log().stats.generations
+    }
+
     pub fn wal_exists(&self) -> bool {
         self.log().exists
     }

@@ -23,7 +23,15 @@ store refuses writes (0..=16, default 4). The wal_* parameters apply when the st
 in the process
 cache_mb=N      bound of bop's page cache in MiB (0..=1048576, 0 = off; default: the BOP_CACHE_MB \
 environment variable, else 64). The cache is one per process, shared by every database: the \
-bound set by the last open that names it applies to all";
+bound set by the last open that names it applies to all
+ckpt_wal_mb=N   bop checkpoints the database in the background (a PASSIVE checkpoint on a connection \
+of its own) once its WAL holds N MiB (0..=65536, 0 = never by size; default 16), whatever \
+wal_autocheckpoint says
+ckpt_age_s=N    ... or once the WAL's oldest frame is N seconds old (0..=86400, 0 = never by age; \
+default 30)
+ckpt_warn_s=N   warn (sqlite3_log, and a count in PRAGMA bop_stats) once background checkpoints have been \
+incomplete for N seconds because a reader holds an old snapshot (0..=86400, default 10). The ckpt_* \
+parameters apply when the database is first opened in the process";
 
 /// Parameters SQLite itself interprets; bop leaves them alone.
 const SQLITE_KEYS: &[&str] = &["vfs", "mode", "cache", "psow", "nolock", "immutable"];
@@ -39,6 +47,9 @@ pub struct Params {
     pub wal_busy_ms: Option<u64>,
     pub wal_sync_retries: Option<u64>,
     pub cache_mb: Option<u64>,
+    pub ckpt_wal_mb: Option<u64>,
+    pub ckpt_age_s: Option<u64>,
+    pub ckpt_warn_s: Option<u64>,
 }
 
 fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, StorageError> {
@@ -80,6 +91,9 @@ impl Params {
                         StorageError::Config(format!("URI parameter io={value:?}: {e}"))
                     })?)
                 }
+                "ckpt_wal_mb" => p.ckpt_wal_mb = Some(number(key, value, 0, 65536)?),
+                "ckpt_age_s" => p.ckpt_age_s = Some(number(key, value, 0, 86400)?),
+                "ckpt_warn_s" => p.ckpt_warn_s = Some(number(key, value, 0, 86400)?),
                 k if SQLITE_KEYS.contains(&k) => {}
                 k => {
                     return Err(StorageError::Config(format!(
@@ -114,6 +128,21 @@ impl Params {
             opts.io = backend(mode)?;
         }
         Ok(())
+    }
+
+    /// The checkpoint policy these parameters ask for.
+    pub(crate) fn checkpoint_config(&self) -> crate::checkpointer::CkptConfig {
+        let mut c = crate::checkpointer::CkptConfig::default();
+        if let Some(mb) = self.ckpt_wal_mb {
+            c.wal_bytes_max = mb << 20;
+        }
+        if let Some(s) = self.ckpt_age_s {
+            c.age_ms = s * 1000;
+        }
+        if let Some(s) = self.ckpt_warn_s {
+            c.blocked_warn_ms = s * 1000;
+        }
+        c
     }
 
     /// Applies the process-wide parameters (the page cache bound): on every

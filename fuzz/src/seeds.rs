@@ -131,6 +131,8 @@ pub fn all() -> Vec<Seed> {
         ("wal_bounds_bad", "wal_buffer_kb=63&wal_sync_retries=17"),
         ("cache", "cache_mb=16&io=std"),
         ("cache_bad", "cache_mb=1048577"),
+        ("ckpt", "ckpt_wal_mb=0&ckpt_age_s=86400&ckpt_warn_s=3"),
+        ("ckpt_bad", "ckpt_age_s=86401"),
         ("io", "io=direct-required"),
     ] {
         add("vfs_params", name, s.as_bytes().to_vec());

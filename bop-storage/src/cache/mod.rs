@@ -82,7 +82,6 @@ pub struct CacheStats {
     pub too_large: u64,
 }
 
-
 /// A sharded, byte-bounded CLOCK cache of verified pages.
 #[derive(Debug)]
 pub struct PageCache {
