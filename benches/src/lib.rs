@@ -26,6 +26,18 @@ impl Engine {
 
 /// Opens `dir/name` on `engine` with `synchronous` and the same page size.
 pub fn open(engine: Engine, dir: &Path, name: &str, synchronous: &str) -> Connection {
+    open_with(engine, dir, name, synchronous, "")
+}
+
+/// [`open`] with extra URI parameters for bop (`key=value&...`; ignored
+/// for stock SQLite).
+pub fn open_with(
+    engine: Engine,
+    dir: &Path,
+    name: &str,
+    synchronous: &str,
+    bop_params: &str,
+) -> Connection {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI;
@@ -43,7 +55,11 @@ pub fn open(engine: Engine, dir: &Path, name: &str, synchronous: &str) -> Connec
         }
         Engine::Bop => {
             bop_rusqlite::register().expect("register bop");
-            let uri = format!("file:{}?vfs=bop&page_size=4096", dir.join(name).display());
+            let mut uri = format!("file:{}?vfs=bop&page_size=4096", dir.join(name).display());
+            if !bop_params.is_empty() {
+                uri.push('&');
+                uri.push_str(bop_params);
+            }
             Connection::open_with_flags(uri, flags).expect("open bop")
         }
     };
