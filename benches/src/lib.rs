@@ -200,3 +200,35 @@ pub fn many_writers<T>(
     }
     (n, seen)
 }
+
+/// Bytes this process has caused to be sent to storage so far
+/// (`write_bytes` of `/proc/self/io`: counted when pages are dirtied, and
+/// for direct I/O when submitted; every thread of the process).
+pub fn process_write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Disk space used by the files under `dir` (allocated blocks).
+pub fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += disk_bytes(&e.path());
+        } else {
+            total += m.blocks() * 512;
+        }
+    }
+    total
+}
