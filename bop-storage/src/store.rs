@@ -83,6 +83,8 @@ pub struct StoreStats {
     pub io_backend: String,
     /// The manifest: change log, cursors, journal, map, last shutdown.
     pub manifest: ManifestStats,
+    /// The process-wide page cache (shared by every database).
+    pub cache: crate::cache::CacheStats,
 }
 
 pub struct Store {
@@ -334,6 +336,17 @@ impl Store {
 
     // ----- the SQLite WAL image -----
 
+    /// Frames in the WAL image SQLite sees (committed ones).
+    pub fn wal_frames(&self) -> u64 {
+        self.log().frame_count()
+    }
+
+    /// How many times SQLite has restarted this database's WAL since open
+    /// (a new generation: its oldest frame is new).
+    pub fn wal_generation(&self) -> u64 {
+        self.log().stats.generations
+    }
+
     pub fn wal_exists(&self) -> bool {
         self.log().exists
     }
@@ -440,6 +453,7 @@ impl Store {
                 tracing::warn!(error = %e, "reading the manifest's stats failed");
                 ManifestStats::default()
             }),
+            cache: crate::cache::global().stats(),
         }
     }
 

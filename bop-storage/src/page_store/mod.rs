@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::cache::{self, CacheKey};
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{ChunkMeta, JournalId, Manifest, ManifestState, PageLoc, PublishBatch};
@@ -114,6 +115,8 @@ pub struct PageStoreStats {
 pub struct PageStore {
     /// The database whose pages these are.
     db: crate::types::DbId,
+    /// This instance's id in the process-wide page cache's keys.
+    cache_owner: u64,
     dir: PathBuf,
     io: Arc<dyn IoBackend>,
     page_size: u32,
@@ -201,6 +204,7 @@ impl PageStore {
         }
         Ok(PageStore {
             db: state.db,
+            cache_owner: cache::next_owner_id(),
             dir,
             files: FdCache::new(io.clone(), config.open_chunks_max),
             journal,
@@ -250,11 +254,13 @@ impl PageStore {
         }
     }
 
-    /// Reads page `pgno` into `buf` (exactly one page), verifying its
-    /// checksum. Pages past the end read as zeros and return `false`.
+    /// Reads page `pgno` into `buf` (exactly one page): from the page
+    /// cache, or with one positional read from its chunk, verified against
+    /// its checksum and then cached. Pages past the end read as zeros and
+    /// return `false`.
     pub fn read_page(&self, pgno: PageNo, buf: &mut [u8]) -> Result<bool> {
         debug_assert_eq!(buf.len(), self.page_size as usize);
-        let (file, path, offset, crc) = {
+        let (file, path, offset, crc, key) = {
             let g = self.inner.read().expect("page store lock");
             if pgno.0 == 0 || pgno.0 > g.db_pages {
                 buf.fill(0);
@@ -268,6 +274,15 @@ impl PageStore {
                 buf.fill(0);
                 return Ok(true);
             };
+            // A chunk's slot never changes: a cached copy is never stale.
+            let key = CacheKey {
+                owner: self.cache_owner,
+                chunk: loc.chunk.0,
+                slot: loc.slot,
+            };
+            if cache::global().get(&key, buf) {
+                return Ok(true);
+            }
             let c = g
                 .chunks
                 .get(&loc.chunk)
@@ -279,6 +294,7 @@ impl PageStore {
                 c.path.clone(),
                 c.data_offset + u64::from(loc.slot) * u64::from(self.page_size),
                 loc.crc,
+                key,
             )
         };
         file.read_exact_at(buf, offset)?;
@@ -293,6 +309,7 @@ impl PageStore {
                 ),
             ));
         }
+        cache::global().insert(key, buf);
         Ok(true)
     }
 
@@ -340,7 +357,7 @@ impl PageStore {
             .iter()
             .map(|(&p, d)| (PageNo(p), &d[..]))
             .collect();
-        let (img, crcs) = chunk::encode(id, self.page_size, &pages);
+        let (head, crcs) = chunk::encode_head(id, self.page_size, &pages);
         let count = pages.len() as u32;
         if id.0 >= g.reserved_end {
             // Invariant 5: journaled before the file exists.
@@ -350,7 +367,14 @@ impl PageStore {
         }
         let path = self.dir.join(chunk::chunk_file_name(id));
         let file = self.io.open(&path, OpenMode::CreateNew)?;
-        let written = file.write_all_at(&img, 0).and_then(|_| file.sync_data());
+        // One gathered write straight from the gathered pages: no image of
+        // the chunk is built in memory.
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(pages.len() + 1);
+        parts.push(&head);
+        parts.extend(pages.iter().map(|(_, d)| *d));
+        let written = file
+            .write_all_vectored_at(&parts, 0)
+            .and_then(|_| file.sync_data());
         if let Err(e) = written {
             let _ = self.io.remove_file(&path);
             return Err(e);
