@@ -532,7 +532,9 @@ impl Store {
         }
         // The store's WAL is ended and synced when its last database
         // closes (`StoreDir`).
-        self.pages.publish(&self.dir.manifest)
+        self.pages.publish(&self.dir.manifest)?;
+        self.pages.release_reservation(&self.dir.manifest);
+        Ok(())
     }
 }
 

@@ -34,7 +34,9 @@ fn bop_stats_reports_the_change_log_cursors_and_last_shutdown() {
         stat(&s, "change_last_seq") > before,
         "a publish is logged: {s}"
     );
-    assert_eq!(stat(&s, "journal_pending"), 0, "{s}");
+    // At most the database's chunk-id reservation, kept for the next
+    // checkpoints; no deletion is left unfinished.
+    assert!(stat(&s, "journal_pending") <= 1, "{s}");
     assert!(stat(&s, "manifest_map_bytes") > 0, "{s}");
     close(c);
 

@@ -6,10 +6,12 @@
 //!
 //! | intent | written | removed |
 //! |---|---|---|
-//! | chunks in flight (db, ids `first..end`) | before a checkpoint or compaction creates its first chunk file (own transaction) | in the publish transaction that lists the chunks |
+//! | chunks in flight (db, ids `first..end`) | before a checkpoint or compaction creates a chunk file outside the current range (own transaction; one per `CHUNK_RESERVATION` chunk files) | in the publish transaction that uses up the range, or after the last publish at close |
 //! | delete chunks (db, ids) | in the publish transaction that drops them | after the files are unlinked and the directory synced (next write transaction) |
 //! | delete segments (ids) | in the `drop_segments` transaction | after the files are unlinked or renamed to spares and the directory synced |
 //!
+//! A range kept across publishes stays correct: its published chunks are
+//! listed (replay leaves them), its dropped ones are meant to be gone.
 //! Replay deletes each named file that the manifest does not list (a listed
 //! one is never touched); a missing file counts as done, so replay is
 //! idempotent. New WAL segments are not journaled (a roll is on the commit

@@ -18,8 +18,9 @@
 //! 4. Every chunk file exists and is synced before the manifest refers to it;
 //!    chunk files the manifest does not list are removed at open.
 //! 5. Journal (`manifest/journal.rs`): a chunk file is created only inside a
-//!    range of ids reserved by a "chunks in flight" intent (removed by the
-//!    publish that lists them), and removed only under a "delete chunks"
+//!    range of ids reserved by a "chunks in flight" intent (settled by the
+//!    publish that uses up its range, or at close), and removed only under a
+//!    "delete chunks"
 //!    intent (settled once the unlinks are durable), so the replay at open
 //!    finds every file a crash left; the scan at open is a backstop.
 
@@ -529,8 +530,15 @@ impl PageStore {
             db: self.db,
             db_pages: g.db_pages,
             next_chunk_id: g.next_chunk_id,
-            settles: g.in_flight.clone(),
             ..Default::default()
+        };
+        // Invariant 5: a reservation with ids left serves the next
+        // checkpoints too (one journal write per CHUNK_RESERVATION chunk
+        // files, not per checkpoint); used-up ones are settled here.
+        let keep = g.next_chunk_id.0 < g.reserved_end;
+        batch.settles = match g.in_flight.split_last() {
+            Some((_, used_up)) if keep => used_up.to_vec(),
+            _ => g.in_flight.clone(),
         };
         for id in &g.live_changed {
             let c = &g.chunks[id];
@@ -551,8 +559,10 @@ impl PageStore {
             batch.pages.push((PageNo(p), loc));
         }
         let deletion = manifest.publish(&batch)?;
-        g.in_flight.clear();
-        g.reserved_end = 0;
+        g.in_flight.retain(|id| !batch.settles.contains(id));
+        if g.in_flight.is_empty() {
+            g.reserved_end = 0;
+        }
         for id in &batch.new_chunks {
             g.chunks.get_mut(&id.id).expect("new chunk").published = true;
         }
@@ -573,6 +583,18 @@ impl PageStore {
         g.live_changed.clear();
         g.published_db_pages = g.db_pages;
         Ok(())
+    }
+
+    /// Settles the chunk-id reservation (call after the last publish, at
+    /// close: no chunk file is in flight then).
+    pub fn release_reservation(&self, manifest: &Manifest) {
+        let mut g = self.inner.write().expect("page store lock");
+        if g.pending.is_empty() && g.dirty.is_empty() && g.live_changed.is_empty() {
+            for id in std::mem::take(&mut g.in_flight) {
+                manifest.journal_done(id);
+            }
+            g.reserved_end = 0;
+        }
     }
 
     pub fn dir(&self) -> &Path {
