@@ -83,6 +83,10 @@ pub struct StoreStats {
     pub io_backend: String,
     /// The manifest: change log, cursors, journal, map, last shutdown.
     pub manifest: ManifestStats,
+    /// WAL segment files the sweep at open removed because the manifest
+    /// did not list them (a roll cut short; the journal replay handles
+    /// dropped segments).
+    pub wal_stray_segments_removed: u64,
     /// The process-wide page cache (shared by every database).
     pub cache: crate::cache::CacheStats,
 }
@@ -449,6 +453,7 @@ impl Store {
             durable_lsn: log.wal.durable_lsn().0,
             flush: self.flusher().stats(),
             io_backend: self.io_name.clone(),
+            wal_stray_segments_removed: self.dir.stray_segments_removed,
             manifest: self.dir.manifest.stats().unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "reading the manifest's stats failed");
                 ManifestStats::default()

@@ -43,6 +43,8 @@ pub struct StoreDir {
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) wal: Arc<SharedWal>,
     pub(crate) fail: Arc<FailState>,
+    /// WAL segment files the sweep at open removed (see `ScanReport`).
+    pub(crate) stray_segments_removed: u64,
     _lock: File,
 }
 
@@ -153,6 +155,7 @@ impl StoreDir {
             manifest,
             wal,
             fail,
+            stray_segments_removed: report.stray_segments_removed,
             _lock: lock,
         })
     }

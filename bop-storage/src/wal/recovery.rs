@@ -34,6 +34,9 @@ pub struct ScanReport {
     pub records: usize,
     /// Bytes of a torn tail that were cut (0 when the log ended cleanly).
     pub torn_tail_at: Option<(PathBuf, u64)>,
+    /// Segment files (not spares) the sweep removed: left by a roll cut
+    /// short, or missed by the journal's replay.
+    pub stray_segments_removed: u64,
 }
 
 impl Wal {
@@ -50,6 +53,7 @@ impl Wal {
         io.create_dir_all(&dir)?;
         // Invariant 4: sweep files the manifest does not know (keeping spares).
         let mut spares = Vec::new();
+        let mut stray_segments_removed = 0;
         for path in io.list_dir(&dir)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let known = parse_segment_file_name(name)
@@ -64,6 +68,9 @@ impl Wal {
             if !known {
                 tracing::info!(path = %path.display(), "removing WAL file not listed in the manifest");
                 io.remove_file(&path)?;
+                if name.ends_with(".seg") {
+                    stray_segments_removed += 1;
+                }
             }
         }
 
@@ -90,7 +97,10 @@ impl Wal {
             images.push(image);
         }
 
-        let mut report = ScanReport::default();
+        let mut report = ScanReport {
+            stray_segments_removed,
+            ..Default::default()
+        };
         let mut records = Vec::new();
         let mut expected = segments
             .first()

@@ -1,7 +1,8 @@
 //! Crash injection at every step of multi-step work, shared by the
 //! `crash_*.rs` tests (one scenario each).
 //!
-//! A scenario builds a durable state (`setup`), then runs one step of
+//! A scenario builds a durable state (`setup`), closes and reopens the
+//! store, then runs one step of
 //! multi-step work (a checkpoint publish, a compaction, a chunk deletion, a
 //! segment drop) with a crash injected at its Nth point, for N = 1, 2, …
 //! until the step completes without reaching N. A point is either a file
@@ -17,9 +18,9 @@
 //! After every reopen: the data is exactly the state before the step or
 //! exactly the state after it (after it if the step returned), every
 //! checksum verifies (`Store::verify`), the files in `chunks*/` and `wal/`
-//! are exactly those the manifest lists (spares aside), the open-time scan
-//! had nothing left to remove from `chunks*/` (the journal did it), and the
-//! store goes on working.
+//! are exactly those the manifest lists (spares aside), the open-time scans
+//! had no chunk or segment file left to remove (the journal did it), and
+//! the store goes on working.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -195,6 +196,16 @@ fn one(
     let fs = SimFs::new();
     let store = Store::open_shared(path, &(sc.opts)(&fs)).unwrap();
     let before = (sc.setup)(&store);
+    // Closed and reopened: the step starts from a fresh open, with no
+    // journal intent left from the setup (a chunk-id reservation is settled
+    // at close), so each intent the step needs is its own.
+    drop(store);
+    let store = Store::open_shared(path, &(sc.opts)(&fs)).unwrap();
+    assert_eq!(
+        store.stats().manifest.journal_replayed,
+        0,
+        "{what}: clean close"
+    );
     let fired_before = fs.stats().faults_fired;
     match point {
         Point::FileOp(n) => fs.inject(Fault {
@@ -247,6 +258,10 @@ fn one(
     assert_eq!(
         st.pages.stray_chunks_removed, 0,
         "{what}: the journal replay left chunk files to the scan"
+    );
+    assert_eq!(
+        st.wal_stray_segments_removed, 0,
+        "{what}: the journal replay left segment files to the scan"
     );
     assert_eq!(st.manifest.journal_pending, 0, "{what}: journal replayed");
     sum.journal_replays += st.manifest.journal_replayed;
