@@ -158,7 +158,7 @@ impl MainFile {
                         s.pages.chunk_file_opens,
                         s.pages.chunk_file_evictions
                     ) + &flush_stats(&s)
-                        + &manifest_stats(&s.manifest)
+                        + &manifest_stats(&s)
                         + &ckpt_stats(&self.db),
                 ))
             }
@@ -176,14 +176,17 @@ impl MainFile {
 
 /// The manifest's part of `PRAGMA bop_stats`: change log, cursors (each
 /// as `cursor.<name>.lag`, with `.lagged=1` when it fell behind the bound),
-/// journal, map, and whether the previous open ended cleanly.
-fn manifest_stats(m: &bop_storage::manifest::ManifestStats) -> String {
+/// journal, map, whether the previous open ended cleanly, and the files the
+/// sweeps at open still found (the journal's replay should leave none).
+fn manifest_stats(s: &bop_storage::StoreStats) -> String {
+    let m = &s.manifest;
     let mut out = format!(
         " manifest_format={} manifest_upgraded_from={} previous_shutdown_clean={} \
          change_log_entries={} change_first_seq={} change_last_seq={} changes_appended={} \
          changes_truncated={} cursors={} cursors_lagged={} cursor_lag_events={} \
          journal_pending={} journal_written={} journal_settled={} journal_replayed={} \
-         journal_files_removed={} manifest_map_bytes={} manifest_map_grows={}",
+         journal_files_removed={} manifest_map_bytes={} manifest_map_grows={} \
+         stray_chunks_removed={} wal_stray_segments_removed={}",
         m.format_version,
         m.upgraded_from,
         u8::from(m.previous_shutdown_clean),
@@ -202,6 +205,8 @@ fn manifest_stats(m: &bop_storage::manifest::ManifestStats) -> String {
         m.journal_files_removed,
         m.map_size_bytes,
         m.map_grows,
+        s.pages.stray_chunks_removed,
+        s.wal_stray_segments_removed,
     );
     for c in &m.cursors {
         out.push_str(&format!(" cursor.{}.lag={}", c.name, c.lag));
