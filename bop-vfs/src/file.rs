@@ -284,8 +284,15 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
     let c = &s.cache;
     out.push_str(&format!(
         " cache_capacity_bytes={} cache_bytes={} cache_entries={} cache_hits={} cache_misses={} \
-         cache_inserts={} cache_evictions={}",
-        c.capacity_bytes, c.bytes, c.entries, c.hits, c.misses, c.inserts, c.evictions,
+         cache_inserts={} cache_evictions={} cache_scan_skips={}",
+        c.capacity_bytes,
+        c.bytes,
+        c.entries,
+        c.hits,
+        c.misses,
+        c.inserts,
+        c.evictions,
+        c.scan_skips,
     ));
     if let Some(p) = &f.last_panic {
         out.push_str(&format!(" last_panic={p:?}", p = p.to_string()));

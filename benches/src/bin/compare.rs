@@ -32,6 +32,10 @@ struct Args {
     /// Run one engine only (`bop` or `stock`), for profiling: no ratio.
     #[arg(long, value_parser = ["bop", "stock"])]
     engine: Option<String>,
+    /// Run the large-database comparison instead: a database of this many
+    /// GiB (1000-byte rows), loaded, scanned and read at random.
+    #[arg(long)]
+    large_gb: Option<f64>,
     /// Internal: write rows with checkpoints off, then exit without closing.
     #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "DIR", "ROWS"])]
     crash_writer: Option<Vec<String>>,
@@ -263,10 +267,106 @@ thread_local! {
     static LATENCIES: std::cell::RefCell<Vec<(Engine, Vec<Duration>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Peak RSS of the process since the last [`reset_peak_rss`], in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// Resets the kernel's peak RSS mark (`/proc/self/clear_refs`, value 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The large-database comparison: load, full scan, random reads and peak
+/// RSS, both engines alternately, medians.
+fn large(gb: f64, rounds: usize) {
+    const ROW: usize = 1000;
+    let rows = (gb * (1u64 << 30) as f64 / ROW as f64) as i64;
+    let reads = 100_000usize;
+    println!(
+        "large database: {gb} GiB ({rows} rows of {ROW} bytes, 10,000-row transactions, NORMAL), {rounds} rounds alternating"
+    );
+    let names = [
+        ("load (MiB/s)", Better::Higher),
+        ("full scan (MiB/s)", Better::Higher),
+        ("random point reads (reads/s)", Better::Higher),
+        ("peak RSS of the run (MiB)", Better::Lower),
+    ];
+    let mut results: Vec<[Vec<f64>; 2]> = names.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    for round in 0..rounds {
+        for slot in 0..2 {
+            let engine = if (round + slot) % 2 == 0 {
+                Engine::Stock
+            } else {
+                Engine::Bop
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            reset_peak_rss();
+            let c = open(engine, dir.path(), "large.db", "NORMAL");
+            let value = vec![0x5au8; ROW];
+            let t = Instant::now();
+            let mut k = 0i64;
+            while k < rows {
+                let tx = c.unchecked_transaction().expect("begin");
+                {
+                    let mut st = tx
+                        .prepare("INSERT INTO kv(k, v) VALUES (?1, ?2)")
+                        .expect("prepare");
+                    for _ in 0..10_000.min(rows - k) {
+                        k += 1;
+                        st.execute(rusqlite::params![k, value]).expect("insert");
+                    }
+                }
+                tx.commit().expect("commit");
+            }
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .expect("checkpoint");
+            let mib = (rows as f64 * ROW as f64) / (1u64 << 20) as f64;
+            let load = mib / t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let total: i64 = c
+                .query_row("SELECT sum(length(v)) FROM kv", [], |r| r.get(0))
+                .expect("scan");
+            assert_eq!(total, rows * ROW as i64);
+            let scan = mib / t.elapsed().as_secs_f64();
+            let rd = reads as f64 / point_reads(&c, rows, reads, 11).as_secs_f64();
+            drop(c);
+            let rss = peak_rss_mib();
+            let i = usize::from(engine == Engine::Bop);
+            for (r, v) in results.iter_mut().zip([load, scan, rd, rss]) {
+                r[i].push(v);
+            }
+        }
+    }
+    println!(
+        "{:<48} {:>12} {:>12} {:>8}",
+        "workload", "stock", "bop", "ratio"
+    );
+    for ((name, better), [stock, bop]) in names.iter().zip(results) {
+        let (s, b) = (median(stock), median(bop));
+        let note = match better {
+            Better::Higher => "higher is better",
+            Better::Lower => "lower is better",
+        };
+        println!("{name:<48} {s:>12.1} {b:>12.1} {:>7.2}x  ({note})", b / s);
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(a) = &args.crash_writer {
         crash_writer(a);
+    }
+    if let Some(gb) = args.large_gb {
+        large(gb, args.rounds);
+        return;
     }
     let scale = if args.short {
         Scale {

@@ -47,6 +47,7 @@ pub(super) struct ShardCounters {
     pub misses: u64,
     pub inserts: u64,
     pub evictions: u64,
+    pub scan_skips: u64,
 }
 
 #[derive(Debug, Default)]

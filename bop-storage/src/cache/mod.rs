@@ -80,6 +80,8 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Inserts skipped because the page is larger than a shard.
     pub too_large: u64,
+    /// Pages of long sequential scans not cached (no room without evicting).
+    pub scan_skips: u64,
 }
 
 /// A sharded, byte-bounded CLOCK cache of verified pages.
@@ -135,6 +137,21 @@ impl PageCache {
         Self::lock(m).insert(key, h, page, cap);
     }
 
+    /// Caches a page read by a long sequential scan only if it fits without
+    /// evicting anything: a scan larger than the cache would otherwise push
+    /// out the hot pages and pay a copy per page for entries it never reads
+    /// again (scan resistance). Returns whether it was cached.
+    pub fn insert_if_room(&self, key: CacheKey, page: &[u8]) -> bool {
+        let cap = self.shard_capacity();
+        let (m, h) = self.shard(&key);
+        let mut shard = Self::lock(m);
+        if shard.bytes() + page.len() > cap {
+            shard.counters.scan_skips += 1;
+            return false;
+        }
+        shard.insert(key, h, page, cap).is_some()
+    }
+
     /// Changes the bound; shards over it evict at once.
     pub fn set_capacity(&self, capacity_bytes: u64) {
         self.capacity_bytes.store(capacity_bytes, Ordering::Relaxed);
@@ -158,6 +175,7 @@ impl PageCache {
             out.misses += s.counters.misses;
             out.inserts += s.counters.inserts;
             out.evictions += s.counters.evictions;
+            out.scan_skips += s.counters.scan_skips;
         }
         out
     }
@@ -269,6 +287,29 @@ mod tests {
         c.set_capacity(0);
         assert_eq!(c.stats().bytes, 0);
         assert!(!c.get(&key(1, 199), &mut vec![0u8; 4096]));
+    }
+
+    #[test]
+    fn scan_pages_fill_free_room_but_never_evict() {
+        let c = PageCache::new(SHARDS as u64 * 4 * 4096);
+        for i in 0..(SHARDS as u32 * 4) {
+            c.insert(key(1, i), &page(i, 4096));
+        }
+        let before = c.stats();
+        let mut cached = 0;
+        for i in 0..1000u32 {
+            cached += usize::from(c.insert_if_room(key(2, i), &page(i, 4096)));
+        }
+        let s = c.stats();
+        assert_eq!(s.evictions, before.evictions, "{s:?}");
+        assert_eq!(s.entries, before.entries + cached as u64);
+        assert!(s.scan_skips >= 1000 - cached as u64, "{s:?}");
+        // The pages cached before the scan are all still there.
+        let mut out = vec![0u8; 4096];
+        let kept = (0..(SHARDS as u32 * 4))
+            .filter(|&i| c.get(&key(1, i), &mut out))
+            .count();
+        assert_eq!(kept as u64, before.entries);
     }
 
     #[test]

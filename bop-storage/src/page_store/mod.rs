@@ -118,6 +118,10 @@ pub struct PageStore {
     db: crate::types::DbId,
     /// This instance's id in the process-wide page cache's keys.
     cache_owner: u64,
+    /// The last cache miss (chunk id, slot) and how many misses in a row
+    /// were the next slot of the same chunk: a long run is a sequential
+    /// scan, whose pages are cached only into free room.
+    last_miss: std::sync::Mutex<(u64, u32, u32)>,
     dir: PathBuf,
     io: Arc<dyn IoBackend>,
     page_size: u32,
@@ -206,6 +210,7 @@ impl PageStore {
         Ok(PageStore {
             db: state.db,
             cache_owner: cache::next_owner_id(),
+            last_miss: std::sync::Mutex::new((u64::MAX, 0, 0)),
             dir,
             files: FdCache::new(io.clone(), config.open_chunks_max),
             journal,
@@ -310,8 +315,26 @@ impl PageStore {
                 ),
             ));
         }
-        cache::global().insert(key, buf);
+        if self.sequential_miss(key.chunk, key.slot) {
+            cache::global().insert_if_room(key, buf);
+        } else {
+            cache::global().insert(key, buf);
+        }
         Ok(true)
+    }
+
+    /// Records a cache miss; true once it is the 32nd or later in a row to
+    /// read the next slot of one chunk (a sequential scan).
+    fn sequential_miss(&self, chunk: u64, slot: u32) -> bool {
+        const SCAN_RUN: u32 = 32;
+        let mut m = self.last_miss.lock().unwrap_or_else(|p| p.into_inner());
+        let run = if m.0 == chunk && slot == m.1.wrapping_add(1) {
+            m.2.saturating_add(1)
+        } else {
+            0
+        };
+        *m = (chunk, slot, run);
+        run >= SCAN_RUN
     }
 
     /// Writes one whole page (checkpoint backfill).

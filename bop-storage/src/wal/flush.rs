@@ -49,6 +49,11 @@
 //!    leader's direct write of a copy (`writing`), during which no one
 //!    else writes the file (appenders still fill the buffer).
 //!
+//! 5. Everything below `buf_start` is durable, except while
+//!    `unsynced_outside` is set (a large NORMAL record was written from the
+//!    caller's memory): then a sync that fails fails the store at once,
+//!    because the bytes it would have to rewrite are not in the buffer.
+//!
 //! Lock order: the store's log lock, then `Flusher::st`. A leader never
 //! holds `st` while it syncs.
 
@@ -150,6 +155,10 @@ pub struct FlushStats {
 #[derive(Debug, Default)]
 struct FlushState {
     seg: Option<Arc<Segment>>,
+    /// Bytes below `buf_start` were written but not synced (a large record
+    /// of a NORMAL commit, and what preceded it): a failed sync cannot be
+    /// retried by rewriting them, so it fails the store (invariant 5).
+    unsynced_outside: bool,
     /// Write alignment of `seg`'s file (1: writes are exact).
     align: u64,
     buf: AlignedVec,
@@ -450,6 +459,50 @@ impl Flusher {
         Ok(())
     }
 
+    /// Writes a large record of a NORMAL commit through the page cache,
+    /// straight from the caller's memory and without syncing it (durable at
+    /// the next sync, which is requested now), as SQLite's NORMAL does. The
+    /// buffer restarts at the record's tail block (invariant 5).
+    pub fn write_large_cached(&self, rec: &[u8], offset: u64, lsn: Lsn) -> Result<()> {
+        self.metrics.large_records.fetch_add(1, Ordering::Relaxed);
+        let mut st = self.lock();
+        // The buffer is replaced below: no sync or unlocked write may be
+        // using it.
+        while st.syncing || st.writing {
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        self.fail.check()?;
+        if offset != st.end() {
+            return Err(StorageError::Invariant(format!(
+                "invariant 2: a large WAL record at offset {offset} but the buffer ends at {}",
+                st.end()
+            )));
+        }
+        st.cached_since_sync = true;
+        st.write_pending_cached(&self.metrics.write)?;
+        let seg = st.seg.clone().expect("a segment is set before writes");
+        let end = offset + rec.len() as u64;
+        let start = align_down(end, ALIGN as u64);
+        debug_assert!(start >= offset, "a large record spans more than a block");
+        st.tail_cached = false;
+        self.metrics
+            .write
+            .time(|| seg.file.write_cached_at(rec, offset))?;
+        st.buf.truncate(0);
+        st.buf.extend_from_slice(&rec[(start - offset) as usize..]);
+        st.buf_start = start;
+        st.file_end = end;
+        st.tail_cached = true;
+        st.unsynced_outside = true;
+        st.dirty = true;
+        st.written = lsn;
+        self.written_lsn.store(lsn.0, Ordering::Release);
+        self.note_len(&st);
+        drop(st);
+        self.request_background();
+        Ok(())
+    }
+
     /// Writes zeros over the `len` bytes at `offset` (the end marker a
     /// clean shutdown or a roll leaves), without making them part of the log.
     pub fn mark_end(&self, offset: u64, len: usize) -> Result<()> {
@@ -595,6 +648,7 @@ impl Flusher {
         let end = st.end();
         self.set_syncing(&mut st, true);
         st.dirty = false;
+        let outside = std::mem::take(&mut st.unsynced_outside);
         // Everything buffered goes to the file in one write first: direct
         // (when the file wants it) unless NORMAL commits are active.
         let cached = std::mem::take(&mut st.cached_since_sync);
@@ -624,6 +678,18 @@ impl Flusher {
             match r {
                 Ok(()) => break Ok(()),
                 Err(e) => {
+                    if outside {
+                        // Invariant 5: the unsynced bytes below the buffer
+                        // cannot be rewritten; no retry could prove them.
+                        self.metrics.sync_errors.fetch_add(1, Ordering::Relaxed);
+                        let reason = format!(
+                            "making {} durable failed, with a large record of a NORMAL commit written but not in the buffer to write again: {e}",
+                            seg.path.display()
+                        );
+                        tracing::error!(%reason, "WAL flush failed permanently; the store refuses writes");
+                        self.fail.set(reason, e.raw_os_error());
+                        break Err(e);
+                    }
                     if let Err(e) = self.retry_or_fail(&mut attempt, e, &seg) {
                         break Err(e);
                     }
