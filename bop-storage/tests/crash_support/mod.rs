@@ -60,7 +60,10 @@ pub struct Summary {
     pub runs: u64,
     pub file_points: u64,
     pub commit_points: u64,
+    /// Reopens that found the state before the step, one in between (a
+    /// step of several publishes), or the state after it.
     pub ended_before: u64,
+    pub ended_between: u64,
     pub ended_after: u64,
     pub journal_replays: u64,
     pub journal_files_removed: u64,
@@ -248,8 +251,10 @@ fn one(
     }
     if got == before {
         sum.ended_before += 1;
-    } else {
+    } else if &got == after {
         sum.ended_after += 1;
+    } else {
+        sum.ended_between += 1;
     }
     store
         .verify()
