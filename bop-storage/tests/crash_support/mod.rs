@@ -19,7 +19,8 @@
 //! exactly the state after it (after it if the step returned), every
 //! checksum verifies (`Store::verify`), the files in `chunks*/` and `wal/`
 //! are exactly those the manifest lists (spares aside), the open-time scans
-//! had no chunk or segment file left to remove (the journal did it), and
+//! had no chunk or segment file left to remove (the journal did it), the
+//! change log replayed from its start arrives at the manifest's state, and
 //! the store goes on working.
 #![allow(dead_code)]
 
@@ -142,6 +143,62 @@ pub fn assert_no_leaks(fs: &SimFs, path: &Path, store: &Store, what: &str) {
         .filter(|n| !n.ends_with(".spare"))
         .collect();
     assert_eq!(wal, segs, "{what}: WAL segment files");
+}
+
+/// Replays the whole change log and asserts it arrives at the manifest's
+/// state: the segments, the database's chunks, its size and chunk counter
+/// (the log and the state are written in the same transactions).
+pub fn assert_log_matches_state(store: &Store, what: &str) {
+    use bop_storage::manifest::Change;
+    let m = store.manifest();
+    let (first, last, _) = m.change_log_bounds().unwrap();
+    assert_eq!(first, 1, "{what}: the whole history is kept");
+    let log = m.changes_after(0, usize::MAX).unwrap();
+    assert_eq!(log.len() as u64, last, "{what}");
+    let db = store.db_id();
+    let mut segments = BTreeSet::new();
+    let mut chunks = BTreeSet::new();
+    let mut size = None;
+    for (_, c) in log {
+        match c {
+            Change::SegmentAdded { id, .. } => assert!(segments.insert(id.0), "{what}"),
+            Change::SegmentsDropped { ids, .. } => {
+                for id in ids {
+                    assert!(segments.remove(&id.0), "{what}: dropped {id:?} twice");
+                }
+            }
+            Change::Published {
+                db: d,
+                db_pages,
+                next_chunk_id,
+                chunks_added,
+                chunks_removed,
+                ..
+            } if d == db => {
+                for c in chunks_added {
+                    assert!(chunks.insert(c.id.0), "{what}");
+                }
+                for id in chunks_removed {
+                    chunks.remove(&id.0);
+                }
+                size = Some((db_pages, next_chunk_id));
+            }
+            _ => {}
+        }
+    }
+    let state = m.load_db(db).unwrap();
+    let want: BTreeSet<u64> = state.segments.iter().map(|s| s.id.0).collect();
+    assert_eq!(
+        segments, want,
+        "{what}: segments by the log and by the state"
+    );
+    let want: BTreeSet<u64> = state.chunks.iter().map(|c| c.id.0).collect();
+    assert_eq!(chunks, want, "{what}: chunks by the log and by the state");
+    assert_eq!(
+        size,
+        Some((state.db_pages, state.next_chunk_id)),
+        "{what}: size by the log and by the state"
+    );
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -272,6 +329,7 @@ fn one(
     sum.journal_replays += st.manifest.journal_replayed;
     sum.journal_files_removed += st.manifest.journal_files_removed;
     assert_no_leaks(&after_fs, path, &store, what);
+    assert_log_matches_state(&store, what);
     // The store goes on working: a checkpoint reuses the chunk ids a crash
     // may have left files under.
     store.db_write(0, &vec![0xEE; PAGE]).unwrap();
