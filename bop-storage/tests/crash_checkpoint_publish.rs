@@ -46,6 +46,7 @@ fn crash_inside_checkpoint_publish() {
         },
         read: &read_pages,
         path_filter: "chunks",
+        db: None,
     });
     assert!(sum.ended_before > 0 && sum.ended_after > 0, "{sum:?}");
     assert!(

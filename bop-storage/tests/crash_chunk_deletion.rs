@@ -52,6 +52,7 @@ fn crash_inside_chunk_deletion() {
         },
         read: &read_pages,
         path_filter: "chunks",
+        db: None,
     });
     assert!(sum.journal_files_removed > 0, "{sum:?}");
 }

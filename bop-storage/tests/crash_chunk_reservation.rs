@@ -51,6 +51,7 @@ fn crash_across_a_chunk_reservation_boundary() {
         },
         read: &read_pages,
         path_filter: "chunks",
+        db: None,
     });
     // Per crash mode: the reservation before the first chunk file, the one
     // at the boundary, and the publish.

@@ -53,6 +53,7 @@ fn crash_inside_compaction() {
         },
         read: &read_pages,
         path_filter: "chunks",
+        db: None,
     });
     assert!(sum.ended_before > 0 && sum.ended_after > 0, "{sum:?}");
     assert!(sum.journal_files_removed > 0, "{sum:?}");

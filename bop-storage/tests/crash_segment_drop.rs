@@ -88,6 +88,7 @@ fn crash_inside_segment_drop() {
         },
         read: &read_wal,
         path_filter: "/wal",
+        db: None,
     });
     assert!(sum.ended_before > 0 && sum.ended_after > 0, "{sum:?}");
     assert!(sum.journal_replays > 0, "{sum:?}");

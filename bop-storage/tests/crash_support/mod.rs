@@ -54,6 +54,8 @@ pub struct Scenario<'a> {
     pub read: &'a dyn Fn(&Store) -> Model,
     /// Only file operations on paths containing this count as points.
     pub path_filter: &'static str,
+    /// The named database of the store to run in (`None`: the main one).
+    pub db: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -254,13 +256,13 @@ fn one(
     sum: &mut Summary,
 ) -> bool {
     let fs = SimFs::new();
-    let store = Store::open_shared(path, &(sc.opts)(&fs)).unwrap();
+    let store = Store::open_db_shared(path, sc.db, &(sc.opts)(&fs)).unwrap();
     let before = (sc.setup)(&store);
     // Closed and reopened: the step starts from a fresh open, with no
     // journal intent left from the setup (a chunk-id reservation is settled
     // at close), so each intent the step needs is its own.
     drop(store);
-    let store = Store::open_shared(path, &(sc.opts)(&fs)).unwrap();
+    let store = Store::open_db_shared(path, sc.db, &(sc.opts)(&fs)).unwrap();
     assert_eq!(
         store.stats().manifest.journal_replayed,
         0,
@@ -291,7 +293,7 @@ fn one(
     store.halt();
     drop(store);
     let after_fs = fs.crash(mode, &mut SimRng::new(seed));
-    let store = Store::open_shared(path, &(sc.opts)(&after_fs))
+    let store = Store::open_db_shared(path, sc.db, &(sc.opts)(&after_fs))
         .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
     let got = (sc.read)(&store);
     let after = states.last().expect("a step has a final state");
