@@ -240,7 +240,7 @@ mod tests {
         assert_eq!(WalHeader::decode(&h.encode()).unwrap(), h);
         let r = h.restart(*b"WXYZ");
         assert_eq!(r.ckpt_seq, 1);
-        assert_eq!(&r.salt[..4], &[b'a', b'b', b'c', b'e']);
+        assert_eq!(&r.salt[..4], b"abce");
         assert_eq!(WalHeader::decode(&r.encode()).unwrap(), r);
     }
 

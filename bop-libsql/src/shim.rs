@@ -279,7 +279,10 @@ unsafe extern "C" fn x_limit(_p: *mut ffi::wal_impl, _limit: std::ffi::c_longlon
     // complete checkpoint).
 }
 
-unsafe extern "C" fn x_begin_read<W: VirtualWal>(p: *mut ffi::wal_impl, changed: *mut c_int) -> c_int {
+unsafe extern "C" fn x_begin_read<W: VirtualWal>(
+    p: *mut ffi::wal_impl,
+    changed: *mut c_int,
+) -> c_int {
     guard(ffi::SQLITE_IOERR, || {
         // SAFETY: pData from m_open.
         match unsafe { wal::<W>(p) }.begin_read() {
@@ -446,13 +449,7 @@ unsafe extern "C" fn x_frames<W: VirtualWal>(
             }
             let before = w.frame_count();
             let sync = sync_flags & 0x03 != 0;
-            let rc = code_of(w.frames(
-                page_size as u32,
-                &pages,
-                n_truncate,
-                is_commit != 0,
-                sync,
-            ));
+            let rc = code_of(w.frames(page_size as u32, &pages, n_truncate, is_commit != 0, sync));
             if !n_frames.is_null() {
                 // SAFETY: non-null out-parameter.
                 *n_frames = if rc == OK && is_commit != 0 {
@@ -467,7 +464,8 @@ unsafe extern "C" fn x_frames<W: VirtualWal>(
 }
 
 type BusyFn = unsafe extern "C" fn(*mut c_void) -> c_int;
-type CkptCb = unsafe extern "C" fn(*mut c_void, c_int, *const c_uchar, c_int, c_int, c_int) -> c_int;
+type CkptCb =
+    unsafe extern "C" fn(*mut c_void, c_int, *const c_uchar, c_int, c_int, c_int) -> c_int;
 
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn x_checkpoint<W: VirtualWal>(
@@ -525,8 +523,11 @@ unsafe extern "C" fn x_checkpoint<W: VirtualWal>(
     // SAFETY: pData from m_open.
     unsafe {
         guard_write::<W>(p, ffi::SQLITE_IOERR, |w| {
-            let on_page: Option<&mut dyn FnMut(u32, Option<CheckpointPage<'_>>) -> Result<()>> =
-                if cb.is_some() { Some(&mut page_fn) } else { None };
+            let on_page: Option<&mut wal::CheckpointCallback<'_>> = if cb.is_some() {
+                Some(&mut page_fn)
+            } else {
+                None
+            };
             match w.checkpoint(mode, &mut busy_fn, on_page) {
                 Ok(o) => {
                     // SAFETY: out-parameters, written when non-null.
@@ -619,14 +620,22 @@ fn open_raw(path: &CStr, flags: c_int) -> Result<*mut ffi::sqlite3> {
     let mut db = null_mut();
     // SAFETY: valid NUL-terminated strings; `db` receives the handle.
     let rc = unsafe {
-        ffi::libsql_open_v3(path.as_ptr(), &mut db, flags, c"bop".as_ptr(), wal_manager())
+        ffi::libsql_open_v3(
+            path.as_ptr(),
+            &mut db,
+            flags,
+            c"bop".as_ptr(),
+            wal_manager(),
+        )
     };
     if rc != OK {
         let message = format!(
             "open {}: {}{}",
             path.to_string_lossy(),
             errmsg(db),
-            crate::last_error().map(|m| format!(" ({m})")).unwrap_or_default()
+            crate::last_error()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
         );
         // SAFETY: closing a (possibly null) handle from a failed open.
         unsafe { ffi::sqlite3_close_v2(db) };
@@ -688,7 +697,9 @@ impl Connection {
             errmsg(self.db)
         } else {
             // SAFETY: a NUL-terminated message from sqlite3_malloc.
-            let m = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+            let m = unsafe { CStr::from_ptr(err) }
+                .to_string_lossy()
+                .into_owned();
             // SAFETY: freed once, with SQLite's allocator.
             unsafe { ffi::sqlite3_free(err.cast()) };
             m
@@ -725,6 +736,79 @@ impl Connection {
             conn: self,
             _p: PhantomData,
         })
+    }
+
+    /// Runs every statement of `sql` in order and returns their rows as
+    /// the sqlite3 shell prints them in its default list mode: each column
+    /// as text (NULL empty), separated by `|`, one row per line. Stops at
+    /// the first error.
+    pub fn run_script(&self, sql: &str) -> Result<String> {
+        let mut out = String::new();
+        let mut rest = sql.as_bytes();
+        while !rest.is_empty() {
+            let mut stmt = null_mut();
+            let mut tail: *const c_char = null();
+            // SAFETY: an open handle; the SQL is passed with its length and
+            // `tail` points into it.
+            let rc = unsafe {
+                ffi::sqlite3_prepare_v2(
+                    self.db,
+                    rest.as_ptr().cast(),
+                    rest.len() as c_int,
+                    &mut stmt,
+                    &mut tail,
+                )
+            };
+            if rc != OK {
+                return Err(self.error(rc));
+            }
+            let used = if tail.is_null() {
+                rest.len()
+            } else {
+                (tail as usize) - (rest.as_ptr() as usize)
+            };
+            rest = &rest[used.min(rest.len())..];
+            if stmt.is_null() {
+                // Only whitespace or comments were left.
+                if used == 0 {
+                    break;
+                }
+                continue;
+            }
+            let st = Statement {
+                stmt,
+                conn: self,
+                _p: PhantomData,
+            };
+            loop {
+                // SAFETY: a live statement.
+                match unsafe { ffi::sqlite3_step(st.stmt) } {
+                    ffi::SQLITE_ROW => {
+                        // SAFETY: a live statement on a row.
+                        let n = unsafe { ffi::sqlite3_column_count(st.stmt) };
+                        for i in 0..n {
+                            if i > 0 {
+                                out.push('|');
+                            }
+                            // SAFETY: as above; the text is copied at once.
+                            unsafe {
+                                let p = ffi::sqlite3_column_text(st.stmt, i);
+                                let len = ffi::sqlite3_column_bytes(st.stmt, i).max(0) as usize;
+                                if !p.is_null() {
+                                    out.push_str(&String::from_utf8_lossy(
+                                        std::slice::from_raw_parts(p, len),
+                                    ));
+                                }
+                            }
+                        }
+                        out.push('\n');
+                    }
+                    ffi::SQLITE_DONE => break,
+                    rc => return Err(self.error(rc)),
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Runs one statement with `params`; returns the number of changed rows.
@@ -978,7 +1062,9 @@ pub unsafe extern "C" fn bop_libsql_free(p: *mut c_void) {
 #[no_mangle]
 pub unsafe extern "C" fn bop_libsql_close(db: *mut ffi::sqlite3) -> c_int {
     // SAFETY: forwarded contract.
-    guard(ffi::SQLITE_INTERNAL, || unsafe { ffi::sqlite3_close_v2(db) })
+    guard(ffi::SQLITE_INTERNAL, || unsafe {
+        ffi::sqlite3_close_v2(db)
+    })
 }
 
 /// The detailed message behind the last error bop-libsql returned on this

@@ -82,6 +82,10 @@ pub struct CheckpointPage<'a> {
     pub frame: u32,
 }
 
+/// libSQL's per-page checkpoint callback: the highest frame the
+/// checkpoint may copy, and the page copied (`None` once at completion).
+pub type CheckpointCallback<'a> = dyn FnMut(u32, Option<CheckpointPage<'_>>) -> Result<()> + 'a;
+
 /// libSQL's WAL methods as a safe trait: what `shim.rs` calls.
 pub trait VirtualWal {
     /// Starts a read transaction (a snapshot); returns whether the database
@@ -119,7 +123,7 @@ pub trait VirtualWal {
         &mut self,
         mode: CheckpointMode,
         busy: &mut dyn FnMut() -> bool,
-        on_page: Option<&mut dyn FnMut(u32, Option<CheckpointPage<'_>>) -> Result<()>>,
+        on_page: Option<&mut CheckpointCallback<'_>>,
     ) -> Result<CheckpointOutcome>;
     /// Frames at the last commit since the previous call (0: none).
     fn callback(&mut self) -> u32;
@@ -157,7 +161,6 @@ struct State {
     /// Connection id -> (generation, m_eff) of its read transaction.
     readers: HashMap<u64, (u64, u32)>,
     writer: Option<u64>,
-    conns: usize,
 }
 
 impl State {
@@ -190,10 +193,7 @@ impl State {
         self.max_frame > 0
             && self.backfilled == self.max_frame
             && self.writer == writer
-            && self
-                .readers
-                .values()
-                .all(|&(g, m)| g != self.gen || m == 0)
+            && self.readers.values().all(|&(g, m)| g != self.gen || m == 0)
     }
 
     /// Empties the image: the next commit writes a new header (sequence and
@@ -263,7 +263,6 @@ impl Shared {
                 index,
                 readers: HashMap::new(),
                 writer: None,
-                conns: 0,
             }),
             ckpt: Mutex::new(()),
             store,
@@ -300,7 +299,6 @@ pub fn open(db_path: &Path) -> Result<BopWal> {
             s
         }
     };
-    shared.state().conns += 1;
     Ok(BopWal {
         id: next_id(),
         shared,
@@ -763,7 +761,7 @@ impl VirtualWal for BopWal {
         &mut self,
         mode: CheckpointMode,
         busy: &mut dyn FnMut() -> bool,
-        mut on_page: Option<&mut dyn FnMut(u32, Option<CheckpointPage<'_>>) -> Result<()>>,
+        mut on_page: Option<&mut CheckpointCallback<'_>>,
     ) -> Result<CheckpointOutcome> {
         let shared = self.shared.clone();
         let _ckpt = match shared.ckpt.try_lock() {
@@ -804,10 +802,11 @@ impl VirtualWal for BopWal {
                     cb(
                         safe,
                         Some(CheckpointPage {
-                        page: &page,
-                        pgno,
-                        frame,
-                    }))?;
+                            page: &page,
+                            pgno,
+                            frame,
+                        }),
+                    )?;
                 }
             }
         }
@@ -871,21 +870,12 @@ impl VirtualWal for BopWal {
     }
 
     fn close(mut self: Box<Self>) -> Result<()> {
+        // No checkpoint at close (stock SQLite checkpoints at the last
+        // close): the WAL image is durable in the store, the next open
+        // indexes it, and closing stays fast.
         let r = self.end_write();
         self.txn = None;
         self.end_read();
-        let last = {
-            let mut st = self.shared.state();
-            st.conns -= 1;
-            st.conns == 0
-        };
-        if last {
-            // As SQLite at the last close: checkpoint what can be, so the
-            // next open starts from a short (often empty) WAL.
-            if let Err(e) = self.checkpoint(CheckpointMode::Passive, &mut || false, None) {
-                tracing::warn!(error = %e, "checkpoint at close failed; the WAL keeps the data");
-            }
-        }
         r
     }
 }
@@ -905,12 +895,5 @@ fn collect(st: &State, safe: u32) -> (u32, u32, u64, u32, u32, Vec<(u32, u32)>) 
             }
         }
     }
-    (
-        safe,
-        st.max_frame,
-        st.gen,
-        st.n_page,
-        st.backfilled,
-        copy,
-    )
+    (safe, st.max_frame, st.gen, st.n_page, st.backfilled, copy)
 }

@@ -8,19 +8,32 @@ fn basic_sql() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
     let c = open(&path, OpenFlags::default()).unwrap();
-    assert_eq!(c.query_string("PRAGMA journal_mode").unwrap().as_deref(), Some("wal"));
-    c.execute_batch("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)").unwrap();
+    assert_eq!(
+        c.query_string("PRAGMA journal_mode").unwrap().as_deref(),
+        Some("wal")
+    );
+    c.execute_batch("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)")
+        .unwrap();
     for i in 0..100 {
-        c.execute("INSERT INTO t VALUES (?, ?)", &[Value::Integer(i), Value::from("x")])
-            .unwrap();
+        c.execute(
+            "INSERT INTO t VALUES (?, ?)",
+            &[Value::Integer(i), Value::from("x")],
+        )
+        .unwrap();
     }
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 100);
 
-    c.execute_batch("BEGIN; INSERT INTO t VALUES (1000, 'y'); COMMIT;").unwrap();
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (1000, 'y'); COMMIT;")
+        .unwrap();
     c.execute_batch("BEGIN; DELETE FROM t; ROLLBACK;").unwrap();
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 101);
 
-    let rows = c.query("SELECT a, b FROM t WHERE a >= ? ORDER BY a", &[Value::Integer(99)]).unwrap();
+    let rows = c
+        .query(
+            "SELECT a, b FROM t WHERE a >= ? ORDER BY a",
+            &[Value::Integer(99)],
+        )
+        .unwrap();
     assert_eq!(
         rows,
         vec![
@@ -31,7 +44,10 @@ fn basic_sql() {
     // A constraint error is an error, and the database goes on.
     assert!(c.execute("INSERT INTO t VALUES (1, 'dup')", &[]).is_err());
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 101);
-    assert_eq!(c.query_string("PRAGMA integrity_check").unwrap().as_deref(), Some("ok"));
+    assert_eq!(
+        c.query_string("PRAGMA integrity_check").unwrap().as_deref(),
+        Some("ok")
+    );
     // The engine's pragmas reach the store through the bop VFS.
     let stats = c.query_string("PRAGMA bop_stats").unwrap().unwrap();
     assert!(stats.contains("records="), "{stats}");

@@ -18,7 +18,8 @@ fn snapshots_busy_and_stale_writers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     let w = conn(&path);
-    w.execute_batch("CREATE TABLE t(a INTEGER PRIMARY KEY, b)").unwrap();
+    w.execute_batch("CREATE TABLE t(a INTEGER PRIMARY KEY, b)")
+        .unwrap();
     w.execute_batch("INSERT INTO t VALUES (1, 'one')").unwrap();
 
     // A reader's snapshot is stable while a writer commits.
@@ -71,7 +72,9 @@ fn transfers_keep_the_total() {
             let mut x = t * 7919 + 1;
             let mut done = 0;
             while done < 150 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let (from, to, amt) = ((x >> 33) % 100, (x >> 45) % 100, (x >> 20) % 50);
                 let r = c.execute_batch("BEGIN IMMEDIATE").and_then(|_| {
                     c.execute(
@@ -122,7 +125,10 @@ fn transfers_keep_the_total() {
         assert!(r.join().unwrap() >= 10);
     }
     assert_eq!(c.query_i64("SELECT sum(bal) FROM acct").unwrap(), 100_000);
-    assert_eq!(c.query_string("PRAGMA integrity_check").unwrap().as_deref(), Some("ok"));
+    assert_eq!(
+        c.query_string("PRAGMA integrity_check").unwrap().as_deref(),
+        Some("ok")
+    );
     drop(c);
     let c = conn(&path);
     assert_eq!(c.query_i64("SELECT sum(bal) FROM acct").unwrap(), 100_000);

@@ -49,9 +49,17 @@ fn sigkill_loses_no_acknowledged_commit() {
         if !ready {
             let mut err = String::new();
             use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             // Killed before it finished opening: fine, unless it failed.
-            assert!(err.is_empty(), "round {round}: child failed: {err} ({status})");
+            assert!(
+                err.is_empty(),
+                "round {round}: child failed: {err} ({status})"
+            );
         }
         acked.extend(ids);
 
@@ -66,10 +74,17 @@ fn sigkill_loses_no_acknowledged_commit() {
             "round {round}: acknowledged ids missing after SIGKILL: {missing:?}"
         );
         if round % 10 == 9 {
-            assert_eq!(c.query_string("PRAGMA integrity_check").unwrap().as_deref(), Some("ok"));
+            assert_eq!(
+                c.query_string("PRAGMA integrity_check").unwrap().as_deref(),
+                Some("ok")
+            );
         }
     }
-    assert!(acked.len() > 500, "only {} commits acknowledged", acked.len());
+    assert!(
+        acked.len() > 500,
+        "only {} commits acknowledged",
+        acked.len()
+    );
     eprintln!(
         "{KILLS} kills, {} acknowledged commits, {:.1} s",
         acked.len(),

@@ -20,7 +20,9 @@ fn million_rows() {
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 1_000_000);
     let sum = c.query_i64("SELECT sum(v) FROM t").unwrap();
     assert_eq!(
-        c.query_string("SELECT s FROM t WHERE id = 765432").unwrap().as_deref(),
+        c.query_string("SELECT s FROM t WHERE id = 765432")
+            .unwrap()
+            .as_deref(),
         Some("row-0765432")
     );
     let (busy, log, done) = checkpoint(&c, "TRUNCATE");
@@ -29,5 +31,8 @@ fn million_rows() {
     let c = conn(&path);
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 1_000_000);
     assert_eq!(c.query_i64("SELECT sum(v) FROM t").unwrap(), sum);
-    assert_eq!(c.query_string("PRAGMA quick_check").unwrap().as_deref(), Some("ok"));
+    assert_eq!(
+        c.query_string("PRAGMA quick_check").unwrap().as_deref(),
+        Some("ok")
+    );
 }

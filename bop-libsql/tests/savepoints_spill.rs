@@ -36,14 +36,18 @@ fn savepoints_in_a_spilling_transaction() {
         "the transaction spilled into the WAL ({peak0} -> {peak} pending bytes)"
     );
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 0);
-    assert_eq!(c.query_string("PRAGMA integrity_check").unwrap().as_deref(), Some("ok"));
+    assert_eq!(
+        c.query_string("PRAGMA integrity_check").unwrap().as_deref(),
+        Some("ok")
+    );
 
     // Savepoints: keep the first part, roll back the second, release, commit.
     c.execute_batch("BEGIN").unwrap();
     fill(&c, 1, 3000);
     c.execute_batch("SAVEPOINT a").unwrap();
     fill(&c, 3001, 3000);
-    c.execute_batch("UPDATE t SET b = zeroblob(10) WHERE a <= 1000").unwrap();
+    c.execute_batch("UPDATE t SET b = zeroblob(10) WHERE a <= 1000")
+        .unwrap();
     c.execute_batch("SAVEPOINT b").unwrap();
     c.execute_batch("DELETE FROM t WHERE a % 2 = 0").unwrap();
     c.execute_batch("ROLLBACK TO b").unwrap();
@@ -51,14 +55,18 @@ fn savepoints_in_a_spilling_transaction() {
     c.execute_batch("ROLLBACK TO a").unwrap();
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 3000);
     assert_eq!(
-        c.query_i64("SELECT count(*) FROM t WHERE length(b) = 400").unwrap(),
+        c.query_i64("SELECT count(*) FROM t WHERE length(b) = 400")
+            .unwrap(),
         3000
     );
     c.execute_batch("RELEASE a").unwrap();
     fill(&c, 10_001, 100);
     c.execute_batch("COMMIT").unwrap();
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 3100);
-    assert_eq!(c.query_string("PRAGMA integrity_check").unwrap().as_deref(), Some("ok"));
+    assert_eq!(
+        c.query_string("PRAGMA integrity_check").unwrap().as_deref(),
+        Some("ok")
+    );
 
     // A failed statement inside a transaction rolls back only itself.
     c.execute_batch("BEGIN").unwrap();
@@ -71,5 +79,8 @@ fn savepoints_in_a_spilling_transaction() {
     let c = conn(&path);
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 5100);
     assert_eq!(c.query_i64("SELECT max(a) FROM t").unwrap(), 22_000);
-    assert_eq!(c.query_string("PRAGMA integrity_check").unwrap().as_deref(), Some("ok"));
+    assert_eq!(
+        c.query_string("PRAGMA integrity_check").unwrap().as_deref(),
+        Some("ok")
+    );
 }

@@ -7,7 +7,9 @@
 use std::io::Write;
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: bop-libsql-crash-child STORE");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: bop-libsql-crash-child STORE");
     let c = bop_libsql::open(&path, bop_libsql::OpenFlags::default()).expect("open");
     c.execute_batch(
         "PRAGMA synchronous=FULL;
@@ -15,7 +17,9 @@ fn main() {
          CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, pad BLOB);",
     )
     .expect("setup");
-    let mut next = c.query_i64("SELECT coalesce(max(id), 0) + 1 FROM t").expect("max");
+    let mut next = c
+        .query_i64("SELECT coalesce(max(id), 0) + 1 FROM t")
+        .expect("max");
     let mut ins = c
         .prepare("INSERT INTO t VALUES (?, randomblob(1500 + ?1 % 3000))")
         .expect("prepare");
@@ -26,7 +30,8 @@ fn main() {
         if next % 16 == 0 {
             c.execute_batch("BEGIN").expect("begin");
             for k in 0..200 {
-                ins.execute(&[bop_libsql::Value::Integer(next + k)]).expect("insert");
+                ins.execute(&[bop_libsql::Value::Integer(next + k)])
+                    .expect("insert");
             }
             c.execute_batch("COMMIT").expect("commit");
             let mut o = out.lock();
@@ -36,7 +41,8 @@ fn main() {
             o.flush().expect("flush");
             next += 200;
         } else {
-            ins.execute(&[bop_libsql::Value::Integer(next)]).expect("insert");
+            ins.execute(&[bop_libsql::Value::Integer(next)])
+                .expect("insert");
             let mut o = out.lock();
             writeln!(o, "ack {next}").expect("stdout");
             o.flush().expect("flush");
