@@ -1,7 +1,9 @@
 //! Basic SQL through libSQL on bop: DDL, DML, transactions, rollback, and
 //! the store's layout (a bop store directory, no SQLite files).
 
+mod common;
 use bop_libsql::{open, OpenFlags, Value};
+use common::stat;
 
 #[test]
 fn basic_sql() {
@@ -51,6 +53,17 @@ fn basic_sql() {
     // The engine's pragmas reach the store through the bop VFS.
     let stats = c.query_string("PRAGMA bop_stats").unwrap().unwrap();
     assert!(stats.contains("records="), "{stats}");
+    // bop stores are always in WAL mode (refused by the bop VFS).
+    let e = c.execute_batch("PRAGMA journal_mode=DELETE").unwrap_err();
+    assert!(e.to_string().contains("always use WAL"), "{e}");
+    // Under synchronous=FULL a commit returns once its WAL record is
+    // durable: the durable watermark covers the last record.
+    c.execute_batch("PRAGMA synchronous=FULL").unwrap();
+    let syncs = stat(&c, "wal_syncs");
+    c.execute("INSERT INTO t VALUES (2000, 'durable')", &[])
+        .unwrap();
+    assert_eq!(stat(&c, "durable_lsn"), stat(&c, "next_lsn") - 1);
+    assert!(stat(&c, "wal_syncs") > syncs);
     drop(c);
 
     // A bop store: a directory with the manifest, WAL segments, chunks.
