@@ -668,6 +668,34 @@ impl Connection {
         })
     }
 
+    /// Opens `path` as a plain SQLite database file with libSQL's own WAL
+    /// (`wal.c`) and the default VFS — not bop. For side-by-side
+    /// comparisons (`compare-libsql`).
+    pub fn open_libsql_default_wal(path: &Path) -> Result<Connection> {
+        init()?;
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::Misuse("path contains NUL".into()))?;
+        let mut db = null_mut();
+        // SAFETY: a NUL-terminated path; `db` receives the handle.
+        let rc = unsafe {
+            ffi::sqlite3_open_v2(
+                c.as_ptr(),
+                &mut db,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE,
+                null(),
+            )
+        };
+        if rc != OK {
+            let message = errmsg(db);
+            // SAFETY: closing the handle of a failed open.
+            unsafe { ffi::sqlite3_close_v2(db) };
+            return Err(Error::Sqlite { code: rc, message });
+        }
+        let conn = Connection { db };
+        conn.execute_batch("PRAGMA journal_mode=WAL")?;
+        Ok(conn)
+    }
+
     /// The `sqlite3 *` handle, for calls this wrapper does not offer. It
     /// belongs to libSQL's bundled SQLite: pass it only to `libsql_ffi`.
     pub fn raw(&self) -> *mut ffi::sqlite3 {
