@@ -370,6 +370,18 @@ impl Txn {
         self.base + self.frames.len() as u32 + 1
     }
 
+    /// Keeps the first `keep` frames.
+    fn truncate(&mut self, keep: usize) {
+        if keep >= self.frames.len() {
+            return;
+        }
+        self.frames.truncate(keep);
+        self.index.clear();
+        for (i, &p) in self.frames.iter().enumerate() {
+            self.index.insert(p, self.base + i as u32 + 1);
+        }
+    }
+
     fn push(&mut self, pgno: u32) -> u32 {
         let f = self.next_frame();
         self.frames.push(pgno);
@@ -425,6 +437,7 @@ impl BopWal {
         let mut t = self.txn.take().ok_or_else(|| {
             Error::Invariant("xFrames (commit) outside a write transaction".into())
         })?;
+        let spilled_before = t.frames.len();
         let result = (|| -> Result<[u32; 2]> {
             let spilled = t.frames.len();
             let first_new = t.next_frame();
@@ -476,7 +489,10 @@ impl BopWal {
         let ck = match result {
             Ok(ck) => ck,
             Err(e) => {
-                // Keep the transaction: SQLite rolls it back (xUndo).
+                // Keep the transaction without the frames this call added
+                // (they may not have reached the store): SQLite rolls it
+                // back (xUndo, or the end of its read transaction).
+                t.truncate(spilled_before);
                 self.txn = Some(t);
                 return Err(e);
             }
@@ -520,9 +536,13 @@ impl VirtualWal for BopWal {
     }
 
     fn end_read(&mut self) {
+        // As wal.c, ending the read transaction ends a write transaction
+        // still open: after an I/O or SQLITE_FULL error the pager drops
+        // its state this way, without xUndo or xEndWriteTransaction.
         if self.txn.is_some() {
-            // Still writing: the read snapshot ends with the transaction.
-            return;
+            if let Err(e) = self.end_write() {
+                tracing::warn!(error = %e, "dropping an abandoned write transaction failed");
+            }
         }
         if self.snap.take().is_some() {
             self.shared.state().readers.remove(&self.id);
@@ -682,11 +702,7 @@ impl VirtualWal for BopWal {
         let mut r = Ok(());
         if keep < t.frames.len() {
             r = self.discard_frames(&t, keep);
-            t.frames.truncate(keep);
-            t.index.clear();
-            for (i, &p) in t.frames.iter().enumerate() {
-                t.index.insert(p, t.base + i as u32 + 1);
-            }
+            t.truncate(keep);
             if t.base == 0 && keep == 0 {
                 t.header_written = false;
             }
@@ -737,24 +753,33 @@ impl VirtualWal for BopWal {
         }
         // A spill: frames of the open transaction. A page written before
         // is rewritten in place; new pages are appended with one write.
-        let mut run = Vec::new();
-        let mut run_start = None;
-        for p in pages {
-            if let Some(&f) = t.index.get(&p.pgno) {
-                store.wal_write(frame_offset(f, ps) + 24, p.data)?;
-                continue;
+        let before = t.frames.len();
+        let r = (|| -> Result<()> {
+            let mut run = Vec::new();
+            let mut run_start = None;
+            for p in pages {
+                if let Some(&f) = t.index.get(&p.pgno) {
+                    store.wal_write(frame_offset(f, ps) + 24, p.data)?;
+                    continue;
+                }
+                let f = t.push(p.pgno);
+                run_start.get_or_insert(f);
+                let mut fh = [0u8; 24];
+                fh[..4].copy_from_slice(&p.pgno.to_be_bytes());
+                run.extend_from_slice(&fh);
+                run.extend_from_slice(p.data);
             }
-            let f = t.push(p.pgno);
-            run_start.get_or_insert(f);
-            let mut fh = [0u8; 24];
-            fh[..4].copy_from_slice(&p.pgno.to_be_bytes());
-            run.extend_from_slice(&fh);
-            run.extend_from_slice(p.data);
+            if let Some(f) = run_start {
+                store.wal_write(frame_offset(f, ps), &run)?;
+            }
+            Ok(())
+        })();
+        if r.is_err() {
+            // Frames appended by this call may not be in the store: forget
+            // them (SQLite rolls the transaction back next).
+            t.truncate(before);
         }
-        if let Some(f) = run_start {
-            store.wal_write(frame_offset(f, ps), &run)?;
-        }
-        Ok(())
+        r
     }
 
     fn checkpoint(

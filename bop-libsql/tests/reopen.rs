@@ -57,3 +57,34 @@ fn reopen_keeps_data() {
     let verify = c.query_string("PRAGMA bop_verify").unwrap().unwrap();
     assert!(verify.starts_with("ok"), "{verify}");
 }
+
+/// A named database of a store (`<store>/<name>`) and ATTACH of another
+/// store: each gets its own virtual WAL; both survive a reopen.
+#[test]
+fn named_database_and_attach() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("s.db");
+    let c = conn(&main);
+    c.execute_batch("CREATE TABLE m(a); INSERT INTO m VALUES (1);")
+        .unwrap();
+    let users = conn(&main.join("users"));
+    users
+        .execute_batch("CREATE TABLE u(name); INSERT INTO u VALUES ('ada'), ('bob');")
+        .unwrap();
+    let other = dir.path().join("other.db");
+    c.execute(
+        "ATTACH ? AS o",
+        &[Value::Text(format!("file:{}?vfs=bop", other.display()))],
+    )
+    .unwrap();
+    c.execute_batch("CREATE TABLE o.x(v); INSERT INTO o.x VALUES (42); INSERT INTO m VALUES (2);")
+        .unwrap();
+    drop(users);
+    drop(c);
+    let c = conn(&main);
+    assert_eq!(c.query_i64("SELECT count(*) FROM m").unwrap(), 2);
+    let users = conn(&main.join("users"));
+    assert_eq!(users.query_i64("SELECT count(*) FROM u").unwrap(), 2);
+    let o = conn(&other);
+    assert_eq!(o.query_i64("SELECT v FROM x").unwrap(), 42);
+}

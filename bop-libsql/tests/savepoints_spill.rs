@@ -84,3 +84,31 @@ fn savepoints_in_a_spilling_transaction() {
         Some("ok")
     );
 }
+
+/// A transaction past the store's bound (URI parameter `max_txn_mb`) fails
+/// with SQLITE_FULL and leaves the database usable.
+#[test]
+fn transaction_over_the_bound_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.db");
+    let uri = format!("file:{}?max_txn_mb=1", path.display());
+    let c = bop_libsql::open(&uri, bop_libsql::OpenFlags::default()).unwrap();
+    c.execute_batch("PRAGMA cache_size=16; CREATE TABLE t(a INTEGER PRIMARY KEY, b BLOB);")
+        .unwrap();
+    c.execute_batch("BEGIN").unwrap();
+    let e = c
+        .execute(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 5000)
+             INSERT INTO t SELECT i, randomblob(1000) FROM s",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(e.code() & 0xff, 13, "SQLITE_FULL, got {e}");
+    let _ = c.execute_batch("ROLLBACK");
+    fill(&c, 1, 100);
+    assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 100);
+    assert_eq!(
+        c.query_string("PRAGMA integrity_check").unwrap().as_deref(),
+        Some("ok")
+    );
+}

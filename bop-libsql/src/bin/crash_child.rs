@@ -14,6 +14,7 @@ fn main() {
     c.execute_batch(
         "PRAGMA synchronous=FULL;
          PRAGMA wal_autocheckpoint=40;
+         PRAGMA cache_size=50;
          CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, pad BLOB);",
     )
     .expect("setup");
@@ -26,7 +27,8 @@ fn main() {
     let out = std::io::stdout();
     println!("ready");
     loop {
-        // Every 16th commit is a larger transaction that spills.
+        // Every 16th commit is a larger transaction that spills (the page
+        // cache holds 50 pages).
         if next % 16 == 0 {
             c.execute_batch("BEGIN").expect("begin");
             for k in 0..200 {
