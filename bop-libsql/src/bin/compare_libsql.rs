@@ -3,7 +3,7 @@
 //! run alternately A B A B (B A in odd rounds); the table shows the median
 //! of each side and the ratio bop / libsql (higher is better for rates).
 //!
-//! Usage: compare-libsql [--rounds N] [--short] [--dir DIR]
+//! Usage: compare-libsql [--rounds N] [--short] [--dir DIR] [--only TEXT]
 //! (bop's I/O backend: BOP_IO, default `direct`.)
 
 use std::path::{Path, PathBuf};
@@ -116,13 +116,15 @@ fn main() {
     let mut rounds = 3usize;
     let mut short = false;
     let mut base: Option<PathBuf> = None;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
             "--short" => short = true,
             "--dir" => base = args.next().map(PathBuf::from),
-            other => panic!("unknown argument {other}; usage: compare-libsql [--rounds N] [--short] [--dir DIR]"),
+            "--only" => only = args.next(),
+            other => panic!("unknown argument {other}; usage: compare-libsql [--rounds N] [--short] [--dir DIR] [--only TEXT]"),
         }
     }
     let sizes = if short {
@@ -156,6 +158,9 @@ fn main() {
     );
     println!("| workload | libsql WAL | bop | ratio |\n|---|---|---|---|");
     for (name, w) in workloads {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for r in 0..rounds {
             let order = if r % 2 == 0 {
