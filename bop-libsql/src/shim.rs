@@ -766,6 +766,24 @@ impl Connection {
         })
     }
 
+    /// Rows changed by the last INSERT, UPDATE or DELETE (`sqlite3_changes`).
+    pub fn changes(&self) -> i64 {
+        // SAFETY: an open handle.
+        i64::from(unsafe { ffi::sqlite3_changes(self.db) })
+    }
+
+    /// `sqlite3_last_insert_rowid`.
+    pub fn last_insert_rowid(&self) -> i64 {
+        // SAFETY: an open handle.
+        unsafe { ffi::sqlite3_last_insert_rowid(self.db) }
+    }
+
+    /// Whether the connection is outside an explicit transaction.
+    pub fn is_autocommit(&self) -> bool {
+        // SAFETY: an open handle.
+        unsafe { ffi::sqlite3_get_autocommit(self.db) != 0 }
+    }
+
     /// Runs every statement of `sql` in order and returns their rows as
     /// the sqlite3 shell prints them in its default list mode: each column
     /// as text (NULL empty), separated by `|`, one row per line. Stops at
