@@ -652,7 +652,9 @@ impl VirtualWal for BopWal {
     fn end_write(&mut self) -> Result<()> {
         let mut r = Ok(());
         if let Some(t) = self.txn.take() {
-            if !t.frames.is_empty() {
+            // Uncommitted frames (or only the header of a new image) left
+            // by a transaction that ended without commit or undo.
+            if !t.frames.is_empty() || (t.base == 0 && t.header_written) {
                 r = self.discard_frames(&t, 0);
             }
         }

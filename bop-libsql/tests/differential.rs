@@ -7,8 +7,8 @@
 //! and reopened and their canonical dumps compared, with integrity_check.
 //! The seed picks two interleaved connections (odd seeds), a 10-page cache
 //! so transactions spill (multiples of 3) and synchronous=FULL (ending in 4
-//! or 9). `BOP_LIBSQL_DIFF_SEEDS` (default 6), `BOP_LIBSQL_DIFF_STMTS`
-//! (default 1500), `BOP_LIBSQL_DIFF_SEED` replays one seed.
+//! or 9). `BOP_LIBSQL_DIFF_SEEDS` (default 4), `BOP_LIBSQL_DIFF_STMTS`
+//! (default 1200), `BOP_LIBSQL_DIFF_SEED` replays one seed.
 
 #[allow(dead_code, unused_imports)]
 #[path = "../../tests/src/sqlgen.rs"]
@@ -221,10 +221,10 @@ fn run_seed(seed: u64, stmts: usize) -> usize {
 #[test]
 fn libsql_wal_and_bop_agree() {
     let env = |k: &str| std::env::var(k).ok().map(|v| v.parse::<u64>().unwrap());
-    let stmts = env("BOP_LIBSQL_DIFF_STMTS").unwrap_or(1500) as usize;
+    let stmts = env("BOP_LIBSQL_DIFF_STMTS").unwrap_or(1200) as usize;
     let seeds: Vec<u64> = match env("BOP_LIBSQL_DIFF_SEED") {
         Some(s) => vec![s],
-        None => (1..=env("BOP_LIBSQL_DIFF_SEEDS").unwrap_or(6)).collect(),
+        None => (1..=env("BOP_LIBSQL_DIFF_SEEDS").unwrap_or(4)).collect(),
     };
     let t0 = std::time::Instant::now();
     for seed in seeds {
