@@ -133,3 +133,34 @@ fn transfers_keep_the_total() {
     let c = conn(&path);
     assert_eq!(c.query_i64("SELECT sum(bal) FROM acct").unwrap(), 100_000);
 }
+
+/// locking_mode=EXCLUSIVE: the connection keeps the database to itself
+/// (others get SQLITE_BUSY), commits and rollbacks work, and after going
+/// back to NORMAL others see the data.
+#[test]
+fn exclusive_locking_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("e.db");
+    let c = conn(&p);
+    c.execute_batch(
+        "PRAGMA locking_mode=EXCLUSIVE; CREATE TABLE t(a);
+         INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);",
+    )
+    .unwrap();
+    let other = conn(&p);
+    other.execute_batch("PRAGMA busy_timeout=0").unwrap();
+    let e = other.query_i64("SELECT count(*) FROM t").unwrap_err();
+    assert_eq!(code(&e) & 0xff, 5, "SQLITE_BUSY, got {e}");
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (3); ROLLBACK; INSERT INTO t VALUES (4);")
+        .unwrap();
+    assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 3);
+    c.execute_batch("PRAGMA locking_mode=NORMAL; SELECT 1;")
+        .unwrap();
+    let r = c.query("PRAGMA wal_checkpoint(TRUNCATE)", &[]).unwrap();
+    assert_eq!(
+        r[0],
+        vec![Value::Integer(0), Value::Integer(0), Value::Integer(0)]
+    );
+    drop(c);
+    assert_eq!(other.query_i64("SELECT count(*) FROM t").unwrap(), 3);
+}
