@@ -784,6 +784,73 @@ impl Connection {
         unsafe { ffi::sqlite3_get_autocommit(self.db) != 0 }
     }
 
+    fn check(&self, rc: c_int) -> Result<()> {
+        if rc == OK {
+            Ok(())
+        } else {
+            Err(self.error(rc))
+        }
+    }
+
+    /// libSQL's frame-level WAL API (used by its replication): the number
+    /// of frames in the WAL (`libsql_wal_frame_count`).
+    pub fn wal_frame_count(&self) -> Result<u32> {
+        let mut n: c_uint = 0;
+        // SAFETY: an open handle and a writable counter.
+        let rc = unsafe { ffi::libsql_wal_frame_count(self.db, &mut n) };
+        self.check(rc)?;
+        Ok(n)
+    }
+
+    /// Frame `frame` (1-based) as SQLite WAL bytes: the 24-byte frame
+    /// header and the page (`libsql_wal_get_frame`); `buf` is 24 + page
+    /// size bytes.
+    pub fn wal_get_frame(&self, frame: u32, buf: &mut [u8]) -> Result<()> {
+        // SAFETY: an open handle; `buf` is writable for its length.
+        let rc = unsafe {
+            ffi::libsql_wal_get_frame(self.db, frame, buf.as_mut_ptr().cast(), buf.len() as c_uint)
+        };
+        self.check(rc)
+    }
+
+    /// Starts inserting frames (`libsql_wal_insert_begin`): takes the
+    /// write lock.
+    pub fn wal_insert_begin(&self) -> Result<()> {
+        // SAFETY: an open handle.
+        let rc = unsafe { ffi::libsql_wal_insert_begin(self.db) };
+        self.check(rc)
+    }
+
+    /// Inserts frame `frame` (`libsql_wal_insert_frame`); a frame whose
+    /// header has a non-zero database size commits. A frame number already
+    /// present is compared instead: returns `Ok(true)` if it differs.
+    pub fn wal_insert_frame(&self, frame: u32, buf: &[u8]) -> Result<bool> {
+        let mut conflict: c_int = 0;
+        // SAFETY: an open handle; libSQL only reads `buf` (its pointer is
+        // typed mutable in the C API).
+        let rc = unsafe {
+            ffi::libsql_wal_insert_frame(
+                self.db,
+                frame,
+                buf.as_ptr() as *mut c_void,
+                buf.len() as c_uint,
+                &mut conflict,
+            )
+        };
+        if conflict != 0 {
+            return Ok(true);
+        }
+        self.check(rc)?;
+        Ok(false)
+    }
+
+    /// Ends inserting frames (`libsql_wal_insert_end`).
+    pub fn wal_insert_end(&self) -> Result<()> {
+        // SAFETY: an open handle.
+        let rc = unsafe { ffi::libsql_wal_insert_end(self.db) };
+        self.check(rc)
+    }
+
     /// Runs every statement of `sql` in order and returns their rows as
     /// the sqlite3 shell prints them in its default list mode: each column
     /// as text (NULL empty), separated by `|`, one row per line. Stops at
