@@ -26,6 +26,18 @@ impl Engine {
 
 /// Opens `dir/name` on `engine` with `synchronous` and the same page size.
 pub fn open(engine: Engine, dir: &Path, name: &str, synchronous: &str) -> Connection {
+    open_with(engine, dir, name, synchronous, "")
+}
+
+/// [`open`] with extra URI parameters for bop (`key=value&...`; ignored
+/// for stock SQLite).
+pub fn open_with(
+    engine: Engine,
+    dir: &Path,
+    name: &str,
+    synchronous: &str,
+    bop_params: &str,
+) -> Connection {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI;
@@ -43,7 +55,11 @@ pub fn open(engine: Engine, dir: &Path, name: &str, synchronous: &str) -> Connec
         }
         Engine::Bop => {
             bop_rusqlite::register().expect("register bop");
-            let uri = format!("file:{}?vfs=bop&page_size=4096", dir.join(name).display());
+            let mut uri = format!("file:{}?vfs=bop&page_size=4096", dir.join(name).display());
+            if !bop_params.is_empty() {
+                uri.push('&');
+                uri.push_str(bop_params);
+            }
             Connection::open_with_flags(uri, flags).expect("open bop")
         }
     };
@@ -183,4 +199,36 @@ pub fn many_writers<T>(
         t.join().expect("writer");
     }
     (n, seen)
+}
+
+/// Bytes this process has caused to be sent to storage so far
+/// (`write_bytes` of `/proc/self/io`: counted when pages are dirtied, and
+/// for direct I/O when submitted; every thread of the process).
+pub fn process_write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Disk space used by the files under `dir` (allocated blocks).
+pub fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += disk_bytes(&e.path());
+        } else {
+            total += m.blocks() * 512;
+        }
+    }
+    total
 }

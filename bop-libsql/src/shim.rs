@@ -120,6 +120,47 @@ unsafe extern "C" fn vfs_register(vfs: *mut c_void, make_default: c_int) -> c_in
     unsafe { ffi::sqlite3_vfs_register(vfs.cast(), make_default) }
 }
 
+/// `sqlite3_open_v2` for bop's background checkpointer: a libSQL
+/// connection with bop's virtual WAL (a default libSQL connection would run
+/// `wal.c` beside the virtual WAL on the same store).
+unsafe extern "C" fn ckpt_open(
+    name: *const c_char,
+    db: *mut *mut c_void,
+    flags: c_int,
+    vfs: *const c_char,
+) -> c_int {
+    // SAFETY: the checkpointer's NUL-terminated URI and out pointer.
+    unsafe { ffi::libsql_open_v3(name, db.cast(), flags, vfs, wal_manager()) }
+}
+
+unsafe extern "C" fn ckpt_close(db: *mut c_void) -> c_int {
+    // SAFETY: a handle from ckpt_open, closed once.
+    unsafe { ffi::sqlite3_close(db.cast()) }
+}
+
+unsafe extern "C" fn ckpt_exec(
+    db: *mut c_void,
+    sql: *const c_char,
+    _callback: *mut c_void,
+    arg: *mut c_void,
+    err: *mut *mut c_char,
+) -> c_int {
+    // SAFETY: a handle from ckpt_open and NUL-terminated SQL; the
+    // checkpointer passes no callback.
+    unsafe { ffi::sqlite3_exec(db.cast(), sql, None, arg, err) }
+}
+
+unsafe extern "C" fn ckpt_wal_checkpoint(
+    db: *mut c_void,
+    name: *const c_char,
+    mode: c_int,
+    log: *mut c_int,
+    ckpt: *mut c_int,
+) -> c_int {
+    // SAFETY: a handle from ckpt_open; the out pointers are the caller's.
+    unsafe { ffi::sqlite3_wal_checkpoint_v2(db.cast(), name, mode, log, ckpt) }
+}
+
 /// Initializes libSQL and registers the `bop` VFS in it (once per process).
 pub(crate) fn init() -> Result<()> {
     static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
@@ -138,6 +179,14 @@ pub(crate) fn init() -> Result<()> {
             uri_parameter: ffi::sqlite3_uri_parameter,
             uri_key: ffi::sqlite3_uri_key,
             log: ffi::sqlite3_log,
+            // bop's background checkpointer (size and age policy) opens its
+            // connections with bop's virtual WAL too.
+            checkpoint: Some(bop_vfs::CheckpointApi {
+                open_v2: ckpt_open,
+                close: ckpt_close,
+                exec: ckpt_exec,
+                wal_checkpoint_v2: ckpt_wal_checkpoint,
+            }),
         };
         // SAFETY: the functions of the libSQL linked into this binary,
         // valid for the whole process.

@@ -47,6 +47,44 @@ unsafe extern "C" fn free(p: *mut c_void) {
     unsafe { ffi::sqlite3_free(p) }
 }
 
+unsafe extern "C" fn open_v2(
+    name: *const c_char,
+    db: *mut *mut c_void,
+    flags: c_int,
+    vfs: *const c_char,
+) -> c_int {
+    // SAFETY: same contract as sqlite3_open_v2.
+    unsafe { ffi::sqlite3_open_v2(name, db.cast(), flags, vfs) }
+}
+
+unsafe extern "C" fn close(db: *mut c_void) -> c_int {
+    // SAFETY: `db` came from sqlite3_open_v2.
+    unsafe { ffi::sqlite3_close(db.cast()) }
+}
+
+unsafe extern "C" fn exec(
+    db: *mut c_void,
+    sql: *const c_char,
+    callback: *mut c_void,
+    arg: *mut c_void,
+    errmsg: *mut *mut c_char,
+) -> c_int {
+    debug_assert!(callback.is_null());
+    // SAFETY: same contract as sqlite3_exec; bop passes no callback.
+    unsafe { ffi::sqlite3_exec(db.cast(), sql, None, arg, errmsg) }
+}
+
+unsafe extern "C" fn wal_checkpoint_v2(
+    db: *mut c_void,
+    name: *const c_char,
+    mode: c_int,
+    log: *mut c_int,
+    ckpt: *mut c_int,
+) -> c_int {
+    // SAFETY: same contract as sqlite3_wal_checkpoint_v2.
+    unsafe { ffi::sqlite3_wal_checkpoint_v2(db.cast(), name, mode, log, ckpt) }
+}
+
 /// Registers the VFS `bop` (not as the default). Idempotent.
 pub fn register() -> Result<(), RegisterError> {
     register_with(false)
@@ -62,6 +100,12 @@ pub fn register_with(make_default: bool) -> Result<(), RegisterError> {
         uri_parameter,
         uri_key,
         log: ffi::sqlite3_log,
+        checkpoint: Some(bop_vfs::CheckpointApi {
+            open_v2,
+            close,
+            exec,
+            wal_checkpoint_v2,
+        }),
     };
     // SAFETY: every pointer is a function of the SQLite rusqlite links,
     // which lives as long as the process.

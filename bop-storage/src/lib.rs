@@ -6,6 +6,7 @@
 //! [`log`] (the SQLite WAL image kept as WAL records) and [`store`] (one
 //! database: the API the front ends call).
 
+pub mod cache;
 pub mod error;
 pub mod fail;
 pub mod io;

@@ -77,6 +77,8 @@ pub struct StoreStats {
     pub flush: FlushStats,
     /// Name of the I/O backend.
     pub io_backend: String,
+    /// The process-wide page cache (shared by every database).
+    pub cache: crate::cache::CacheStats,
 }
 
 pub struct Store {
@@ -322,6 +324,17 @@ impl Store {
 
     // ----- the SQLite WAL image -----
 
+    /// Frames in the WAL image SQLite sees (committed ones).
+    pub fn wal_frames(&self) -> u64 {
+        self.log().frame_count()
+    }
+
+    /// How many times SQLite has restarted this database's WAL since open
+    /// (a new generation: its oldest frame is new).
+    pub fn wal_generation(&self) -> u64 {
+        self.log().stats.generations
+    }
+
     pub fn wal_exists(&self) -> bool {
         self.log().exists
     }
@@ -424,6 +437,7 @@ impl Store {
             durable_lsn: log.wal.durable_lsn().0,
             flush: self.flusher().stats(),
             io_backend: self.io_name.clone(),
+            cache: crate::cache::global().stats(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::checkpointer;
 use crate::errors::{to_code, Op};
 use crate::locks::ConnId;
 use crate::shm::ShmHolder;
@@ -34,6 +35,8 @@ pub struct MainFile {
     pub id: ConnId,
     pub level: c_int,
     pub shm: ShmHolder,
+    /// Opened by bop's checkpointer, not by the application.
+    internal: bool,
 }
 
 #[derive(Debug)]
@@ -50,12 +53,23 @@ pub enum PragmaOutcome {
 
 impl MainFile {
     pub fn new(db: Arc<DbShared>) -> MainFile {
+        let internal = checkpointer::opening_internal();
+        if !internal {
+            db.ckpt.file_opened();
+        }
         MainFile {
             db,
             id: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
             level: SQLITE_LOCK_NONE,
             shm: ShmHolder::default(),
+            internal,
         }
+    }
+
+    /// After a commit: the checkpoint policy looks at the WAL's size.
+    fn after_commit(&self) {
+        let store = &self.db.store;
+        checkpointer::after_commit(&self.db, store.wal_size(), store.wal_generation());
     }
 
     pub fn shm_lock(&mut self, offset: usize, n: usize, flags: c_int) -> c_int {
@@ -77,8 +91,9 @@ impl MainFile {
         if releasing_writer {
             // The write transaction is over: seal its frames into one WAL
             // record before another writer can start.
-            if let Err(e) = self.db.store.end_write_transaction() {
-                rc = to_code(&e, Op::Write);
+            match self.db.store.end_write_transaction() {
+                Ok(()) => self.after_commit(),
+                Err(e) => rc = to_code(&e, Op::Write),
             }
         }
         let lrc = self.db.shm.lock(self.id, &mut self.shm, offset, n, flags);
@@ -94,10 +109,13 @@ impl MainFile {
 
     /// Seals the just-committed transaction into a WAL record.
     pub fn commit_phase_two(&self) -> c_int {
-        self.db
-            .store
-            .commit_phase_two()
-            .map_or_else(|e| to_code(&e, Op::Write), |_| SQLITE_OK)
+        match self.db.store.commit_phase_two() {
+            Ok(()) => {
+                self.after_commit();
+                SQLITE_OK
+            }
+            Err(e) => to_code(&e, Op::Write),
+        }
     }
 
     pub fn pragma(&self, name: &str, arg: Option<&str>) -> PragmaOutcome {
@@ -139,7 +157,8 @@ impl MainFile {
                         s.pages.chunk_files_open,
                         s.pages.chunk_file_opens,
                         s.pages.chunk_file_evictions
-                    ) + &flush_stats(&s),
+                    ) + &flush_stats(&s)
+                        + &ckpt_stats(&self.db),
                 ))
             }
             "bop_verify" => match self.db.store.verify() {
@@ -154,13 +173,32 @@ impl MainFile {
     }
 }
 
+/// The checkpoint policy's part of `PRAGMA bop_stats`.
+fn ckpt_stats(db: &DbShared) -> String {
+    let c = &db.ckpt.counters;
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        " wal_image_bytes={} wal_age_ms={} ckpt_requests={} ckpt_runs={} ckpt_complete={} \
+         ckpt_incomplete={} ckpt_busy={} ckpt_errors={} ckpt_blocked_warnings={}",
+        db.store.wal_size(),
+        db.ckpt.wal_age().map_or(0, |a| a.as_millis()),
+        l(&c.requests),
+        l(&c.runs),
+        l(&c.complete),
+        l(&c.incomplete),
+        l(&c.busy),
+        l(&c.errors),
+        l(&c.blocked_warnings),
+    )
+}
+
 /// The WAL pipeline's part of `PRAGMA bop_stats`: backend, watermarks,
 /// bounds, retries, panics and latency percentiles.
 fn flush_stats(s: &bop_storage::StoreStats) -> String {
     let f = &s.flush;
     let mut out = format!(
         " io_backend={} written_lsn={} unsynced_bytes={} unsynced_bytes_peak={} wal_buffer_bytes={} \
-         wal_syncs={} sync_errors={} sync_retries={} background_flushes={} flush_queue_full={} \
+         wal_syncs={} sync_errors={} sync_retries={} background_flushes={} flush_requests={} flush_queue_full={} \
          backpressure_waits={} backpressure_rejections={} large_records={} worker_panics={}",
         s.io_backend,
         f.written_lsn,
@@ -171,6 +209,7 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
         f.sync_errors,
         f.sync_retries,
         f.background_flushes,
+        f.background_requests,
         f.background_queue_full,
         f.backpressure_waits,
         f.backpressure_rejections,
@@ -198,6 +237,19 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
         io.uring_fallbacks,
         s.wal_base_min,
     ));
+    let c = &s.cache;
+    out.push_str(&format!(
+        " cache_capacity_bytes={} cache_bytes={} cache_entries={} cache_hits={} cache_misses={} \
+         cache_inserts={} cache_evictions={} cache_scan_skips={}",
+        c.capacity_bytes,
+        c.bytes,
+        c.entries,
+        c.hits,
+        c.misses,
+        c.inserts,
+        c.evictions,
+        c.scan_skips,
+    ));
     if let Some(p) = &f.last_panic {
         out.push_str(&format!(" last_panic={p:?}", p = p.to_string()));
     }
@@ -209,6 +261,11 @@ impl Drop for MainFile {
         self.db.shm.release_all(self.id, &mut self.shm);
         let mut level = self.level;
         self.db.locks.unlock(self.id, &mut level, SQLITE_LOCK_NONE);
+        if !self.internal {
+            // The application's last close waits for a running background
+            // checkpoint (which holds the store open).
+            self.db.ckpt.file_closed();
+        }
     }
 }
 

@@ -21,6 +21,7 @@
 //! memory), `errors` (the one mapping from errors to SQLite codes), `uri`
 //! (parameters).
 
+mod checkpointer;
 mod errors;
 mod file;
 mod locks;
@@ -99,6 +100,34 @@ pub struct SqliteApi {
     pub uri_key: unsafe extern "C" fn(*const c_char, c_int) -> *const c_char,
     /// `sqlite3_log`: where the VFS reports the details behind an error code.
     pub log: unsafe extern "C" fn(c_int, *const c_char, ...),
+    /// What bop's background checkpointer needs (see `checkpointer.rs`);
+    /// `None` turns the checkpoint policy off.
+    pub checkpoint: Option<CheckpointApi>,
+}
+
+/// The SQLite functions of bop's background checkpointer: it opens its own
+/// connection to a database whose WAL passed the policy's size or age, runs
+/// a PASSIVE checkpoint (which never blocks readers or the writer), and
+/// closes the connection.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointApi {
+    /// `sqlite3_open_v2`
+    pub open_v2:
+        unsafe extern "C" fn(*const c_char, *mut *mut c_void, c_int, *const c_char) -> c_int,
+    /// `sqlite3_close`
+    pub close: unsafe extern "C" fn(*mut c_void) -> c_int,
+    /// `sqlite3_exec` (with no callback: the connection reads the schema,
+    /// which opens its WAL, before it checkpoints)
+    pub exec: unsafe extern "C" fn(
+        *mut c_void,
+        *const c_char,
+        *mut c_void,
+        *mut c_void,
+        *mut *mut c_char,
+    ) -> c_int,
+    /// `sqlite3_wal_checkpoint_v2`
+    pub wal_checkpoint_v2:
+        unsafe extern "C" fn(*mut c_void, *const c_char, c_int, *mut c_int, *mut c_int) -> c_int,
 }
 
 /// Why registration failed.

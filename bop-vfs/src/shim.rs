@@ -152,6 +152,72 @@ fn sqlite_string(s: &str) -> *mut c_char {
     p.cast()
 }
 
+/// Opens a connection of bop's own to the database `uri` (a `file:` URI
+/// naming the VFS bop), runs a PASSIVE checkpoint on it and closes it.
+/// Returns the frames in the WAL and the frames checkpointed, or SQLite's
+/// error code. Called only by the checkpointer thread, never from inside a
+/// VFS method.
+pub(crate) fn passive_checkpoint(uri: &std::ffi::CStr) -> Result<(i32, i32), c_int> {
+    let Some(api) = api().and_then(|a| a.checkpoint) else {
+        return Err(SQLITE_MISUSE);
+    };
+    let mut db: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `uri` is a NUL-terminated string and `db` a valid out pointer;
+    // `open_v2` is sqlite3_open_v2 (registration contract).
+    let rc = unsafe {
+        (api.open_v2)(
+            uri.as_ptr(),
+            &mut db,
+            SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI,
+            std::ptr::null(),
+        )
+    };
+    if rc != SQLITE_OK {
+        if !db.is_null() {
+            // SAFETY: a handle sqlite3_open_v2 returned (even on error).
+            unsafe { (api.close)(db) };
+        }
+        return Err(rc);
+    }
+    // A fresh connection is not in WAL mode until it reads the database.
+    // SAFETY: `db` is open; the SQL is NUL-terminated; no callback, no
+    // error message out pointer.
+    let rc = unsafe {
+        (api.exec)(
+            db,
+            c"PRAGMA schema_version".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != SQLITE_OK {
+        // SAFETY: the connection opened above.
+        unsafe { (api.close)(db) };
+        return Err(rc);
+    }
+    let (mut log, mut ckpt) = (-1, -1);
+    // SAFETY: `db` is an open connection with no statements; NULL names
+    // every attached database; the out pointers are valid.
+    let rc = unsafe {
+        (api.wal_checkpoint_v2)(
+            db,
+            std::ptr::null(),
+            SQLITE_CHECKPOINT_PASSIVE,
+            &mut log,
+            &mut ckpt,
+        )
+    };
+    // SAFETY: the connection opened above, with no statements left.
+    unsafe { (api.close)(db) };
+    match rc {
+        // -1: the database is not in WAL mode (cannot be for bop).
+        SQLITE_OK if log >= 0 => Ok((log, ckpt)),
+        SQLITE_OK => Err(SQLITE_MISUSE),
+        rc => Err(rc),
+    }
+}
+
 /// Serializes registration: no caller returns before the VFS is registered.
 static REGISTER: Mutex<bool> = Mutex::new(false);
 

@@ -105,6 +105,7 @@ pub const SQLITE_NOTFOUND: c_int = 12;
 pub const SQLITE_FULL: c_int = 13;
 pub const SQLITE_CANTOPEN: c_int = 14;
 pub const SQLITE_MISUSE: c_int = 21;
+pub const SQLITE_WARNING: c_int = 28;
 pub const SQLITE_NOTADB: c_int = 26;
 
 pub const SQLITE_IOERR_READ: c_int = SQLITE_IOERR | (1 << 8);
@@ -157,6 +158,7 @@ pub const SQLITE_FCNTL_LOCKSTATE: c_int = 1;
 pub const SQLITE_FCNTL_SIZE_HINT: c_int = 5;
 pub const SQLITE_FCNTL_VFSNAME: c_int = 12;
 pub const SQLITE_FCNTL_PRAGMA: c_int = 14;
+pub const SQLITE_CHECKPOINT_PASSIVE: c_int = 0;
 pub const SQLITE_FCNTL_HAS_MOVED: c_int = 20;
 pub const SQLITE_FCNTL_COMMIT_PHASETWO: c_int = 22;
 

@@ -20,7 +20,18 @@ wal_busy_ms=N   how long a new write transaction waits for room in that buffer b
 (0..=600000, default 2000)
 wal_sync_retries=N retries of a failed WAL sync, each rewriting the unsynced bytes first, before the \
 store refuses writes (0..=16, default 4). The wal_* parameters apply when the store is first opened \
-in the process";
+in the process
+cache_mb=N      bound of bop's page cache in MiB (0..=1048576, 0 = off; default: the BOP_CACHE_MB \
+environment variable, else 64). The cache is one per process, shared by every database: the \
+bound set by the last open that names it applies to all
+ckpt_wal_mb=N   bop checkpoints the database in the background (a PASSIVE checkpoint on a connection \
+of its own) once its WAL holds N MiB (0..=65536, 0 = never by size; default 16), whatever \
+wal_autocheckpoint says
+ckpt_age_s=N    ... or once the WAL's oldest frame is N seconds old (0..=86400, 0 = never by age; \
+default 30)
+ckpt_warn_s=N   warn (sqlite3_log, and a count in PRAGMA bop_stats) once background checkpoints have been \
+incomplete for N seconds because a reader holds an old snapshot (0..=86400, default 10). The ckpt_* \
+parameters apply when the database is first opened in the process";
 
 /// Parameters SQLite itself interprets; bop leaves them alone.
 const SQLITE_KEYS: &[&str] = &["vfs", "mode", "cache", "psow", "nolock", "immutable"];
@@ -35,6 +46,10 @@ pub struct Params {
     pub wal_buffer_kb: Option<u64>,
     pub wal_busy_ms: Option<u64>,
     pub wal_sync_retries: Option<u64>,
+    pub cache_mb: Option<u64>,
+    pub ckpt_wal_mb: Option<u64>,
+    pub ckpt_age_s: Option<u64>,
+    pub ckpt_warn_s: Option<u64>,
 }
 
 fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, StorageError> {
@@ -68,11 +83,17 @@ impl Params {
                 "wal_buffer_kb" => p.wal_buffer_kb = Some(number(key, value, 64, 1 << 20)?),
                 "wal_busy_ms" => p.wal_busy_ms = Some(number(key, value, 0, 600_000)?),
                 "wal_sync_retries" => p.wal_sync_retries = Some(number(key, value, 0, 16)?),
+                "cache_mb" => {
+                    p.cache_mb = Some(number(key, value, 0, bop_storage::cache::CAPACITY_MB_MAX)?)
+                }
                 "io" => {
                     p.io = Some(value.parse().map_err(|e: StorageError| {
                         StorageError::Config(format!("URI parameter io={value:?}: {e}"))
                     })?)
                 }
+                "ckpt_wal_mb" => p.ckpt_wal_mb = Some(number(key, value, 0, 65536)?),
+                "ckpt_age_s" => p.ckpt_age_s = Some(number(key, value, 0, 86400)?),
+                "ckpt_warn_s" => p.ckpt_warn_s = Some(number(key, value, 0, 86400)?),
                 k if SQLITE_KEYS.contains(&k) => {}
                 k => {
                     return Err(StorageError::Config(format!(
@@ -108,6 +129,29 @@ impl Params {
         }
         Ok(())
     }
+
+    /// The checkpoint policy these parameters ask for.
+    pub(crate) fn checkpoint_config(&self) -> crate::checkpointer::CkptConfig {
+        let mut c = crate::checkpointer::CkptConfig::default();
+        if let Some(mb) = self.ckpt_wal_mb {
+            c.wal_bytes_max = mb << 20;
+        }
+        if let Some(s) = self.ckpt_age_s {
+            c.age_ms = s * 1000;
+        }
+        if let Some(s) = self.ckpt_warn_s {
+            c.blocked_warn_ms = s * 1000;
+        }
+        c
+    }
+
+    /// Applies the process-wide parameters (the page cache bound): on every
+    /// open that names them, not only the store's first.
+    pub fn apply_process_wide(&self) {
+        if let Some(mb) = self.cache_mb {
+            bop_storage::cache::global().set_capacity(mb << 20);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +186,20 @@ mod tests {
         assert!(Params::parse([("wal_buffer_kb", "1")]).is_err());
         assert!(Params::parse([("wal_sync_retries", "17")]).is_err());
         assert!(Params::parse([("wal_busy_ms", "x")]).is_err());
+    }
+
+    #[test]
+    fn cache_mb_parses_applies_and_rejects_bad() {
+        let p = Params::parse([("cache_mb", "0")]).unwrap();
+        assert_eq!(p.cache_mb, Some(0));
+        assert!(Params::parse([("cache_mb", "1048577")]).is_err());
+        assert!(Params::parse([("cache_mb", "-1")]).is_err());
+        let before = bop_storage::cache::global().stats().capacity_bytes;
+        Params::parse([("cache_mb", "3")])
+            .unwrap()
+            .apply_process_wide();
+        assert_eq!(bop_storage::cache::global().stats().capacity_bytes, 3 << 20);
+        bop_storage::cache::global().set_capacity(before);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use bop_storage::io::IoBackend;
 use bop_storage::open_once::OpenOnce;
 use bop_storage::{is_store, StorageError, Store, StoreOptions};
 
+use crate::checkpointer::{self, CkptState};
 use crate::locks::DbLocks;
 use crate::shm::Shm;
 use crate::uri::Params;
@@ -19,6 +20,8 @@ pub struct DbShared {
     pub store: Arc<Store>,
     pub locks: DbLocks,
     pub shm: Shm,
+    /// The checkpoint policy's state (`checkpointer.rs`).
+    pub ckpt: Arc<CkptState>,
 }
 
 fn registry() -> &'static OpenOnce<DbShared> {
@@ -66,12 +69,16 @@ pub fn open_main(
             opts.io = io;
         }
         let store = Store::open_db_shared(&store_path, name.as_deref(), &opts)?;
-        Ok::<_, StorageError>(Arc::new(DbShared {
+        let db = Arc::new(DbShared {
             store,
             locks: DbLocks::default(),
             shm: Shm::default(),
-        }))
+            ckpt: CkptState::new(params.checkpoint_config(), path),
+        });
+        checkpointer::register(&db);
+        Ok::<_, StorageError>(db)
     })?;
+    params.apply_process_wide();
     if let Some(ps) = params.page_size {
         if ps != db.store.page_size() {
             return Err(StorageError::Config(format!(

@@ -107,6 +107,50 @@ impl ApiRoutines {
                 unsafe extern "C" fn(c_int, *const c_char, ...)
             )
             .ok_or_else(|| null_slot("log"))?,
+            checkpoint: self.checkpoint_api(),
+        })
+    }
+
+    /// The checkpointer's functions, if SQLite has them all.
+    fn checkpoint_api(&self) -> Option<bop_vfs::CheckpointApi> {
+        Some(bop_vfs::CheckpointApi {
+            open_v2: slot!(
+                self,
+                api_slots::OPEN_V2,
+                unsafe extern "C" fn(
+                    *const c_char,
+                    *mut *mut c_void,
+                    c_int,
+                    *const c_char,
+                ) -> c_int
+            )?,
+            close: slot!(
+                self,
+                api_slots::CLOSE,
+                unsafe extern "C" fn(*mut c_void) -> c_int
+            )?,
+            exec: slot!(
+                self,
+                api_slots::EXEC,
+                unsafe extern "C" fn(
+                    *mut c_void,
+                    *const c_char,
+                    *mut c_void,
+                    *mut c_void,
+                    *mut *mut c_char,
+                ) -> c_int
+            )?,
+            wal_checkpoint_v2: slot!(
+                self,
+                api_slots::WAL_CHECKPOINT_V2,
+                unsafe extern "C" fn(
+                    *mut c_void,
+                    *const c_char,
+                    c_int,
+                    *mut c_int,
+                    *mut c_int,
+                ) -> c_int
+            )?,
         })
     }
 }

@@ -22,6 +22,14 @@ pub const LOG: usize = 167;
 pub const URI_PARAMETER: usize = 189;
 /// `uri_key` (`sqlite3_uri_key`, SQLite >= 3.31.0).
 pub const URI_KEY: usize = 245;
+/// `open_v2` (`sqlite3_open_v2`).
+pub const OPEN_V2: usize = 135;
+/// `close` (`sqlite3_close`).
+pub const CLOSE: usize = 16;
+/// `exec` (`sqlite3_exec`).
+pub const EXEC: usize = 55;
+/// `wal_checkpoint_v2` (`sqlite3_wal_checkpoint_v2`, SQLite >= 3.7.6).
+pub const WAL_CHECKPOINT_V2: usize = 191;
 
 /// The oldest SQLite whose api routines hold every slot above
 /// (`sqlite3_uri_key` arrived in 3.31.0).
@@ -38,4 +46,8 @@ pub const ALL: &[(&str, usize)] = &[
     ("log", LOG),
     ("uri_parameter", URI_PARAMETER),
     ("uri_key", URI_KEY),
+    ("open_v2", OPEN_V2),
+    ("close", CLOSE),
+    ("exec", EXEC),
+    ("wal_checkpoint_v2", WAL_CHECKPOINT_V2),
 ];

@@ -39,6 +39,10 @@ impl BopSqliteApi {
             uri_parameter: need(self.uri_parameter, "uri_parameter")?,
             uri_key: need(self.uri_key, "uri_key")?,
             log: need(self.log, "log")?,
+            // The C API's struct has no checkpointer functions (its layout
+            // is fixed): the checkpoint policy is off for C programs that
+            // register through it; SQLite's own autocheckpoint still runs.
+            checkpoint: None,
         })
     }
 }

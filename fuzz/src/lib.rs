@@ -255,6 +255,15 @@ pub fn vfs_params(data: &[u8]) {
     if let Some(n) = p.wal_sync_retries {
         assert!(n <= 16);
     }
+    if let Some(mb) = p.cache_mb {
+        assert!(mb <= bop_storage::cache::CAPACITY_MB_MAX);
+    }
+    if let Some(mb) = p.ckpt_wal_mb {
+        assert!(mb <= 65536);
+    }
+    for s in [p.ckpt_age_s, p.ckpt_warn_s].into_iter().flatten() {
+        assert!(s <= 86400);
+    }
     let mut opts = StoreOptions::default();
     p.apply(&mut opts).expect("applying accepted parameters");
     assert_eq!(opts.page_size, p.page_size);
@@ -266,6 +275,10 @@ pub fn vfs_params(data: &[u8]) {
         p.wal_buffer_kb.map(|v| ("wal_buffer_kb", v)),
         p.wal_busy_ms.map(|v| ("wal_busy_ms", v)),
         p.wal_sync_retries.map(|v| ("wal_sync_retries", v)),
+        p.cache_mb.map(|v| ("cache_mb", v)),
+        p.ckpt_wal_mb.map(|v| ("ckpt_wal_mb", v)),
+        p.ckpt_age_s.map(|v| ("ckpt_age_s", v)),
+        p.ckpt_warn_s.map(|v| ("ckpt_warn_s", v)),
     ]
     .into_iter()
     .flatten()

@@ -129,6 +129,10 @@ pub fn all() -> Vec<Seed> {
         ("huge", "page_size=18446744073709551616"),
         ("wal_bounds", "wal_buffer_kb=128&wal_busy_ms=0&wal_sync_retries=5&nolock=1"),
         ("wal_bounds_bad", "wal_buffer_kb=63&wal_sync_retries=17"),
+        ("cache", "cache_mb=16&io=std"),
+        ("cache_bad", "cache_mb=1048577"),
+        ("ckpt", "ckpt_wal_mb=0&ckpt_age_s=86400&ckpt_warn_s=3"),
+        ("ckpt_bad", "ckpt_age_s=86401"),
         ("io", "io=direct-required"),
     ] {
         add("vfs_params", name, s.as_bytes().to_vec());

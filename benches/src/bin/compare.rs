@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bop_benches::{
-    bulk_load, many_writers, median, open, percentile_us, point_reads, single_row_commits, Engine,
+    bulk_load, disk_bytes, many_writers, median, open, open_with, percentile_us, point_reads,
+    process_write_bytes, single_row_commits, Engine,
 };
 use clap::Parser;
 
@@ -28,6 +29,13 @@ struct Args {
     /// Only workloads whose name contains this.
     #[arg(long)]
     only: Option<String>,
+    /// Run one engine only (`bop` or `stock`), for profiling: no ratio.
+    #[arg(long, value_parser = ["bop", "stock"])]
+    engine: Option<String>,
+    /// Run the large-database comparison instead: a database of this many
+    /// GiB (1000-byte rows), loaded, scanned and read at random.
+    #[arg(long)]
+    large_gb: Option<f64>,
     /// Internal: write rows with checkpoints off, then exit without closing.
     #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "DIR", "ROWS"])]
     crash_writer: Option<Vec<String>>,
@@ -159,7 +167,9 @@ fn workloads(s: &Scale) -> Vec<Workload> {
             unit: "ms",
             better: Better::Lower,
             run: Box::new(move |e, d| {
-                let c = open(e, d, "ckpt.db", "NORMAL");
+                // bop's background checkpointer off: this measures the
+                // checkpoint of the whole WAL, as for stock.
+                let c = open_with(e, d, "ckpt.db", "NORMAL", "ckpt_wal_mb=0&ckpt_age_s=0");
                 c.pragma_update(None, "wal_autocheckpoint", 0)
                     .expect("autocheckpoint");
                 bulk_load(&c, 1, wal_rows, 1000);
@@ -190,6 +200,53 @@ fn workloads(s: &Scale) -> Vec<Workload> {
             }),
         },
     ];
+    // Amplification: bytes the process wrote to storage (from the first
+    // commit through the final checkpoint and close) per byte of row data
+    // committed (key 8 + value 100 bytes a row); and disk space used after
+    // close per byte of the database image (page_count x page_size).
+    let row_bytes = 108.0;
+    w.push(Workload {
+        name: "write amplification, bulk load + checkpoint".into(),
+        unit: "x",
+        better: Better::Lower,
+        run: Box::new(move |e, d| {
+            let c = open(e, d, "wamp.db", "NORMAL");
+            let before = process_write_bytes();
+            bulk_load(&c, 1, bulk_rows, 1000);
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .expect("checkpoint");
+            drop(c);
+            (process_write_bytes() - before) as f64 / (bulk_rows as f64 * row_bytes)
+        }),
+    });
+    w.push(Workload {
+        name: "write amplification, single-row FULL commits".into(),
+        unit: "x",
+        better: Better::Lower,
+        run: Box::new(move |e, d| {
+            let c = open(e, d, "wamp1.db", "FULL");
+            let before = process_write_bytes();
+            single_row_commits(&c, 1, commits);
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .expect("checkpoint");
+            drop(c);
+            (process_write_bytes() - before) as f64 / (commits as f64 * row_bytes)
+        }),
+    });
+    w.push(Workload {
+        name: "space amplification after bulk load, closed".into(),
+        unit: "x",
+        better: Better::Lower,
+        run: Box::new(move |e, d| {
+            let c = open(e, d, "samp.db", "NORMAL");
+            bulk_load(&c, 1, bulk_rows, 1000);
+            let pages: i64 = c
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .expect("page_count");
+            drop(c);
+            disk_bytes(d) as f64 / (pages as f64 * 4096.0)
+        }),
+    });
     for dbs in [1usize, 4, 16, 64] {
         w.push(Workload {
             name: format!("{dbs} databases, one writer each, FULL"),
@@ -210,10 +267,106 @@ thread_local! {
     static LATENCIES: std::cell::RefCell<Vec<(Engine, Vec<Duration>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Peak RSS of the process since the last [`reset_peak_rss`], in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// Resets the kernel's peak RSS mark (`/proc/self/clear_refs`, value 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The large-database comparison: load, full scan, random reads and peak
+/// RSS, both engines alternately, medians.
+fn large(gb: f64, rounds: usize) {
+    const ROW: usize = 1000;
+    let rows = (gb * (1u64 << 30) as f64 / ROW as f64) as i64;
+    let reads = 100_000usize;
+    println!(
+        "large database: {gb} GiB ({rows} rows of {ROW} bytes, 10,000-row transactions, NORMAL), {rounds} rounds alternating"
+    );
+    let names = [
+        ("load (MiB/s)", Better::Higher),
+        ("full scan (MiB/s)", Better::Higher),
+        ("random point reads (reads/s)", Better::Higher),
+        ("peak RSS of the run (MiB)", Better::Lower),
+    ];
+    let mut results: Vec<[Vec<f64>; 2]> = names.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    for round in 0..rounds {
+        for slot in 0..2 {
+            let engine = if (round + slot) % 2 == 0 {
+                Engine::Stock
+            } else {
+                Engine::Bop
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            reset_peak_rss();
+            let c = open(engine, dir.path(), "large.db", "NORMAL");
+            let value = vec![0x5au8; ROW];
+            let t = Instant::now();
+            let mut k = 0i64;
+            while k < rows {
+                let tx = c.unchecked_transaction().expect("begin");
+                {
+                    let mut st = tx
+                        .prepare("INSERT INTO kv(k, v) VALUES (?1, ?2)")
+                        .expect("prepare");
+                    for _ in 0..10_000.min(rows - k) {
+                        k += 1;
+                        st.execute(rusqlite::params![k, value]).expect("insert");
+                    }
+                }
+                tx.commit().expect("commit");
+            }
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .expect("checkpoint");
+            let mib = (rows as f64 * ROW as f64) / (1u64 << 20) as f64;
+            let load = mib / t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let total: i64 = c
+                .query_row("SELECT sum(length(v)) FROM kv", [], |r| r.get(0))
+                .expect("scan");
+            assert_eq!(total, rows * ROW as i64);
+            let scan = mib / t.elapsed().as_secs_f64();
+            let rd = reads as f64 / point_reads(&c, rows, reads, 11).as_secs_f64();
+            drop(c);
+            let rss = peak_rss_mib();
+            let i = usize::from(engine == Engine::Bop);
+            for (r, v) in results.iter_mut().zip([load, scan, rd, rss]) {
+                r[i].push(v);
+            }
+        }
+    }
+    println!(
+        "{:<48} {:>12} {:>12} {:>8}",
+        "workload", "stock", "bop", "ratio"
+    );
+    for ((name, better), [stock, bop]) in names.iter().zip(results) {
+        let (s, b) = (median(stock), median(bop));
+        let note = match better {
+            Better::Higher => "higher is better",
+            Better::Lower => "lower is better",
+        };
+        println!("{name:<48} {s:>12.1} {b:>12.1} {:>7.2}x  ({note})", b / s);
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(a) = &args.crash_writer {
         crash_writer(a);
+    }
+    if let Some(gb) = args.large_gb {
+        large(gb, args.rounds);
+        return;
     }
     let scale = if args.short {
         Scale {
@@ -257,6 +410,9 @@ fn main() {
                 } else {
                     Engine::Bop
                 };
+                if args.engine.as_deref().is_some_and(|e| e != engine.name()) {
+                    continue;
+                }
                 let dir = tempfile::tempdir().expect("tempdir");
                 let v = (w.run)(engine, dir.path());
                 match engine {
@@ -265,7 +421,8 @@ fn main() {
                 }
             }
         }
-        let (s, b) = (median(stock), median(bop));
+        let median_or_nan = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { median(v) };
+        let (s, b) = (median_or_nan(stock), median_or_nan(bop));
         let note = match w.better {
             Better::Higher => "higher is better",
             Better::Lower => "lower is better",

@@ -31,10 +31,11 @@ const CACHE_KIB: u64 = 2000;
 const PENDING_KEEP_BYTES: u64 = 8 << 20;
 // bop also gathers the pages a checkpoint (or the compaction riding on its
 // publish) writes in memory, up to `PageStoreConfig::chunk_bytes_max`, and
-// then encodes them into a chunk image of the same size before writing it
-// (`PageStore::spill`): up to 2 × chunk_bytes_max per database, freed when
-// the chunk is written. A configured per-database bound like the pending
-// buffer's, so the bound counts it.
+// writes them as a chunk with one gathered write straight from there
+// (`PageStore::spill`): up to chunk_bytes_max per database, freed when the
+// chunk is written. A configured per-database bound like the pending
+// buffer's, so the bound counts it. And the process-wide page cache holds
+// at most its configured capacity (`cache_mb`, 64 MiB by default).
 
 /// Memory of one writer beyond its page cache and bop's buffers: the
 /// stack its thread touches (tens of KiB), the SQLite connection (lookaside
@@ -275,19 +276,26 @@ fn main() {
     // The bound, from the configured buffer sizes.
     let (stores, pending_keep, gather, wal_buf) = match engine {
         Engine::Bop => {
-            // At most `unsynced_max_bytes` plus one record, and a record
-            // over half the bound is written from the caller's memory
-            // instead: 1.5 × the bound (flush.rs, "Bounds").
+            // The buffer holds at most 1.5 × `unsynced_max_bytes` plus one
+            // record of at most half the bound (a larger one is written
+            // from the caller's memory): 2 × the bound (flush.rs,
+            // "Bounds"). Its memory is kept between flushes and grows in
+            // powers of two, so it is at most that; a direct-I/O leader's
+            // copy of the blocks it writes is as large again.
             let max = bop_storage::wal::FlushConfig::default().unsynced_max_bytes;
-            let gather = 2 * bop_storage::page_store::PageStoreConfig::default().chunk_bytes_max;
-            (1u64, PENDING_KEEP_BYTES, gather, max + max / 2)
+            let gather = bop_storage::page_store::PageStoreConfig::default().chunk_bytes_max;
+            (1u64, PENDING_KEEP_BYTES, gather, 2 * 2 * max)
         }
         // Stock SQLite writes frames straight to its -wal file, and
         // checkpoints from its page cache.
         Engine::Stock => (0, 0, 0, 0),
     };
     let cache = CACHE_KIB * 1024;
-    let constant = baseline + PROCESS_SLACK;
+    let page_cache = match engine {
+        Engine::Bop => bop_storage::cache::global().stats().capacity_bytes,
+        Engine::Stock => 0,
+    };
+    let constant = baseline + PROCESS_SLACK + page_cache;
     let per_writer = pending_keep + gather + cache + PER_WRITER_OVERHEAD;
     let bound = w * per_writer + stores * wal_buf + constant;
 
@@ -338,14 +346,15 @@ fn main() {
             stat(&s, "backpressure_rejections").unwrap_or(0),
         );
     }
-    println!("Bound (MiB) = writers × (pending keep + checkpoint gather + SQLite cache + per-writer overhead) + stores × WAL buffer + constant");
+    println!("Bound (MiB) = writers × (pending keep + checkpoint gather + SQLite cache + per-writer overhead) + stores × WAL buffer + bop page cache + constant");
     println!(
-        "  = {w} × ({:.2} + {:.2} + {:.2} + {:.2}) + {stores} × {:.2} + ({:.1} baseline + {:.1} slack)",
+        "  = {w} × ({:.2} + {:.2} + {:.2} + {:.2}) + {stores} × {:.2} + {:.1} + ({:.1} baseline + {:.1} slack)",
         mib(pending_keep),
         mib(gather),
         mib(cache),
         mib(PER_WRITER_OVERHEAD),
         mib(wal_buf),
+        mib(page_cache),
         mib(baseline),
         mib(PROCESS_SLACK),
     );

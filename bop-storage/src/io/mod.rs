@@ -55,6 +55,18 @@ pub trait IoFile: Send + Sync + std::fmt::Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
     /// Writes all of `buf` at `offset` (one call where the kernel allows).
     fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()>;
+    /// Writes `bufs` back to back from `offset`, with the guarantees of one
+    /// `write_all_at` of their concatenation: a gathered write (`pwritev`)
+    /// where the backend has one, so callers need not copy the parts into
+    /// one buffer. The default writes each part in turn.
+    fn write_all_vectored_at(&self, bufs: &[&[u8]], offset: u64) -> Result<()> {
+        let mut at = offset;
+        for b in bufs {
+            self.write_all_at(b, at)?;
+            at += b.len() as u64;
+        }
+        Ok(())
+    }
     /// Makes the file's data durable (fdatasync).
     fn sync_data(&self) -> Result<()>;
     /// Reserves disk space for `len_bytes` without changing visible data.

@@ -34,6 +34,10 @@ impl IoFile for StdFile {
             .map_err(|e| StorageError::io("write", &self.path, e))
     }
 
+    fn write_all_vectored_at(&self, bufs: &[&[u8]], offset: u64) -> Result<()> {
+        write_all_vectored(&self.file, &self.path, bufs, offset)
+    }
+
     fn sync_data(&self) -> Result<()> {
         self.file
             .sync_data()
@@ -53,8 +57,6 @@ impl IoFile for StdFile {
     }
 }
 
-/// `fallocate(0, len)`, or setting the length where the filesystem has no
-/// fallocate. Shared by every backend on real files.
 /// Reads up to `buf.len()` bytes at `offset`, fewer only at end of file.
 pub(crate) fn read_full(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<usize> {
     let mut done = 0;
@@ -69,6 +71,69 @@ pub(crate) fn read_full(file: &File, path: &Path, buf: &mut [u8], offset: u64) -
     Ok(done)
 }
 
+/// Writes `bufs` back to back from `offset` with `pwritev` (at most
+/// `IOV_MAX` parts per call), going on after short writes.
+pub(crate) fn write_all_vectored(
+    file: &File,
+    path: &Path,
+    bufs: &[&[u8]],
+    offset: u64,
+) -> Result<()> {
+    const IOV_MAX: usize = 1024;
+    let mut parts: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
+    let mut first = 0;
+    let mut at = offset;
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(IOV_MAX.min(parts.len()));
+    while first < parts.len() {
+        iov.clear();
+        iov.extend(parts[first..].iter().take(IOV_MAX).map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        }));
+        // SAFETY: every iovec points into a live `&[u8]` of `parts` (which
+        // outlives the call) with its exact length; pwritev only reads them,
+        // and the descriptor is open for the lifetime of `file`.
+        let rc = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                at as libc::off_t,
+            )
+        };
+        if rc < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(StorageError::io("write", path, err));
+        }
+        if rc == 0 {
+            return Err(StorageError::io(
+                "write",
+                path,
+                std::io::Error::new(std::io::ErrorKind::WriteZero, "pwritev wrote nothing"),
+            ));
+        }
+        let mut n = rc as usize;
+        at += n as u64;
+        // Skip what was written: whole parts, then the front of one.
+        while n > 0 {
+            let len = parts[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                parts[first] = &parts[first][n..];
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `fallocate(0, len)`, or setting the length where the filesystem has no
+/// fallocate. Shared by every backend on real files.
 pub(crate) fn allocate(file: &File, path: &Path, len_bytes: u64) -> Result<()> {
     // SAFETY: the descriptor is open for the lifetime of `file`; fallocate
     // takes no pointers.

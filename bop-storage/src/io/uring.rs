@@ -357,6 +357,12 @@ impl IoFile for UringFile {
         self.write_from(buf, offset)
     }
 
+    /// A gathered write is one `pwritev` (chunk files: thousands of
+    /// pages written once, where one ring entry per page would cost more).
+    fn write_all_vectored_at(&self, bufs: &[&[u8]], offset: u64) -> Result<()> {
+        super::std_backend::write_all_vectored(&self.file, &self.path, bufs, offset)
+    }
+
     fn sync_data(&self) -> Result<()> {
         let sqe = opcode::Fsync::new(self.fd())
             .flags(types::FsyncFlags::DATASYNC)

@@ -65,33 +65,42 @@ pub fn data_offset(page_count: u32) -> u64 {
     table_end.div_ceil(ALIGN) as u64 * ALIGN as u64
 }
 
-/// Builds the complete image of a chunk: header, slot table, pages.
-/// Returns the image and each page's crc32c in slot order.
-pub fn encode(id: ChunkId, page_size: u32, pages: &[(PageNo, &[u8])]) -> (Vec<u8>, Vec<u32>) {
+/// Builds the head of a chunk (header, slot table, padding: the first
+/// [`data_offset`] bytes); the pages follow it in slot order. Returns the
+/// head and each page's crc32c in slot order.
+pub fn encode_head(id: ChunkId, page_size: u32, pages: &[(PageNo, &[u8])]) -> (Vec<u8>, Vec<u32>) {
     let count = pages.len() as u32;
-    let data_off = data_offset(count) as usize;
-    let mut img = vec![0u8; data_off + page_size as usize * pages.len()];
+    let mut head = vec![0u8; data_offset(count) as usize];
     let mut crcs = Vec::with_capacity(pages.len());
     for (slot, (pgno, data)) in pages.iter().enumerate() {
         debug_assert_eq!(data.len(), page_size as usize);
         let crc = crc32c::crc32c(data);
         crcs.push(crc);
         let t = CHUNK_HEADER_LEN + slot * SLOT_LEN;
-        le::put_u32(&mut img, t, pgno.0);
-        le::put_u32(&mut img, t + 4, crc);
-        let d = data_off + slot * page_size as usize;
-        img[d..d + page_size as usize].copy_from_slice(data);
+        le::put_u32(&mut head, t, pgno.0);
+        le::put_u32(&mut head, t + 4, crc);
     }
-    img[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&CHUNK_MAGIC);
-    le::put_u16(&mut img, OFF_VERSION, CHUNK_VERSION);
-    le::put_u32(&mut img, OFF_PAGE_SIZE, page_size);
-    le::put_u64(&mut img, OFF_CHUNK_ID, id.0);
-    le::put_u32(&mut img, OFF_PAGE_COUNT, count);
+    head[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&CHUNK_MAGIC);
+    le::put_u16(&mut head, OFF_VERSION, CHUNK_VERSION);
+    le::put_u32(&mut head, OFF_PAGE_SIZE, page_size);
+    le::put_u64(&mut head, OFF_CHUNK_ID, id.0);
+    le::put_u32(&mut head, OFF_PAGE_COUNT, count);
     let table_crc =
-        crc32c::crc32c(&img[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + SLOT_LEN * pages.len()]);
-    le::put_u32(&mut img, OFF_TABLE_CRC, table_crc);
-    let header_crc = crc32c::crc32c(&img[..OFF_HEADER_CRC]);
-    le::put_u32(&mut img, OFF_HEADER_CRC, header_crc);
+        crc32c::crc32c(&head[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + SLOT_LEN * pages.len()]);
+    le::put_u32(&mut head, OFF_TABLE_CRC, table_crc);
+    let header_crc = crc32c::crc32c(&head[..OFF_HEADER_CRC]);
+    le::put_u32(&mut head, OFF_HEADER_CRC, header_crc);
+    (head, crcs)
+}
+
+/// Builds the complete image of a chunk: header, slot table, pages.
+/// Returns the image and each page's crc32c in slot order.
+pub fn encode(id: ChunkId, page_size: u32, pages: &[(PageNo, &[u8])]) -> (Vec<u8>, Vec<u32>) {
+    let (mut img, crcs) = encode_head(id, page_size, pages);
+    img.reserve(page_size as usize * pages.len());
+    for (_, data) in pages {
+        img.extend_from_slice(data);
+    }
     (img, crcs)
 }
 

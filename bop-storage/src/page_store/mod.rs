@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::cache::{self, CacheKey};
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{ChunkMeta, Manifest, ManifestState, PageLoc, PublishBatch};
@@ -102,6 +103,12 @@ pub struct PageStoreStats {
 pub struct PageStore {
     /// The database whose pages these are.
     db: crate::types::DbId,
+    /// This instance's id in the process-wide page cache's keys.
+    cache_owner: u64,
+    /// The last cache miss (chunk id, slot) and how many misses in a row
+    /// were the next slot of the same chunk: a long run is a sequential
+    /// scan, whose pages are cached only into free room.
+    last_miss: std::sync::Mutex<(u64, u32, u32)>,
     dir: PathBuf,
     io: Arc<dyn IoBackend>,
     page_size: u32,
@@ -183,6 +190,8 @@ impl PageStore {
         }
         Ok(PageStore {
             db: state.db,
+            cache_owner: cache::next_owner_id(),
+            last_miss: std::sync::Mutex::new((u64::MAX, 0, 0)),
             dir,
             files: FdCache::new(io.clone(), config.open_chunks_max),
             io,
@@ -227,11 +236,13 @@ impl PageStore {
         }
     }
 
-    /// Reads page `pgno` into `buf` (exactly one page), verifying its
-    /// checksum. Pages past the end read as zeros and return `false`.
+    /// Reads page `pgno` into `buf` (exactly one page): from the page
+    /// cache, or with one positional read from its chunk, verified against
+    /// its checksum and then cached. Pages past the end read as zeros and
+    /// return `false`.
     pub fn read_page(&self, pgno: PageNo, buf: &mut [u8]) -> Result<bool> {
         debug_assert_eq!(buf.len(), self.page_size as usize);
-        let (file, path, offset, crc) = {
+        let (file, path, offset, crc, key) = {
             let g = self.inner.read().expect("page store lock");
             if pgno.0 == 0 || pgno.0 > g.db_pages {
                 buf.fill(0);
@@ -245,6 +256,15 @@ impl PageStore {
                 buf.fill(0);
                 return Ok(true);
             };
+            // A chunk's slot never changes: a cached copy is never stale.
+            let key = CacheKey {
+                owner: self.cache_owner,
+                chunk: loc.chunk.0,
+                slot: loc.slot,
+            };
+            if cache::global().get(&key, buf) {
+                return Ok(true);
+            }
             let c = g
                 .chunks
                 .get(&loc.chunk)
@@ -256,6 +276,7 @@ impl PageStore {
                 c.path.clone(),
                 c.data_offset + u64::from(loc.slot) * u64::from(self.page_size),
                 loc.crc,
+                key,
             )
         };
         file.read_exact_at(buf, offset)?;
@@ -270,7 +291,26 @@ impl PageStore {
                 ),
             ));
         }
+        if self.sequential_miss(key.chunk, key.slot) {
+            cache::global().insert_if_room(key, buf);
+        } else {
+            cache::global().insert(key, buf);
+        }
         Ok(true)
+    }
+
+    /// Records a cache miss; true once it is the 32nd or later in a row to
+    /// read the next slot of one chunk (a sequential scan).
+    fn sequential_miss(&self, chunk: u64, slot: u32) -> bool {
+        const SCAN_RUN: u32 = 32;
+        let mut m = self.last_miss.lock().unwrap_or_else(|p| p.into_inner());
+        let run = if m.0 == chunk && slot == m.1.wrapping_add(1) {
+            m.2.saturating_add(1)
+        } else {
+            0
+        };
+        *m = (chunk, slot, run);
+        run >= SCAN_RUN
     }
 
     /// Writes one whole page (checkpoint backfill).
@@ -317,11 +357,18 @@ impl PageStore {
             .iter()
             .map(|(&p, d)| (PageNo(p), &d[..]))
             .collect();
-        let (img, crcs) = chunk::encode(id, self.page_size, &pages);
+        let (head, crcs) = chunk::encode_head(id, self.page_size, &pages);
         let count = pages.len() as u32;
         let path = self.dir.join(chunk::chunk_file_name(id));
         let file = self.io.open(&path, OpenMode::CreateNew)?;
-        let written = file.write_all_at(&img, 0).and_then(|_| file.sync_data());
+        // One gathered write straight from the gathered pages: no image of
+        // the chunk is built in memory.
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(pages.len() + 1);
+        parts.push(&head);
+        parts.extend(pages.iter().map(|(_, d)| *d));
+        let written = file
+            .write_all_vectored_at(&parts, 0)
+            .and_then(|_| file.sync_data());
         if let Err(e) = written {
             let _ = self.io.remove_file(&path);
             return Err(e);

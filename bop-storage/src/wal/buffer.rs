@@ -2,6 +2,11 @@
 //! whole aligned ranges of it can be handed to `O_DIRECT` writes as they
 //! are. Safe code only: a `Vec<u8>` with an offset to its first aligned
 //! byte; growing moves the bytes to a new aligned start.
+//!
+//! The memory is kept between uses (the WAL buffer fills and drains on
+//! every flush): it is given back only when it grew past twice the
+//! caller's `keep_bytes`. Bytes past `len` are not kept zero; `padded`
+//! zeroes the part past `len` it hands out.
 
 /// Memory and file alignment of WAL buffer writes (the largest logical
 /// block size bop supports for direct I/O).
@@ -38,7 +43,8 @@ impl AlignedVec {
         if self.off + cap <= self.backing.len() {
             return;
         }
-        let mut fresh = vec![0u8; cap.max(2 * self.len).max(ALIGN) + ALIGN];
+        let old_cap = self.backing.len().saturating_sub(ALIGN);
+        let mut fresh = vec![0u8; cap.max(2 * old_cap).max(ALIGN) + ALIGN];
         let off = fresh.as_ptr().align_offset(ALIGN);
         fresh[off..off + self.len].copy_from_slice(self.as_slice());
         self.backing = fresh;
@@ -52,24 +58,20 @@ impl AlignedVec {
         self.len += data.len();
     }
 
-    /// Shortens to `len` bytes, zeroing what is cut (padding stays zero).
+    /// Shortens to `len` bytes.
     pub fn truncate(&mut self, len: usize) {
-        if len < self.len {
-            self.backing[self.off + len..self.off + self.len].fill(0);
-            self.len = len;
-        }
+        self.len = self.len.min(len);
     }
 
     /// Drops the first `n` bytes (a multiple of `ALIGN`, so the start stays
-    /// aligned) and gives back memory above `keep_bytes`.
+    /// aligned); gives the memory back if it grew past `2 * keep_bytes`.
     pub fn drain_front(&mut self, n: usize, keep_bytes: usize) {
         debug_assert!(n.is_multiple_of(ALIGN) && n <= self.len);
         let (start, end) = (self.off + n, self.off + self.len);
         self.backing.copy_within(start..end, self.off);
         let rest = self.len - n;
-        self.backing[self.off + rest..end].fill(0);
         self.len = rest;
-        if self.backing.len() > keep_bytes + ALIGN && rest <= keep_bytes / 2 {
+        if self.backing.len() > 2 * keep_bytes + ALIGN && rest <= keep_bytes / 2 {
             let mut small = AlignedVec::default();
             small.reserve(keep_bytes.max(ALIGN));
             small.extend_from_slice(self.as_slice());
@@ -82,6 +84,10 @@ impl AlignedVec {
     /// slice to start aligned in memory.
     pub fn padded(&mut self, from: usize, to: usize) -> &[u8] {
         self.reserve(to);
+        let end = self.off + self.len;
+        if self.off + to > end {
+            self.backing[end..self.off + to].fill(0);
+        }
         &self.backing[self.off + from..self.off + to]
     }
 }
@@ -115,7 +121,11 @@ mod tests {
         b.drain_front(36_864, 8192);
         assert_eq!(b.len(), 39_000 - 36_864);
         assert_eq!(&b.as_slice()[..4], &(36_864u32 / 4).to_le_bytes());
-        assert!(b.capacity_bytes() <= 8192 + 2 * ALIGN);
+        assert!(b.capacity_bytes() <= 2 * 8192 + 2 * ALIGN);
+        // Stale bytes past the end are never handed out: padding is zero.
+        b.extend_from_slice(&[0xff; 5000]);
+        b.truncate(10);
+        assert!(b.padded(0, 8192)[10..].iter().all(|&x| x == 0));
         assert_eq!(b.as_slice().as_ptr().align_offset(ALIGN), 0);
         assert_eq!(align_down(5000, 4096), 4096);
         assert_eq!(align_up(4097, 4096), 8192);

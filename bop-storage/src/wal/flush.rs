@@ -49,6 +49,11 @@
 //!    leader's direct write of a copy (`writing`), during which no one
 //!    else writes the file (appenders still fill the buffer).
 //!
+//! 5. Everything below `buf_start` is durable, except while
+//!    `unsynced_outside` is set (a large NORMAL record was written from the
+//!    caller's memory): then a sync that fails fails the store at once,
+//!    because the bytes it would have to rewrite are not in the buffer.
+//!
 //! Lock order: the store's log lock, then `Flusher::st`. A leader never
 //! holds `st` while it syncs.
 
@@ -102,6 +107,9 @@ pub struct FlushMetrics {
     pub sync_errors: AtomicU64,
     pub sync_retries: AtomicU64,
     pub background_flushes: AtomicU64,
+    /// Background flushes handed to the pool (at most one queued per WAL,
+    /// none while a sync runs).
+    pub background_requests: AtomicU64,
     pub background_queue_full: AtomicU64,
     pub backpressure_waits: AtomicU64,
     pub backpressure_rejections: AtomicU64,
@@ -130,6 +138,7 @@ pub struct FlushStats {
     pub sync_errors: u64,
     pub sync_retries: u64,
     pub background_flushes: u64,
+    pub background_requests: u64,
     pub background_queue_full: u64,
     pub backpressure_waits: u64,
     pub backpressure_rejections: u64,
@@ -146,6 +155,10 @@ pub struct FlushStats {
 #[derive(Debug, Default)]
 struct FlushState {
     seg: Option<Arc<Segment>>,
+    /// Bytes below `buf_start` were written but not synced (a large record
+    /// of a NORMAL commit, and what preceded it): a failed sync cannot be
+    /// retried by rewriting them, so it fails the store (invariant 5).
+    unsynced_outside: bool,
     /// Write alignment of `seg`'s file (1: writes are exact).
     align: u64,
     buf: AlignedVec,
@@ -176,6 +189,12 @@ struct FlushState {
     writing: bool,
     /// The leader's aligned copy of the blocks it writes.
     scratch: AlignedVec,
+    /// The file's bytes `[align_down(file_end), file_end)` were last written
+    /// by `write_pending_cached`, so their page is in the page cache (or was
+    /// written back before being evicted): the next cached write may start
+    /// at `file_end` instead of rewriting them. Any other write (a direct
+    /// write drops the cached page) clears it.
+    tail_cached: bool,
     last_panic: Option<PanicReport>,
 }
 
@@ -197,6 +216,7 @@ impl FlushState {
         let rel = |v: u64| (v - self.buf_start) as usize;
         let (a, b) = (rel(from), rel(to));
         let bytes = self.buf.padded(a, b);
+        self.tail_cached = false;
         hist.time(|| seg.file.write_all_at(bytes, from))
     }
 
@@ -214,14 +234,23 @@ impl FlushState {
         if from < to {
             let seg = self.seg.clone().expect("a segment is set before writes");
             let a = ALIGN as u64;
-            let (wfrom, wto) = (align_down(from, a), align_up(to, a));
+            // The head of the first block is skipped when this path wrote
+            // it (its page is cached); the tail is padded to a whole block.
+            let wfrom = if self.tail_cached {
+                from
+            } else {
+                align_down(from, a)
+            };
+            let wto = align_up(to, a);
             let (ra, rb) = (
                 (wfrom - self.buf_start) as usize,
                 (wto - self.buf_start) as usize,
             );
             let bytes = self.buf.padded(ra, rb);
+            self.tail_cached = false;
             hist.time(|| seg.file.write_cached_at(bytes, wfrom))?;
             self.file_end = to;
+            self.tail_cached = true;
         }
         Ok(())
     }
@@ -250,6 +279,11 @@ pub struct Flusher {
     /// Mirror of the buffer's length, for the writers' fast paths.
     unsynced: AtomicU64,
     queued: AtomicBool,
+    /// Mirror of `FlushState::syncing` (written under `st`): while a sync
+    /// runs, writers do not queue background flushes (its leader checks
+    /// the buffer again when it ends), so a long sync does not turn into
+    /// one wake-up of a pool thread per commit.
+    sync_running: AtomicBool,
     /// This flusher, for the pool's queue (which holds only `Weak`s, so a
     /// queued flush never keeps a closed store alive).
     me: Weak<Flusher>,
@@ -273,6 +307,7 @@ impl Flusher {
             durable_lsn: AtomicU64::new(durable.0),
             unsynced: AtomicU64::new(0),
             queued: AtomicBool::new(false),
+            sync_running: AtomicBool::new(false),
             me: me.clone(),
             metrics: FlushMetrics::default(),
         })
@@ -331,10 +366,11 @@ impl Flusher {
         if !tail.is_empty() {
             seg.file.read_exact_at(&mut tail, start)?;
         }
-        st.buf = AlignedVec::default();
+        st.buf.truncate(0);
         st.buf.extend_from_slice(&tail);
         st.buf_start = start;
         st.file_end = offset;
+        st.tail_cached = false;
         st.align = align;
         st.seg = Some(seg);
         self.note_len(&st);
@@ -405,8 +441,9 @@ impl Flusher {
         if !head.is_empty() {
             seg.file.read_exact_at(&mut head, start)?;
         }
-        st.buf = AlignedVec::default();
+        st.buf.truncate(0);
         st.buf.extend_from_slice(&head);
+        st.tail_cached = false;
         st.buf.extend_from_slice(&rec[from..]);
         st.buf_start = start;
         st.file_end = end;
@@ -419,6 +456,50 @@ impl Flusher {
         drop(st);
         self.changed.notify_all();
         wake.iter().for_each(std::thread::Thread::unpark);
+        Ok(())
+    }
+
+    /// Writes a large record of a NORMAL commit through the page cache,
+    /// straight from the caller's memory and without syncing it (durable at
+    /// the next sync, which is requested now), as SQLite's NORMAL does. The
+    /// buffer restarts at the record's tail block (invariant 5).
+    pub fn write_large_cached(&self, rec: &[u8], offset: u64, lsn: Lsn) -> Result<()> {
+        self.metrics.large_records.fetch_add(1, Ordering::Relaxed);
+        let mut st = self.lock();
+        // The buffer is replaced below: no sync or unlocked write may be
+        // using it.
+        while st.syncing || st.writing {
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        self.fail.check()?;
+        if offset != st.end() {
+            return Err(StorageError::Invariant(format!(
+                "invariant 2: a large WAL record at offset {offset} but the buffer ends at {}",
+                st.end()
+            )));
+        }
+        st.cached_since_sync = true;
+        st.write_pending_cached(&self.metrics.write)?;
+        let seg = st.seg.clone().expect("a segment is set before writes");
+        let end = offset + rec.len() as u64;
+        let start = align_down(end, ALIGN as u64);
+        debug_assert!(start >= offset, "a large record spans more than a block");
+        st.tail_cached = false;
+        self.metrics
+            .write
+            .time(|| seg.file.write_cached_at(rec, offset))?;
+        st.buf.truncate(0);
+        st.buf.extend_from_slice(&rec[(start - offset) as usize..]);
+        st.buf_start = start;
+        st.file_end = end;
+        st.tail_cached = true;
+        st.unsynced_outside = true;
+        st.dirty = true;
+        st.written = lsn;
+        self.written_lsn.store(lsn.0, Ordering::Release);
+        self.note_len(&st);
+        drop(st);
+        self.request_background();
         Ok(())
     }
 
@@ -565,8 +646,9 @@ impl Flusher {
         };
         let upto = st.written;
         let end = st.end();
-        st.syncing = true;
+        self.set_syncing(&mut st, true);
         st.dirty = false;
+        let outside = std::mem::take(&mut st.unsynced_outside);
         // Everything buffered goes to the file in one write first: direct
         // (when the file wants it) unless NORMAL commits are active.
         let cached = std::mem::take(&mut st.cached_since_sync);
@@ -596,6 +678,18 @@ impl Flusher {
             match r {
                 Ok(()) => break Ok(()),
                 Err(e) => {
+                    if outside {
+                        // Invariant 5: the unsynced bytes below the buffer
+                        // cannot be rewritten; no retry could prove them.
+                        self.metrics.sync_errors.fetch_add(1, Ordering::Relaxed);
+                        let reason = format!(
+                            "making {} durable failed, with a large record of a NORMAL commit written but not in the buffer to write again: {e}",
+                            seg.path.display()
+                        );
+                        tracing::error!(%reason, "WAL flush failed permanently; the store refuses writes");
+                        self.fail.set(reason, e.raw_os_error());
+                        break Err(e);
+                    }
                     if let Err(e) = self.retry_or_fail(&mut attempt, e, &seg) {
                         break Err(e);
                     }
@@ -614,7 +708,7 @@ impl Flusher {
         };
         std::mem::forget(guard);
         let mut st = self.lock();
-        st.syncing = false;
+        self.set_syncing(&mut st, false);
         if result.is_err() {
             st.dirty = true;
         } else {
@@ -632,10 +726,21 @@ impl Flusher {
             self.note_len(&st);
         }
         let wake = Self::waiters_to_wake(&mut st, result.is_err());
+        let refill = st.unsynced_bytes() >= self.cfg.unsynced_max_bytes / 2;
         drop(st);
         self.changed.notify_all();
         wake.iter().for_each(std::thread::Thread::unpark);
+        if refill && result.is_ok() {
+            // Writers did not queue a flush while this one ran.
+            self.request_background();
+        }
         result
+    }
+
+    /// Sets `syncing` and its mirror (under `st`).
+    fn set_syncing(&self, st: &mut FlushState, on: bool) {
+        st.syncing = on;
+        self.sync_running.store(on, Ordering::Release);
     }
 
     /// Writes the buffer's blocks from `file_end` to its end, as they are
@@ -655,6 +760,7 @@ impl Flusher {
         let bytes = st.buf.padded(ra, rb);
         scratch.extend_from_slice(bytes);
         st.writing = true;
+        st.tail_cached = false;
         drop(st);
         let r = self
             .metrics
@@ -695,12 +801,16 @@ impl Flusher {
 
     /// Asks the pool for a background flush (at most one queued per WAL).
     fn request_background(&self) {
-        let me = self.me.clone();
-        if self.queued.swap(true, Ordering::AcqRel) {
+        if self.sync_running.load(Ordering::Acquire) || self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
+        let me = self.me.clone();
         match pool().try_send(me) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.metrics
+                    .background_requests
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 // The writer flushes inline at the bound instead.
                 self.queued.store(false, Ordering::Release);
@@ -731,7 +841,7 @@ impl Flusher {
         self.metrics.worker_panics.fetch_add(1, Ordering::Relaxed);
         self.fail.set(format!("WAL flush worker {report}"), None);
         let mut st = self.lock();
-        st.syncing = false;
+        self.set_syncing(&mut st, false);
         st.last_panic = Some(report);
         let wake = Self::waiters_to_wake(&mut st, true);
         drop(st);
@@ -753,6 +863,7 @@ impl Flusher {
             sync_errors: l(&m.sync_errors),
             sync_retries: l(&m.sync_retries),
             background_flushes: l(&m.background_flushes),
+            background_requests: l(&m.background_requests),
             background_queue_full: l(&m.background_queue_full),
             backpressure_waits: l(&m.backpressure_waits),
             backpressure_rejections: l(&m.backpressure_rejections),
@@ -773,7 +884,7 @@ struct SyncingGuard<'a>(&'a Flusher);
 impl Drop for SyncingGuard<'_> {
     fn drop(&mut self) {
         let mut st = self.0.lock();
-        st.syncing = false;
+        self.0.set_syncing(&mut st, false);
         let wake = Flusher::waiters_to_wake(&mut st, true);
         drop(st);
         self.0.changed.notify_all();

@@ -277,6 +277,7 @@ fn find_durable_successor(
     failed: Lsn,
     last_epoch: Epoch,
 ) -> Option<(usize, u64, RecordHeader)> {
+    let finder = memchr::memmem::Finder::new(&RECORD_MAGIC);
     for (si, image) in images.iter().enumerate().skip(from_segment) {
         let mut start = if si == from_segment {
             from_pos as usize + 1
@@ -284,7 +285,9 @@ fn find_durable_successor(
             SEGMENT_HEADER_LEN as usize
         };
         while start + RECORD_HEADER_LEN <= image.len() {
-            let Some(found) = image[start..].windows(4).position(|w| w == RECORD_MAGIC) else {
+            // (A vectorised search: the rest of a reused segment is megabytes
+            // of old records and zeros.)
+            let Some(found) = finder.find(&image[start..]) else {
                 break;
             };
             let at = start + found;

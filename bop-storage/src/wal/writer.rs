@@ -207,9 +207,14 @@ impl Wal {
         };
         header.encode(buf);
         let segment = self.segments.last().expect("rolled above").clone();
-        if large {
+        if large && defer_write {
+            // FULL: written and synced on its own.
             self.flusher
                 .write_large(buf, self.append_offset, header.lsn)?;
+        } else if large {
+            // NORMAL: written now, synced later.
+            self.flusher
+                .write_large_cached(buf, self.append_offset, header.lsn)?;
         } else {
             self.flusher
                 .write_record(buf, self.append_offset, header.lsn, !defer_write)?;

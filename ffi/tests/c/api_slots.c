@@ -20,5 +20,9 @@ int main(void)
     SLOT(log);
     SLOT(uri_parameter);
     SLOT(uri_key);
+    SLOT(open_v2);
+    SLOT(close);
+    SLOT(exec);
+    SLOT(wal_checkpoint_v2);
     return 0;
 }
