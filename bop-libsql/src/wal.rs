@@ -851,7 +851,13 @@ impl VirtualWal for BopWal {
         if st.gen == gen && safe > st.backfilled {
             st.backfilled = safe;
         }
-        let (log_frames, checkpointed) = (st.max_frame, st.backfilled);
+        // As wal.c: the WAL as it was when the checkpoint started (commits
+        // that arrived meanwhile are the next checkpoint's).
+        let (log_frames, checkpointed) = if st.gen == gen {
+            (max, st.backfilled.min(max))
+        } else {
+            (0, 0)
+        };
         let mut restarted = false;
         if st.can_restart(None) {
             st.restart(store)?;
