@@ -41,9 +41,8 @@ fn sigkill_loses_no_acknowledged_commit() {
             (ready, ids)
         });
         std::thread::sleep(Duration::from_millis(rng.random_range(20..120)));
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-        assert_eq!(rc, 0);
+        // Child::kill sends SIGKILL on Unix.
+        child.kill().unwrap();
         let status = child.wait().unwrap();
         let (ready, ids) = reader.join().unwrap();
         if !ready {
