@@ -10,7 +10,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const KILLS: usize = 50;
+/// Kills per run (`BOP_LIBSQL_CRASH_KILLS` for a long mode).
+fn kills() -> usize {
+    std::env::var("BOP_LIBSQL_CRASH_KILLS")
+        .ok()
+        .map_or(50, |v| v.parse().unwrap())
+}
 
 #[test]
 fn sigkill_loses_no_acknowledged_commit() {
@@ -19,7 +24,8 @@ fn sigkill_loses_no_acknowledged_commit() {
     let mut rng = rand::rng();
     let mut acked = BTreeSet::new();
     let start = Instant::now();
-    for round in 0..KILLS {
+    let kills = kills();
+    for round in 0..kills {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bop-libsql-crash-child"))
             .arg(&path)
             .stdout(Stdio::piped())
@@ -85,7 +91,7 @@ fn sigkill_loses_no_acknowledged_commit() {
         acked.len()
     );
     eprintln!(
-        "{KILLS} kills, {} acknowledged commits, {:.1} s",
+        "{kills} kills, {} acknowledged commits, {:.1} s",
         acked.len(),
         start.elapsed().as_secs_f64()
     );
