@@ -69,6 +69,14 @@ pub mod testing {
     }
 }
 pub use uri::{Params, PARAMS_DOC};
+/// The engine store behind a database this process has open through the
+/// VFS, by the full pathname SQLite uses for it (what xFullPathname
+/// returned). Front ends that drive the store's SQLite WAL image themselves
+/// (bop-libsql's virtual WAL) find the store the main file was opened on.
+pub fn open_store(path: &std::path::Path) -> Option<std::sync::Arc<bop_storage::Store>> {
+    vfs::find_open(path).map(|db| db.store.clone())
+}
+
 
 /// The VFS name used in `file:PATH?vfs=bop`.
 pub const VFS_NAME: &str = "bop";

@@ -1,0 +1,28 @@
+//! Helpers shared by bop-libsql's tests.
+#![allow(dead_code)]
+
+use bop_libsql::{open, Connection, OpenFlags};
+use std::path::Path;
+
+pub fn conn(path: &Path) -> Connection {
+    open(path, OpenFlags::default()).unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// One counter of `PRAGMA bop_stats`.
+pub fn stat(c: &Connection, key: &str) -> u64 {
+    let s = c.query_string("PRAGMA bop_stats").unwrap().unwrap();
+    s.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {s}"))
+        .parse()
+        .unwrap()
+}
+
+/// `PRAGMA wal_checkpoint(mode)`: (busy, log frames, checkpointed frames).
+pub fn checkpoint(c: &Connection, mode: &str) -> (i64, i64, i64) {
+    let r = c
+        .query(&format!("PRAGMA wal_checkpoint({mode})"), &[])
+        .unwrap();
+    let v: Vec<i64> = r[0].iter().map(|v| v.as_i64().unwrap()).collect();
+    (v[0], v[1], v[2])
+}
