@@ -55,6 +55,7 @@ impl Error {
                 StorageError::Config(_) => ffi::SQLITE_MISUSE,
                 StorageError::Format { .. } => ffi::SQLITE_NOTADB,
                 StorageError::Limit(_) => ffi::SQLITE_FULL,
+                StorageError::CursorLagged { .. } => ffi::SQLITE_ERROR,
                 StorageError::Manifest { .. }
                 | StorageError::Failed { .. }
                 | StorageError::Invariant(_) => ffi::SQLITE_IOERR,

@@ -77,7 +77,6 @@ pub fn open_store(path: &std::path::Path) -> Option<std::sync::Arc<bop_storage::
     vfs::find_open(path).map(|db| db.store.clone())
 }
 
-
 /// The VFS name used in `file:PATH?vfs=bop`.
 pub const VFS_NAME: &str = "bop";
 
