@@ -230,8 +230,9 @@ struct Model {
 
 /// Reference scan of one segment: consecutive LSNs from `first_lsn`,
 /// non-decreasing epochs below the epoch of this open, valid checksums;
-/// records below the checkpoint LSN
-/// are verified but not kept; the image is the newest generation.
+/// records below the checkpoint LSN, and records of other databases of the
+/// store (database id other than 0), are verified but not kept; the image
+/// is the newest generation of the main database's records.
 fn model(t: &Template, seg: &[u8]) -> Model {
     let mut pos = SEGMENT_HEADER_LEN as usize;
     let mut expected = t.first_lsn;
@@ -249,7 +250,9 @@ fn model(t: &Template, seg: &[u8]) -> Model {
         if end > seg.len() || crc32c::crc32c(&seg[body..end]) != h.payload_crc {
             break;
         }
-        if h.lsn.0 >= t.checkpoint_lsn {
+        // Records of other databases of the store (any other id) continue
+        // the log but are not part of the main database's image.
+        if h.lsn.0 >= t.checkpoint_lsn && h.db.0 == 0 {
             kept.push((h.wal_offset, &seg[body..end]));
         }
         expected += 1;
