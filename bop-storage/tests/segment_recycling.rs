@@ -75,6 +75,8 @@ fn dropped_segments_are_reused_and_old_records_stay_dead() {
     );
     let frames = store.stats().wal_frames;
     drop(store); // clean close
+                 // A closed store keeps no preallocated spares.
+    assert_eq!(files_with(&path, "spare"), 0);
     let store = Store::open_shared(&path, &opts()).unwrap();
     assert_eq!(store.stats().wal_frames, frames);
     assert_eq!(read_frame(&store, frames), vec![0x31; PAGE as usize]);

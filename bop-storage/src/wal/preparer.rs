@@ -37,6 +37,14 @@ impl Preparer {
         self.ready.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
+    /// Waits until no preparation is in flight, at most `max`.
+    pub fn wait_idle(&self, max: std::time::Duration) {
+        let start = std::time::Instant::now();
+        while self.busy.load(Ordering::Acquire) && start.elapsed() < max {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Starts preparing a spare of `capacity` bytes at `path` unless one is
     /// being prepared or waiting.
     pub fn start(

@@ -157,11 +157,17 @@ impl SharedWal {
         self.flusher.durable_lsn()
     }
 
-    /// Ends the log cleanly and syncs it (a clean shutdown).
+    /// Ends the log cleanly and syncs it (a clean shutdown), then deletes
+    /// the spare segments (space a closed store need not hold; a failure to
+    /// delete one is logged, not an error: the next open adopts it).
     pub fn close(&self) -> Result<()> {
         let mut g = self.lock();
         g.wal.mark_end()?;
-        g.wal.sync()
+        g.wal.sync()?;
+        if let Err(e) = g.wal.drop_spares() {
+            tracing::warn!(error = %e, "could not delete a spare WAL segment at close");
+        }
+        Ok(())
     }
 
     pub fn segment_count(&self) -> usize {

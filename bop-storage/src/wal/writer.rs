@@ -256,6 +256,22 @@ impl Wal {
         );
     }
 
+    /// At a clean close: deletes the spare segments (up to two, plus one
+    /// being prepared: 8 MiB each by default), so a closed store holds no
+    /// preallocated space beyond its active segment. The next open prepares
+    /// spares again when a segment is half full. Waits (bounded) for a
+    /// preparation in flight.
+    pub fn drop_spares(&mut self) -> Result<()> {
+        self.preparer.wait_idle(std::time::Duration::from_secs(10));
+        let mut spares = std::mem::take(&mut self.spares);
+        spares.extend(self.preparer.take());
+        for (path, file) in spares {
+            drop(file);
+            self.io.remove_file(&path)?;
+        }
+        Ok(())
+    }
+
     /// Marks the end of the log for a clean shutdown: zeros where the next
     /// record header would go, so the next open finds a clean end there and
     /// never reads what a cut torn tail may have left beyond it (after a
