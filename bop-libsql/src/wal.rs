@@ -46,6 +46,9 @@ use bop_storage::Store;
 use crate::error::{Error, Result};
 use crate::format::{encode_frame_header, frame_offset, image_len, parse_image, WalHeader};
 
+/// How long a checkpoint waits for another one to end before SQLITE_BUSY.
+const CKPT_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One page handed to [`VirtualWal::frames`].
 #[derive(Clone, Copy, Debug)]
 pub struct Page<'a> {
@@ -791,11 +794,21 @@ impl VirtualWal for BopWal {
         mut on_page: Option<&mut CheckpointCallback<'_>>,
     ) -> Result<CheckpointOutcome> {
         let shared = self.shared.clone();
-        let _ckpt = match shared.ckpt.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::Busy("another checkpoint is running".into()))
+        // Another checkpoint (often bop's background one, which never waits
+        // for anything) is waited for, boundedly, so that an application
+        // without a busy handler does not get a SQLITE_BUSY it would not get
+        // without bop; past the bound it is SQLITE_BUSY, as in wal.c.
+        let deadline = std::time::Instant::now() + CKPT_WAIT_MAX;
+        let _ckpt = loop {
+            match shared.ckpt.try_lock() {
+                Ok(g) => break g,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Busy("another checkpoint is running".into()))
+                }
             }
         };
         let ps = shared.page_size;

@@ -188,6 +188,28 @@ impl CkptState {
         }
     }
 
+    /// Waits (at most `max`) while a background checkpoint of this database
+    /// runs; returns whether one was running.
+    pub fn wait_idle(&self, max: Duration) -> bool {
+        let mut s = self.lock();
+        if !s.running {
+            return false;
+        }
+        let deadline = Instant::now() + max;
+        while s.running {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            s = self
+                .idle
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
     /// The age of the current WAL generation (None: no generation seen).
     pub fn wal_age(&self) -> Option<Duration> {
         self.lock().generation_since.map(|t| t.elapsed())

@@ -16,6 +16,10 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// SQLite's WAL_WRITE_LOCK slot in the wal-index lock array.
 const WAL_WRITE_LOCK: usize = 0;
+/// SQLite's WAL_CKPT_LOCK slot.
+const WAL_CKPT_LOCK: usize = 1;
+/// How long an application's checkpoint waits for bop's background one.
+const CKPT_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Whether slots `[offset, offset + n)` include the WAL write lock.
 fn covers_write_lock(offset: usize, n: usize) -> bool {
@@ -96,7 +100,20 @@ impl MainFile {
                 Err(e) => rc = to_code(&e, Op::Write),
             }
         }
-        let lrc = self.db.shm.lock(self.id, &mut self.shm, offset, n, flags);
+        let mut lrc = self.db.shm.lock(self.id, &mut self.shm, offset, n, flags);
+        if lrc == SQLITE_BUSY
+            && !self.internal
+            && flags & SQLITE_SHM_LOCK != 0
+            && flags & SQLITE_SHM_EXCLUSIVE != 0
+            && (offset..offset + n).contains(&WAL_CKPT_LOCK)
+            && self.db.ckpt.wait_idle(CKPT_WAIT_MAX)
+        {
+            // The application's checkpoint met bop's background one, which
+            // never waits for anything: wait for it to end and try again,
+            // so an application without a busy handler does not see a
+            // SQLITE_BUSY it would not get without bop.
+            lrc = self.db.shm.lock(self.id, &mut self.shm, offset, n, flags);
+        }
         if taking_writer && lrc == SQLITE_OK {
             self.db.store.begin_write_transaction();
         }
