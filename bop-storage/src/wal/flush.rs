@@ -686,9 +686,7 @@ impl Flusher {
                             "making {} durable failed, with a large record of a NORMAL commit written but not in the buffer to write again: {e}",
                             seg.path.display()
                         );
-                        tracing::error!(%reason, "WAL flush failed permanently; the store refuses writes");
-                        self.fail.set(reason, e.raw_os_error());
-                        break Err(e);
+                        break Err(self.fail_permanently(reason, e));
                     }
                     if let Err(e) = self.retry_or_fail(&mut attempt, e, &seg) {
                         break Err(e);
@@ -777,6 +775,13 @@ impl Flusher {
         r
     }
 
+    /// Fails the store for good with `reason`; returns `e` for the caller.
+    fn fail_permanently(&self, reason: String, e: StorageError) -> StorageError {
+        tracing::error!(%reason, "WAL flush failed permanently; the store refuses writes");
+        self.fail.set(reason, e.raw_os_error());
+        e
+    }
+
     /// After a failed write or sync: sleeps the backoff and returns `Ok` to
     /// retry, or fails the store when the retries are spent.
     fn retry_or_fail(&self, attempt: &mut u32, e: StorageError, seg: &Segment) -> Result<()> {
@@ -787,9 +792,7 @@ impl Flusher {
                 seg.path.display(),
                 *attempt + 1
             );
-            tracing::error!(%reason, "WAL flush failed permanently; the store refuses writes");
-            self.fail.set(reason, e.raw_os_error());
-            return Err(e);
+            return Err(self.fail_permanently(reason, e));
         }
         let backoff_ms = self.cfg.retry_backoff_base_ms << (*attempt).min(16);
         tracing::warn!(error = %e, attempt = *attempt + 1, backoff_ms, "WAL sync failed; rewriting and retrying");
