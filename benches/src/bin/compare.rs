@@ -85,6 +85,24 @@ fn crash_writer(args: &[String]) -> ! {
     std::process::exit(0);
 }
 
+/// Bytes the process wrote to storage per row while `work` writes `rows`
+/// rows on a fresh database, through a final TRUNCATE checkpoint and close.
+fn write_amplification(
+    e: Engine,
+    d: &Path,
+    synchronous: &str,
+    rows: usize,
+    work: impl FnOnce(&rusqlite::Connection),
+) -> f64 {
+    let c = open(e, d, "wamp.db", synchronous);
+    let before = process_write_bytes();
+    work(&c);
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    drop(c);
+    (process_write_bytes() - before) as f64 / rows as f64
+}
+
 fn workloads(s: &Scale) -> Vec<Workload> {
     let commits = s.commits;
     let bulk_rows = s.bulk_rows;
@@ -210,13 +228,9 @@ fn workloads(s: &Scale) -> Vec<Workload> {
         unit: "x",
         better: Better::Lower,
         run: Box::new(move |e, d| {
-            let c = open(e, d, "wamp.db", "NORMAL");
-            let before = process_write_bytes();
-            bulk_load(&c, 1, bulk_rows, 1000);
-            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .expect("checkpoint");
-            drop(c);
-            (process_write_bytes() - before) as f64 / (bulk_rows as f64 * row_bytes)
+            write_amplification(e, d, "NORMAL", bulk_rows, |c| {
+                bulk_load(c, 1, bulk_rows, 1000);
+            }) / row_bytes
         }),
     });
     w.push(Workload {
@@ -224,13 +238,9 @@ fn workloads(s: &Scale) -> Vec<Workload> {
         unit: "x",
         better: Better::Lower,
         run: Box::new(move |e, d| {
-            let c = open(e, d, "wamp1.db", "FULL");
-            let before = process_write_bytes();
-            single_row_commits(&c, 1, commits);
-            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .expect("checkpoint");
-            drop(c);
-            (process_write_bytes() - before) as f64 / (commits as f64 * row_bytes)
+            write_amplification(e, d, "FULL", commits, |c| {
+                single_row_commits(c, 1, commits);
+            }) / row_bytes
         }),
     });
     w.push(Workload {
