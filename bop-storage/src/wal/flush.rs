@@ -27,8 +27,8 @@
 //! it refuses writes with the error, and every waiting committer gets it.
 //!
 //! **Bounds.** The buffer holds at most `unsynced_max_bytes` plus one
-//! record (a record larger than half the bound is written and synced on its
-//! own, from the caller's memory). A writer that finds the buffer full
+//! record (a record larger than half the bound is written from the caller's
+//! memory: synced on its own under FULL, by the next sync under NORMAL). A writer that finds the buffer full
 //! waits for a flush at most `backpressure_wait_max_ms` before it may start
 //! a transaction, then gets [`StorageError::Busy`] (SQLITE_BUSY): never
 //! unbounded memory. The worker pool has a fixed number of threads and a
