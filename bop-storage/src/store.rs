@@ -345,6 +345,13 @@ impl Store {
         self.log().frame_count()
     }
 
+    /// What a wal-index of the committed WAL image is built from, when bop
+    /// knows every frame of it and no transaction is open (see
+    /// `log::WalIndexSeed`).
+    pub fn wal_index_seed(&self) -> Option<crate::log::WalIndexSeed> {
+        self.log().wal_index_seed()
+    }
+
     /// How many times SQLite has restarted this database's WAL since open
     /// (a new generation: its oldest frame is new).
     pub fn wal_generation(&self) -> u64 {

@@ -240,7 +240,8 @@ fn ckpt_stats(db: &DbShared) -> String {
     let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     format!(
         " wal_image_bytes={} wal_age_ms={} ckpt_requests={} ckpt_runs={} ckpt_complete={} \
-         ckpt_incomplete={} ckpt_busy={} ckpt_errors={} ckpt_blocked_warnings={}",
+         ckpt_incomplete={} ckpt_busy={} ckpt_errors={} ckpt_blocked_warnings={} \
+         wal_index_prebuilt_frames={}",
         db.store.wal_size(),
         db.ckpt.wal_age().map_or(0, |a| a.as_millis()),
         l(&c.requests),
@@ -250,6 +251,7 @@ fn ckpt_stats(db: &DbShared) -> String {
         l(&c.busy),
         l(&c.errors),
         l(&c.blocked_warnings),
+        db.wal_index_prebuilt_frames,
     )
 }
 

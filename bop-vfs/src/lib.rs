@@ -30,6 +30,7 @@ mod shm;
 pub mod sys;
 mod uri;
 mod vfs;
+mod wal_index;
 
 use std::ffi::{c_char, c_int, c_void};
 
@@ -61,6 +62,22 @@ pub mod testing {
         crate::vfs::find_open(&key(path))
             .map(|db| db.store.halt())
             .is_some()
+    }
+
+    /// Whether databases opened from now on start with a wal-index bop
+    /// built (the default) or have SQLite rebuild it from the WAL image.
+    pub fn set_prebuild_wal_index(on: bool) {
+        crate::vfs::set_prebuild_wal_index(on);
+    }
+
+    /// The wal-index bytes bop builds for `seed` (all regions, in order).
+    pub fn wal_index_bytes(seed: &bop_storage::log::WalIndexSeed) -> Option<Vec<u8>> {
+        crate::wal_index::build(seed).map(|regions| {
+            regions
+                .iter()
+                .flat_map(|r| r.iter().flat_map(|w| w.to_ne_bytes()))
+                .collect()
+        })
     }
 
     /// Verifies every checksum of the open store at `path`.

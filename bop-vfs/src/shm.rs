@@ -1,11 +1,13 @@
 //! The wal-index (`-shm`) in process memory, shared by every connection to
 //! one database in this process. It is derived state: when the last handle
-//! closes it is dropped, and the next opener has SQLite rebuild it from the
-//! WAL image.
+//! closes it is dropped. The next opener starts from a wal-index bop built
+//! from the frames it knows (`wal_index.rs`), or, when it does not know
+//! them all, from zeros, and SQLite rebuilds it by reading the WAL image.
 //!
 //! Invariants:
-//! 1. Regions are allocated once, zeroed, and never move or shrink while
-//!    the [`Shm`] lives (SQLite keeps raw pointers to them).
+//! 1. Regions are allocated once (zeroed, or built before any connection
+//!    maps them) and never move or shrink while the [`Shm`] lives (SQLite
+//!    keeps raw pointers to them).
 //! 2. For each of the `SQLITE_SHM_NLOCK` slots: either `excl` is set and
 //!    `shared == 0`, or `excl` is unset.
 
@@ -41,6 +43,16 @@ pub struct ShmHolder {
 }
 
 impl Shm {
+    /// A wal-index that starts with `regions` (of `wal_index::REGION_BYTES`).
+    pub fn with_regions(regions: Vec<Box<[u64]>>) -> Shm {
+        Shm {
+            state: Mutex::new(State {
+                regions,
+                ..Default::default()
+            }),
+        }
+    }
+
     /// Returns region `index` of `size_bytes`, allocating it (and any
     /// before it) if `extend`; null if absent and not `extend`.
     pub fn map(&self, index: usize, size_bytes: usize, extend: bool) -> Result<*mut c_void, c_int> {

@@ -22,6 +22,30 @@ pub struct DbShared {
     pub shm: Shm,
     /// The checkpoint policy's state (`checkpointer.rs`).
     pub ckpt: Arc<CkptState>,
+    /// Frames of the wal-index bop built for `shm` at open (0: SQLite
+    /// builds it from the WAL image).
+    pub wal_index_prebuilt_frames: u64,
+}
+
+/// Whether bop hands SQLite a prebuilt wal-index at open (tests turn it
+/// off to compare with SQLite's own recovery).
+static PREBUILD_WAL_INDEX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_prebuild_wal_index(on: bool) {
+    PREBUILD_WAL_INDEX.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The wal-index a new [`DbShared`] starts with: built from the frames the
+/// store knows, when it knows them all (`wal_index.rs`).
+fn initial_shm(store: &Store) -> (Shm, u64) {
+    if PREBUILD_WAL_INDEX.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(seed) = store.wal_index_seed() {
+            if let Some(regions) = crate::wal_index::build(&seed) {
+                return (Shm::with_regions(regions), seed.frames.len() as u64);
+            }
+        }
+    }
+    (Shm::default(), 0)
 }
 
 fn registry() -> &'static OpenOnce<DbShared> {
@@ -69,11 +93,13 @@ pub fn open_main(
             opts.io = io;
         }
         let store = Store::open_db_shared(&store_path, name.as_deref(), &opts)?;
+        let (shm, wal_index_prebuilt_frames) = initial_shm(&store);
         let db = Arc::new(DbShared {
             store,
             locks: DbLocks::default(),
-            shm: Shm::default(),
+            shm,
             ckpt: CkptState::new(params.checkpoint_config(), path),
+            wal_index_prebuilt_frames,
         });
         checkpointer::register(&db);
         Ok::<_, StorageError>(db)

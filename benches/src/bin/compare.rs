@@ -39,6 +39,10 @@ struct Args {
     /// Internal: write rows with checkpoints off, then exit without closing.
     #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "DIR", "ROWS"])]
     crash_writer: Option<Vec<String>>,
+    /// Profiling aid: open a database the crash writer left, run the first
+    /// query and print its time in ms.
+    #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "DIR", "ROWS"])]
+    first_query: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -83,6 +87,18 @@ fn crash_writer(args: &[String]) -> ! {
     bulk_load(&c, 1, rows, 1000);
     // Exit without closing: the WAL keeps every row, as after a crash.
     std::process::exit(0);
+}
+
+/// Opens the database the crash writer left and runs the first query;
+/// returns its time in ms.
+fn first_query(e: Engine, d: &Path, rows: usize) -> f64 {
+    let t = Instant::now();
+    let c = open(e, d, "crash.db", "NORMAL");
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+        .expect("query");
+    assert_eq!(n as usize, rows);
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 /// Bytes the process wrote to storage per row while `work` writes `rows`
@@ -208,13 +224,7 @@ fn workloads(s: &Scale) -> Vec<Workload> {
                     .status()
                     .expect("crash writer");
                 assert!(status.success());
-                let t = Instant::now();
-                let c = open(e, d, "crash.db", "NORMAL");
-                let n: i64 = c
-                    .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
-                    .expect("query");
-                assert_eq!(n as usize, wal_rows);
-                t.elapsed().as_secs_f64() * 1e3
+                first_query(e, d, wal_rows)
             }),
         },
     ];
@@ -373,6 +383,15 @@ fn main() {
     let args = Args::parse();
     if let Some(a) = &args.crash_writer {
         crash_writer(a);
+    }
+    if let Some(a) = &args.first_query {
+        let ms = first_query(
+            engine_from(&a[0]),
+            Path::new(&a[1]),
+            a[2].parse().expect("rows"),
+        );
+        println!("first query: {ms:.1} ms");
+        return;
     }
     if let Some(gb) = args.large_gb {
         large(gb, args.rounds);

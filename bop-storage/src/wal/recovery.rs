@@ -6,6 +6,11 @@
 //! `durable_lsn`, that the failed record had been made durable, or the
 //! store was shut down cleanly (then nothing can be torn); in both cases the
 //! store is corrupt and opening fails with the file and offset.
+//!
+//! Segments are read a window at a time (`RECOVERY_WINDOW_BYTES`, or one
+//! record when a record is larger), and only up to where the log ends: the
+//! scan's memory is bounded whatever the WAL's size, and the unwritten rest
+//! of the last segment is never read.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,8 +22,10 @@ use super::writer::{RecordLoc, Wal, WalConfig, SPARE_SEGMENTS_MAX};
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
+use crate::log::frames::{parse_record, GenerationState, RecordFrames};
 use crate::manifest::{Manifest, ManifestState};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
+use std::collections::HashMap;
 
 /// A record found by recovery at or above the WAL base.
 #[derive(Clone, Debug)]
@@ -26,6 +33,9 @@ pub struct RecoveredRecord {
     pub db: DbId,
     pub loc: RecordLoc,
     pub wal_offset: u64,
+    /// What the record's payload says of SQLite's frames (read while the
+    /// payload was in memory for verification; `None` when unreadable).
+    pub frames: Option<RecordFrames>,
 }
 
 /// What the scan learned.
@@ -75,14 +85,14 @@ impl Wal {
         }
 
         let mut segments = Vec::new();
-        let mut images = Vec::new();
+        let mut reader = WindowReader::default();
         for meta in &state.segments {
             let path = dir.join(super::segment::segment_file_name(meta.id));
             let file = io.open_log(&path, OpenMode::Existing)?;
             let len = file.len_bytes()?;
-            let mut image = vec![0u8; len as usize];
-            file.read_exact_at(&mut image, 0)?;
-            let header = SegmentHeader::decode(&image, &path)?;
+            let mut head = vec![0u8; (SEGMENT_HEADER_LEN.min(len)) as usize];
+            file.read_exact_at(&mut head, 0)?;
+            let header = SegmentHeader::decode(&head, &path)?;
             if header.id != meta.id || header.first_lsn != meta.first_lsn {
                 return Err(StorageError::corrupt(
                     &path,
@@ -94,7 +104,6 @@ impl Wal {
                 ));
             }
             segments.push(Arc::new(Segment { header, path, file }));
-            images.push(image);
         }
 
         let mut report = ScanReport {
@@ -107,9 +116,10 @@ impl Wal {
             .map(|s| s.header.first_lsn)
             .unwrap_or(state.wal_base_max);
         let mut last_epoch = Epoch(0);
+        let mut generations: HashMap<DbId, GenerationState> = HashMap::new();
         let mut end: Option<(usize, u64)> = None; // (segment index, offset) where appends continue
         'segments: for (si, seg) in segments.iter().enumerate() {
-            let image = &images[si];
+            reader.start(seg)?;
             if seg.header.first_lsn != expected {
                 // A segment is created only after its predecessor is synced
                 // and with the next LSN; a gap means lost durable records,
@@ -132,7 +142,7 @@ impl Wal {
             }
             let mut pos = SEGMENT_HEADER_LEN;
             loop {
-                match verify_at(image, pos, expected, last_epoch, epoch) {
+                match verify_at(&mut reader, pos, expected, last_epoch, epoch)? {
                     Ok(h) => {
                         let loc = RecordLoc {
                             lsn: h.lsn,
@@ -142,10 +152,19 @@ impl Wal {
                             payload_crc: h.payload_crc,
                         };
                         if h.lsn >= state.wal_base_min {
+                            let payload = reader
+                                .get(pos + RECORD_HEADER_LEN as u64, h.payload_len as usize)?
+                                .expect("verified just now");
+                            let frames = parse_record(
+                                generations.entry(h.db).or_default(),
+                                h.wal_offset,
+                                payload,
+                            );
                             records.push(RecoveredRecord {
                                 db: h.db,
                                 loc,
                                 wal_offset: h.wal_offset,
+                                frames,
                             });
                         }
                         report.records += 1;
@@ -170,7 +189,14 @@ impl Wal {
                         let successor = if below_checkpoint {
                             None
                         } else {
-                            find_durable_successor(&images, si, pos, expected, last_epoch)
+                            find_durable_successor(
+                                &mut reader,
+                                &segments,
+                                si,
+                                pos,
+                                expected,
+                                last_epoch,
+                            )?
                         };
                         if state.clean_shutdown
                             && !below_checkpoint
@@ -256,65 +282,133 @@ impl Wal {
     }
 }
 
-/// Verifies the record at `pos` of a segment image.
+/// Bytes of a segment read per call during recovery.
+pub const RECOVERY_WINDOW_BYTES: usize = 1 << 20;
+
+/// Reads one segment at a time through one reused buffer: a window of
+/// `RECOVERY_WINDOW_BYTES` (or one record, when larger) at a time.
+#[derive(Default)]
+struct WindowReader {
+    file: Option<Arc<dyn crate::io::IoFile>>,
+    len: u64,
+    buf: Vec<u8>,
+    /// Segment offset of `buf[0]`; `buf` holds `filled` valid bytes.
+    at: u64,
+    filled: usize,
+}
+
+impl WindowReader {
+    fn start(&mut self, seg: &Segment) -> Result<()> {
+        self.file = Some(seg.file.clone());
+        self.len = seg.file.len_bytes()?;
+        self.at = 0;
+        self.filled = 0;
+        Ok(())
+    }
+
+    /// `n` bytes at `pos` of the segment, or `None` past its end.
+    fn get(&mut self, pos: u64, n: usize) -> Result<Option<&[u8]>> {
+        if pos + n as u64 > self.len {
+            return Ok(None);
+        }
+        let inside = pos >= self.at && pos + n as u64 <= self.at + self.filled as u64;
+        if !inside {
+            let want = n.max(RECOVERY_WINDOW_BYTES).min((self.len - pos) as usize);
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            let file = self.file.as_ref().expect("started");
+            file.read_exact_at(&mut self.buf[..want], pos)?;
+            self.at = pos;
+            self.filled = want;
+        }
+        let from = (pos - self.at) as usize;
+        Ok(Some(&self.buf[from..from + n]))
+    }
+
+    /// Gives back the memory of a window grown for a large record.
+    fn shrink(&mut self) {
+        if self.buf.len() > RECOVERY_WINDOW_BYTES {
+            self.buf = Vec::new();
+            self.filled = 0;
+        }
+    }
+}
+
+/// Verifies the record at `pos` of the reader's segment.
 fn verify_at(
-    image: &[u8],
+    reader: &mut WindowReader,
     pos: u64,
     expected: Lsn,
     last_epoch: Epoch,
     current_epoch: Epoch,
-) -> Result<RecordHeader, HeaderDefect> {
-    let start = pos as usize;
-    if start + RECORD_HEADER_LEN > image.len() {
-        return Err(HeaderDefect::Empty);
-    }
-    let h = RecordHeader::decode(&image[start..])?;
+) -> Result<Result<RecordHeader, HeaderDefect>> {
+    let Some(head) = reader.get(pos, RECORD_HEADER_LEN)? else {
+        return Ok(Err(HeaderDefect::Empty));
+    };
+    let h = match RecordHeader::decode(head) {
+        Ok(h) => h,
+        Err(d) => return Ok(Err(d)),
+    };
     // Epochs never decrease along the log, and no record can come from an
     // open that has not happened yet.
     if h.lsn != expected || h.epoch < last_epoch || h.epoch >= current_epoch {
-        return Err(HeaderDefect::BadMagic);
+        return Ok(Err(HeaderDefect::BadMagic));
     }
-    let body = start + RECORD_HEADER_LEN;
-    let end = body + h.payload_len as usize;
-    if end > image.len() || crc32c::crc32c(&image[body..end]) != h.payload_crc {
-        return Err(HeaderDefect::BadChecksum);
+    let ok = match reader.get(pos + RECORD_HEADER_LEN as u64, h.payload_len as usize)? {
+        Some(payload) => crc32c::crc32c(payload) == h.payload_crc,
+        None => false,
+    };
+    if !ok {
+        reader.shrink();
+        return Ok(Err(HeaderDefect::BadChecksum));
     }
-    Ok(h)
+    Ok(Ok(h))
 }
 
 /// Looks past a failed record for a valid record that proves the failed one
-/// was durable.
+/// was durable: reads the rest of the segments window by window (windows
+/// overlap by a header, so no header is missed at a window's edge).
 fn find_durable_successor(
-    images: &[Vec<u8>],
+    reader: &mut WindowReader,
+    segments: &[Arc<Segment>],
     from_segment: usize,
     from_pos: u64,
     failed: Lsn,
     last_epoch: Epoch,
-) -> Option<(usize, u64, RecordHeader)> {
+) -> Result<Option<(usize, u64, RecordHeader)>> {
     let finder = memchr::memmem::Finder::new(&RECORD_MAGIC);
-    for (si, image) in images.iter().enumerate().skip(from_segment) {
+    for (si, seg) in segments.iter().enumerate().skip(from_segment) {
+        reader.start(seg)?;
         let mut start = if si == from_segment {
-            from_pos as usize + 1
+            from_pos + 1
         } else {
-            SEGMENT_HEADER_LEN as usize
+            SEGMENT_HEADER_LEN
         };
-        while start + RECORD_HEADER_LEN <= image.len() {
+        while start + RECORD_HEADER_LEN as u64 <= reader.len {
+            let n = (RECOVERY_WINDOW_BYTES as u64).min(reader.len - start) as usize;
+            let window = reader.get(start, n)?.expect("inside the segment");
             // (A vectorised search: the rest of a reused segment is megabytes
             // of old records and zeros.)
-            let Some(found) = finder.find(&image[start..]) else {
-                break;
-            };
-            let at = start + found;
-            if at + RECORD_HEADER_LEN > image.len() {
-                break;
-            }
-            if let Ok(h) = RecordHeader::decode(&image[at..]) {
-                if h.lsn > failed && h.durable_lsn >= failed && h.epoch >= last_epoch {
-                    return Some((si, at as u64, h));
+            let mut from = 0;
+            while let Some(found) = finder.find(&window[from..]) {
+                let at = from + found;
+                if at + RECORD_HEADER_LEN > window.len() {
+                    break;
                 }
+                if let Ok(h) = RecordHeader::decode(&window[at..]) {
+                    if h.lsn > failed && h.durable_lsn >= failed && h.epoch >= last_epoch {
+                        return Ok(Some((si, start + at as u64, h)));
+                    }
+                }
+                from = at + 1;
             }
-            start = at + 1;
+            if start + n as u64 >= reader.len {
+                break;
+            }
+            // The next window starts a header's length before this one's end.
+            start += (n - (RECORD_HEADER_LEN - 1)) as u64;
         }
     }
-    None
+    Ok(None)
 }

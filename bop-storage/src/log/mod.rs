@@ -18,6 +18,12 @@
 //! 3. `commit_end`, when set, lies inside the pending range and is the end
 //!    of the last frame written with a non-zero "database size" field: the
 //!    end of a complete transaction.
+//! 4. When `frames_known`, `frames` lists every frame of `records` in order
+//!    (page number and commit size, read from SQLite's frame headers),
+//!    `wal_header` is the header of `records[0]`, and each record's
+//!    `last_cksum` is its last frame's checksum: what a wal-index needs,
+//!    so SQLite can be spared reading the whole image again at open
+//!    ([`SqliteLog::wal_index_seed`]).
 
 use crate::error::{Result, StorageError};
 use crate::manifest::Manifest;
@@ -28,9 +34,9 @@ use crate::wal::record::RECORD_HEADER_LEN;
 use crate::wal::{RecordLoc, RecoveredRecord, SharedWal};
 use std::sync::Arc;
 
-/// SQLite's WAL header and frame header sizes (sqlite.org/walformat.html).
-pub const SQLITE_WAL_HEADER_LEN: u64 = 32;
-pub const SQLITE_FRAME_HEADER_LEN: u64 = 24;
+pub mod frames;
+
+pub use frames::{FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN};
 /// Capacity of the pending buffer kept between transactions.
 const PENDING_KEEP_BYTES: usize = 8 << 20;
 
@@ -49,6 +55,17 @@ pub struct RecordRead {
 struct ImageRecord {
     wal_offset: u64,
     loc: RecordLoc,
+    /// The cumulative SQLite checksum of the record's last (commit) frame.
+    last_cksum: [u32; 2],
+}
+
+/// What a wal-index is built from: the image's WAL header, every frame in
+/// order, and the checksum of the last frame (invariant 4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalIndexSeed {
+    pub header: [u8; SQLITE_WAL_HEADER_LEN as usize],
+    pub frames: Vec<FrameInfo>,
+    pub last_cksum: [u32; 2],
 }
 
 /// Counters of the log.
@@ -77,6 +94,11 @@ pub struct SqliteLog {
     commit_end: Option<u64>,
     frame_len: u64,
     max_txn_bytes: u64,
+    /// Invariant 4.
+    frames: Vec<FrameInfo>,
+    wal_header: Option<[u8; SQLITE_WAL_HEADER_LEN as usize]>,
+    frames_known: bool,
+    generation: frames::GenerationState,
     /// The `-wal` file exists (opened or holding records).
     pub exists: bool,
     /// The thread of the connection holding SQLite's WAL write lock, when
@@ -100,6 +122,9 @@ impl SqliteLog {
         let start = recovered.iter().rposition(|r| r.wal_offset == 0);
         let mut records = Vec::new();
         let mut end = 0;
+        let mut frames = Vec::new();
+        let mut wal_header = None;
+        let mut frames_known = true;
         if let Some(start) = start {
             for r in &recovered[start..] {
                 if r.wal_offset != end {
@@ -113,9 +138,21 @@ impl SqliteLog {
                     ));
                 }
                 end += u64::from(r.loc.payload_len);
+                let mut last_cksum = [0, 0];
+                match &r.frames {
+                    Some(f) if frames_known => {
+                        if r.wal_offset == 0 {
+                            wal_header = f.header;
+                        }
+                        frames.extend_from_slice(&f.frames);
+                        last_cksum = f.last_cksum;
+                    }
+                    _ => frames_known = false,
+                }
                 records.push(ImageRecord {
                     wal_offset: r.wal_offset,
                     loc: r.loc.clone(),
+                    last_cksum,
                 });
             }
         } else if let Some(r) = recovered.first() {
@@ -126,6 +163,14 @@ impl SqliteLog {
             ));
         }
         let exists = !records.is_empty();
+        if !frames_known {
+            frames.clear();
+            wal_header = None;
+        }
+        let mut generation = frames::GenerationState::default();
+        if let Some(h) = &wal_header {
+            generation.resume(h);
+        }
         Ok(SqliteLog {
             wal,
             db,
@@ -136,6 +181,10 @@ impl SqliteLog {
             commit_end: None,
             frame_len: SQLITE_FRAME_HEADER_LEN + u64::from(page_size),
             max_txn_bytes,
+            frames,
+            wal_header,
+            frames_known,
+            generation,
             exists,
             writer: None,
             stats: LogStats::default(),
@@ -267,6 +316,14 @@ impl SqliteLog {
             // SQLite checkpointed from it must be durable first.
             pages.publish(manifest)?;
         }
+        // Read the frame headers now (a few per commit); applied below once
+        // the record is written.
+        let mut generation = self.generation;
+        let parsed = frames::parse_record(
+            &mut generation,
+            self.pending_start,
+            &self.pending[RECORD_HEADER_LEN..],
+        );
         let result = self.wal.append(
             manifest,
             self.db,
@@ -288,14 +345,34 @@ impl SqliteLog {
             // Release the old records first so their segments can be reused.
             self.records.clear();
             self.committed_end = 0;
+            self.frames.clear();
+            self.wal_header = None;
+            self.frames_known = true;
             if had_old {
                 self.wal.set_base(manifest, self.db, loc.lsn, true)?;
             }
         }
         debug_assert_eq!(pending_start, self.committed_end, "invariant 1");
+        self.generation = generation;
+        let mut last_cksum = [0, 0];
+        match parsed {
+            Some(f) if self.frames_known => {
+                if restart {
+                    self.wal_header = f.header;
+                }
+                self.frames.extend_from_slice(&f.frames);
+                last_cksum = f.last_cksum;
+            }
+            _ => {
+                self.frames_known = false;
+                self.frames = Vec::new();
+                self.wal_header = None;
+            }
+        }
         self.records.push(ImageRecord {
             wal_offset: pending_start,
             loc,
+            last_cksum,
         });
         self.committed_end = pending_start + len as u64;
         self.pending_start = self.committed_end;
@@ -330,6 +407,9 @@ impl SqliteLog {
             let base = self.wal.next_lsn();
             self.wal.set_base(manifest, self.db, base, false)?;
         }
+        self.frames.clear();
+        self.wal_header = None;
+        self.frames_known = true;
         self.committed_end = 0;
         self.pending_start = 0;
         Ok(())
@@ -358,14 +438,57 @@ impl SqliteLog {
     /// Takes the records of the current image (the database is closing).
     pub fn take_records(&mut self) -> Vec<RecoveredRecord> {
         self.committed_end = 0;
+        let known = self.frames_known;
+        let all_frames = std::mem::take(&mut self.frames);
+        let mut header = self.wal_header.take();
+        let mut next_frame = 0usize;
+        let frame_len = self.frame_len;
         std::mem::take(&mut self.records)
             .into_iter()
-            .map(|r| RecoveredRecord {
-                db: self.db,
-                loc: r.loc,
-                wal_offset: r.wal_offset,
+            .map(|r| {
+                let frames = known.then(|| {
+                    let body = u64::from(r.loc.payload_len)
+                        - if r.wal_offset == 0 {
+                            SQLITE_WAL_HEADER_LEN
+                        } else {
+                            0
+                        };
+                    let n = (body / frame_len) as usize;
+                    let f = all_frames[next_frame..next_frame + n].to_vec();
+                    next_frame += n;
+                    RecordFrames {
+                        header: if r.wal_offset == 0 {
+                            header.take()
+                        } else {
+                            None
+                        },
+                        frames: f,
+                        last_cksum: r.last_cksum,
+                    }
+                });
+                RecoveredRecord {
+                    db: self.db,
+                    loc: r.loc,
+                    wal_offset: r.wal_offset,
+                    frames,
+                }
             })
             .collect()
+    }
+
+    /// What a wal-index of the committed image is built from, when bop
+    /// knows every frame of it (invariant 4) and no transaction is open.
+    pub fn wal_index_seed(&self) -> Option<WalIndexSeed> {
+        if !self.frames_known || self.pending_active() {
+            return None;
+        }
+        let last = self.records.last()?;
+        debug_assert_eq!(self.frames.len() as u64, self.frame_count(), "invariant 4");
+        Some(WalIndexSeed {
+            header: self.wal_header?,
+            frames: self.frames.clone(),
+            last_cksum: last.last_cksum,
+        })
     }
 
     /// The records of the current image (for verification outside the lock).
