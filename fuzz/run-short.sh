@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 secs="${1:-10}"
-targets="${TARGETS:-wal_record wal_segment_header chunk_index chunk_roundtrip manifest_values vfs_params wal_recovery}"
+targets="${TARGETS:-wal_record wal_segment_header wal_segment_index chunk_index chunk_roundtrip manifest_values vfs_params wal_recovery}"
 export RUSTC_BOOTSTRAP=1
 # Extra cargo-fuzz flags, e.g. FUZZ_FLAGS="--sanitizer none".
 read -r -a fuzz_flags <<< "${FUZZ_FLAGS:-}"

@@ -149,7 +149,8 @@ impl MainFile {
                     format!(
                         "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
                      wal_segments={} segments_created={} segments_recycled={} segments_prepared={} \
-                     wal_records_live={} \
+                     segment_indexes_written={} segments_indexed_at_open={} recovery_bytes_scanned={} \
+                     records_verified_on_first_read={} wal_records_live={} \
                      wal_frames={} next_lsn={} durable_lsn={} \
                      db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={} \
                      chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
@@ -162,6 +163,10 @@ impl MainFile {
                         s.wal.segments_created,
                         s.wal.segments_recycled,
                         s.wal.segments_prepared,
+                        s.wal.segment_indexes_written,
+                        s.wal.segments_indexed_at_open,
+                        s.wal.recovery_bytes_scanned,
+                        bop_storage::wal::lazy_verifications(),
                         s.wal_records_live,
                         s.wal_frames,
                         s.next_lsn,
@@ -385,6 +390,15 @@ impl BopFile {
 
     pub fn lock(&mut self, want: c_int) -> c_int {
         match self {
+            // The checkpointer's own connection never closes the last
+            // handle (it runs only while the application has the database
+            // open), so at close SQLite's attempt at EXCLUSIVE (to
+            // checkpoint and delete the WAL) fails anyway: it must not hold
+            // PENDING meanwhile, which would make the application's readers
+            // starting a transaction get SQLITE_BUSY.
+            BopFile::Main(m) if m.internal && want == SQLITE_LOCK_EXCLUSIVE => {
+                m.db.locks.lock_if_alone(m.id, &mut m.level, want)
+            }
             BopFile::Main(m) => m.db.locks.lock(m.id, &mut m.level, want),
             BopFile::Wal(_) => SQLITE_OK,
         }

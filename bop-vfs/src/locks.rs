@@ -35,12 +35,28 @@ fn other(holder: Option<ConnId>, me: ConnId) -> bool {
 }
 
 impl DbLocks {
+    /// [`DbLocks::lock`], but fails with `SQLITE_BUSY` at once, taking
+    /// nothing, when another connection holds SHARED: PENDING is never held
+    /// waiting for readers to finish.
+    pub fn lock_if_alone(&self, me: ConnId, level: &mut c_int, want: c_int) -> c_int {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = u32::from(*level >= SQLITE_LOCK_SHARED);
+        if s.shared > mine {
+            return SQLITE_BUSY;
+        }
+        Self::lock_locked(&mut s, me, level, want)
+    }
+
     /// Raises `*level` towards `want`; returns SQLITE_OK or SQLITE_BUSY.
     pub fn lock(&self, me: ConnId, level: &mut c_int, want: c_int) -> c_int {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Self::lock_locked(&mut s, me, level, want)
+    }
+
+    fn lock_locked(s: &mut State, me: ConnId, level: &mut c_int, want: c_int) -> c_int {
         if *level >= want {
             return SQLITE_OK;
         }
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if *level == SQLITE_LOCK_NONE {
             debug_assert_eq!(want, SQLITE_LOCK_SHARED, "SQLite takes SHARED first");
             if other(s.pending, me) || other(s.exclusive, me) {
@@ -127,5 +143,29 @@ mod tests {
         l.unlock(1, &mut a, SQLITE_LOCK_NONE);
         assert_eq!(l.lock(2, &mut b, SQLITE_LOCK_SHARED), SQLITE_OK);
         assert!(!l.reserved());
+    }
+
+    #[test]
+    fn an_exclusive_attempt_beside_readers_can_leave_no_pending_behind() {
+        let l = DbLocks::default();
+        let (mut ckpt, mut reader, mut late) =
+            (SQLITE_LOCK_NONE, SQLITE_LOCK_NONE, SQLITE_LOCK_NONE);
+        assert_eq!(l.lock(1, &mut ckpt, SQLITE_LOCK_SHARED), SQLITE_OK);
+        assert_eq!(l.lock(2, &mut reader, SQLITE_LOCK_SHARED), SQLITE_OK);
+        // A closing checkpointer connection's EXCLUSIVE attempt fails at
+        // once and takes nothing: a reader arriving now is not refused.
+        assert_eq!(
+            l.lock_if_alone(1, &mut ckpt, SQLITE_LOCK_EXCLUSIVE),
+            SQLITE_BUSY
+        );
+        assert_eq!(ckpt, SQLITE_LOCK_SHARED);
+        assert_eq!(l.lock(3, &mut late, SQLITE_LOCK_SHARED), SQLITE_OK);
+        // Alone, it gets EXCLUSIVE as usual.
+        l.unlock(2, &mut reader, SQLITE_LOCK_NONE);
+        l.unlock(3, &mut late, SQLITE_LOCK_NONE);
+        assert_eq!(
+            l.lock_if_alone(1, &mut ckpt, SQLITE_LOCK_EXCLUSIVE),
+            SQLITE_OK
+        );
     }
 }

@@ -27,6 +27,7 @@ pub use recovery::wal_recovery;
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("wal_record", wal_record),
     ("wal_segment_header", wal_segment_header),
+    ("wal_segment_index", wal_segment_index),
     ("chunk_index", chunk_index),
     ("chunk_roundtrip", chunk_roundtrip),
     ("manifest_values", manifest_values),
@@ -53,7 +54,11 @@ pub fn wal_record(data: &[u8]) {
     // encode writes flags = 0; apart from the reserved flags (and the
     // header checksum that covers them) the bytes must be the input's.
     if data[6..8] == [0, 0] {
-        assert_eq!(&buf[..], &data[..RECORD_HEADER_LEN], "encode(decode(x)) == x");
+        assert_eq!(
+            &buf[..],
+            &data[..RECORD_HEADER_LEN],
+            "encode(decode(x)) == x"
+        );
     } else {
         assert_eq!(&buf[..6], &data[..6]);
         assert_eq!(&buf[8..44], &data[8..44]);
@@ -71,6 +76,34 @@ pub fn wal_segment_header(data: &[u8]) {
     // Reserved bytes 10..16 are covered by the checksum but not decoded.
     assert_eq!(&enc[..10], &data[..10]);
     assert_eq!(&enc[16..40], &data[16..40]);
+}
+
+/// `segment_index::decode` on arbitrary bytes, for the segment id and first
+/// LSN the bytes themselves state (so well-formed inputs get past the
+/// header): an index that decodes describes records that fit the segment,
+/// and encoding its entries again gives the same bytes.
+pub fn wal_segment_index(data: &[u8]) {
+    use bop_storage::wal::segment_index::{decode, IndexBuilder};
+    use bop_storage::{Lsn, SegmentId};
+    const CAPACITY: u64 = 8 << 20;
+    if data.len() < 32 {
+        return;
+    }
+    let id = SegmentId(u64::from_le_bytes(data[16..24].try_into().unwrap()));
+    let first = Lsn(u64::from_le_bytes(data[24..32].try_into().unwrap()));
+    let Some(entries) = decode(data, id, first, CAPACITY) else {
+        return;
+    };
+    let used: u64 = entries
+        .iter()
+        .map(|e| RECORD_HEADER_LEN as u64 + u64::from(e.head.payload_len))
+        .sum();
+    assert!(4096 + used <= CAPACITY);
+    let mut b = IndexBuilder::new(id, first);
+    for e in &entries {
+        b.push(&e.head, e.frames.as_ref());
+    }
+    assert_eq!(b.finish(), data);
 }
 
 /// `chunk::decode_index` on arbitrary bytes: header, slot table.
@@ -171,7 +204,10 @@ pub fn chunk_roundtrip(data: &[u8]) {
     let table_end = 64 + 8 * count;
     if count > 0 {
         let cut = 64 + (flip_at as usize % (table_end - 64));
-        assert!(chunk::decode_index(&img[..cut], path).is_err(), "cut at {cut}");
+        assert!(
+            chunk::decode_index(&img[..cut], path).is_err(),
+            "cut at {cut}"
+        );
     }
     // One damaged byte in the checksummed part (bytes 0..36 and the slot
     // table; 36..64 are reserved and not covered) must be detected.
@@ -238,7 +274,10 @@ pub fn vfs_params(data: &[u8]) {
         return;
     };
     if let Some(ps) = p.page_size {
-        assert!(bop_storage::validate_page_size(ps).is_ok(), "page_size {ps}");
+        assert!(
+            bop_storage::validate_page_size(ps).is_ok(),
+            "page_size {ps}"
+        );
     }
     if let Some(mb) = p.max_txn_mb {
         assert!((1..=65536).contains(&mb));

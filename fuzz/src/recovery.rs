@@ -142,8 +142,12 @@ pub fn write_txn(store: &Store, first_frame: u64, pages: &[(u32, u8)], db_size: 
     let mut frame_no = first_frame;
     for (i, (pgno, fill)) in pages.iter().enumerate() {
         let off = 32 + (frame_no - 1) * FRAME;
-        store.wal_write(off, &frame_header(*pgno, i + 1 == pages.len(), db_size)).unwrap();
-        store.wal_write(off + 24, &vec![*fill; PAGE as usize]).unwrap();
+        store
+            .wal_write(off, &frame_header(*pgno, i + 1 == pages.len(), db_size))
+            .unwrap();
+        store
+            .wal_write(off + 24, &vec![*fill; PAGE as usize])
+            .unwrap();
         frame_no += 1;
     }
     frame_no
@@ -167,7 +171,9 @@ fn frame_header(pgno: u32, commit: bool, db_size: u32) -> [u8; 24] {
 
 fn read_image(store: &Store) -> Vec<u8> {
     let mut img = vec![0u8; store.wal_size() as usize];
-    let n = store.wal_read(0, &mut img).expect("wal_read inside wal_size");
+    let n = store
+        .wal_read(0, &mut img)
+        .expect("wal_read inside wal_size");
     assert_eq!(n, img.len(), "wal_read returned fewer bytes than wal_size");
     img
 }
@@ -217,7 +223,11 @@ fn build_template(path: &Path, two_generations: bool) -> Template {
     let mut seg_img = t.seg_header.clone();
     seg_img.extend_from_slice(&t.body);
     let m = model(&t, &seg_img);
-    assert_eq!(m.image.as_deref(), Some(&t.image[..]), "model of the template");
+    assert_eq!(
+        m.image.as_deref(),
+        Some(&t.image[..]),
+        "model of the template"
+    );
     t
 }
 
@@ -275,9 +285,7 @@ fn model(t: &Template, seg: &[u8]) -> Model {
             ok.then_some(img)
         }
     };
-    Model {
-        image,
-    }
+    Model { image }
 }
 
 /// Recomputes the checksums of the records found by walking length fields.

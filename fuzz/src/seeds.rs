@@ -34,7 +34,11 @@ pub fn all() -> Vec<Seed> {
     // wal_record
     add("wal_record", "valid", record_header(7, 4120));
     add("wal_record", "valid_empty_payload", record_header(1, 0));
-    add("wal_record", "valid_max_len", record_header(u64::MAX, u32::MAX));
+    add(
+        "wal_record",
+        "valid_max_len",
+        record_header(u64::MAX, u32::MAX),
+    );
     add("wal_record", "zeros", vec![0; RECORD_HEADER_LEN]);
     let mut bad = record_header(7, 4120);
     bad[44] ^= 1;
@@ -58,6 +62,51 @@ pub fn all() -> Vec<Seed> {
     let mut bad = sh[..44].to_vec();
     bad[20] ^= 0x80;
     add("wal_segment_header", "bad_crc", bad);
+
+    // wal_segment_index
+    {
+        use bop_storage::log::frames::{FrameInfo, RecordFrames};
+        use bop_storage::wal::segment_index::{EntryHead, IndexBuilder};
+        let mut ix = IndexBuilder::new(SegmentId(3), Lsn(10));
+        let head = |wal_offset, payload_len| EntryHead {
+            db: bop_storage::DbId(0),
+            epoch: bop_storage::Epoch(2),
+            wal_offset,
+            payload_len,
+            payload_crc: 0x1234,
+        };
+        let frames = RecordFrames {
+            header: Some([7; 32]),
+            frames: vec![
+                FrameInfo {
+                    pgno: 1,
+                    db_pages: 0,
+                },
+                FrameInfo {
+                    pgno: 2,
+                    db_pages: 2,
+                },
+            ],
+            last_cksum: [1, 2],
+        };
+        ix.push(&head(0, 32 + 2 * 4120), Some(&frames));
+        ix.push(&head(8272, 4120), None);
+        let good = ix.finish();
+        add("wal_segment_index", "two_records", good.clone());
+        add(
+            "wal_segment_index",
+            "empty",
+            IndexBuilder::new(SegmentId(1), Lsn(1)).finish(),
+        );
+        add(
+            "wal_segment_index",
+            "truncated",
+            good[..good.len() - 9].to_vec(),
+        );
+        let mut bad = good.clone();
+        bad[40] ^= 4;
+        add("wal_segment_index", "bad_crc", bad);
+    }
 
     // chunk_index
     let p1 = vec![0x11u8; 512];
@@ -101,33 +150,62 @@ pub fn all() -> Vec<Seed> {
         first_lsn: Lsn(10),
         capacity_bytes: 16 << 20,
     };
-    add("manifest_values", "segment", mv(&key_u64(3), &seg.encode_value()));
+    add(
+        "manifest_values",
+        "segment",
+        mv(&key_u64(3), &seg.encode_value()),
+    );
     let ch = ChunkMeta {
         id: ChunkId(4),
         page_count: 10,
         live_pages: 7,
     };
-    add("manifest_values", "chunk", mv(&key_u64(4), &ch.encode_value()));
+    add(
+        "manifest_values",
+        "chunk",
+        mv(&key_u64(4), &ch.encode_value()),
+    );
     let pl = PageLoc {
         chunk: ChunkId(4),
         slot: 2,
         crc: 0xabcd,
     };
-    add("manifest_values", "page", mv(&key_u32(1), &pl.encode_value()));
-    add("manifest_values", "u32", mv(b"page_size", &4096u32.to_le_bytes()));
-    add("manifest_values", "u64", mv(b"checkpoint_lsn", &5u64.to_le_bytes()));
+    add(
+        "manifest_values",
+        "page",
+        mv(&key_u32(1), &pl.encode_value()),
+    );
+    add(
+        "manifest_values",
+        "u32",
+        mv(b"page_size", &4096u32.to_le_bytes()),
+    );
+    add(
+        "manifest_values",
+        "u64",
+        mv(b"checkpoint_lsn", &5u64.to_le_bytes()),
+    );
     add("manifest_values", "empty", vec![]);
 
     // vfs_params
     for (name, s) in [
-        ("all", "page_size=8192&max_txn_mb=5&wal_segment_mb=16&vfs=bop"),
-        ("sqlite_keys", "vfs=bop&mode=rwc&cache=shared&psow=1&nolock=1&immutable=0"),
+        (
+            "all",
+            "page_size=8192&max_txn_mb=5&wal_segment_mb=16&vfs=bop",
+        ),
+        (
+            "sqlite_keys",
+            "vfs=bop&mode=rwc&cache=shared&psow=1&nolock=1&immutable=0",
+        ),
         ("bad_page_size", "page_size=3000"),
         ("out_of_range", "max_txn_mb=0&wal_segment_mb=4097"),
         ("unknown", "pagesize=4096"),
         ("spaces", "page_size= 65536 "),
         ("huge", "page_size=18446744073709551616"),
-        ("wal_bounds", "wal_buffer_kb=128&wal_busy_ms=0&wal_sync_retries=5&nolock=1"),
+        (
+            "wal_bounds",
+            "wal_buffer_kb=128&wal_busy_ms=0&wal_sync_retries=5&nolock=1",
+        ),
         ("wal_bounds_bad", "wal_buffer_kb=63&wal_sync_retries=17"),
         ("cache", "cache_mb=16&io=std"),
         ("cache_bad", "cache_mb=1048577"),
@@ -148,14 +226,34 @@ pub fn all() -> Vec<Seed> {
             v
         };
         add("wal_recovery", &format!("{tname}_intact"), with(0, body));
-        add("wal_recovery", &format!("{tname}_intact_write_after"), with(WRITE_AFTER, body));
-        add("wal_recovery", &format!("{tname}_fixcrc"), with(FIX_CRC | WRITE_AFTER, body));
-        add("wal_recovery", &format!("{tname}_empty"), with(WRITE_AFTER, &[]));
+        add(
+            "wal_recovery",
+            &format!("{tname}_intact_write_after"),
+            with(WRITE_AFTER, body),
+        );
+        add(
+            "wal_recovery",
+            &format!("{tname}_fixcrc"),
+            with(FIX_CRC | WRITE_AFTER, body),
+        );
+        add(
+            "wal_recovery",
+            &format!("{tname}_empty"),
+            with(WRITE_AFTER, &[]),
+        );
         let mut h = t.seg_header[..44].to_vec();
         h.extend_from_slice(body);
-        add("wal_recovery", &format!("{tname}_header"), with(HEADER | FIX_CRC, &h));
+        add(
+            "wal_recovery",
+            &format!("{tname}_header"),
+            with(HEADER | FIX_CRC, &h),
+        );
         // torn tail: last record cut in half
-        add("wal_recovery", &format!("{tname}_torn"), with(WRITE_AFTER, &body[..body.len() - 300]));
+        add(
+            "wal_recovery",
+            &format!("{tname}_torn"),
+            with(WRITE_AFTER, &body[..body.len() - 300]),
+        );
         // damaged middle record payload
         let mut d = body.clone();
         let second = 48 + u32::from_le_bytes(d[32..36].try_into().unwrap()) as usize;
@@ -164,7 +262,11 @@ pub fn all() -> Vec<Seed> {
         // second record's header zeroed
         let mut z = body.clone();
         z[second..second + 48].fill(0);
-        add("wal_recovery", &format!("{tname}_zeroed_2"), with(WRITE_AFTER, &z));
+        add(
+            "wal_recovery",
+            &format!("{tname}_zeroed_2"),
+            with(WRITE_AFTER, &z),
+        );
         // last record from a future epoch (checksums recomputed by FIX_CRC)
         let mut e = body.clone();
         let mut pos = 0;
@@ -174,7 +276,11 @@ pub fn all() -> Vec<Seed> {
             pos += 48 + u32::from_le_bytes(e[pos + 32..pos + 36].try_into().unwrap()) as usize;
         }
         e[last + 40..last + 44].copy_from_slice(&99u32.to_le_bytes());
-        add("wal_recovery", &format!("{tname}_future_epoch"), with(FIX_CRC | WRITE_AFTER, &e));
+        add(
+            "wal_recovery",
+            &format!("{tname}_future_epoch"),
+            with(FIX_CRC | WRITE_AFTER, &e),
+        );
     }
     out
 }

@@ -33,7 +33,11 @@ fn replay_corpus() {
 #[test]
 fn seeds_pass() {
     for (target, name, bytes) in bop_fuzz::seeds::all() {
-        let f = bop_fuzz::TARGETS.iter().find(|(n, _)| *n == target).unwrap().1;
+        let f = bop_fuzz::TARGETS
+            .iter()
+            .find(|(n, _)| *n == target)
+            .unwrap()
+            .1;
         eprintln!("{target}/{name}");
         f(&bytes);
     }

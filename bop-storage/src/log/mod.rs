@@ -330,6 +330,7 @@ impl SqliteLog {
             &mut self.pending,
             self.pending_start,
             defer_write,
+            parsed.as_ref(),
         );
         let pending_start = self.pending_start;
         self.pending.truncate(RECORD_HEADER_LEN);

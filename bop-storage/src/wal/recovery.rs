@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::flush::Flusher;
 use super::record::{HeaderDefect, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
 use super::segment::{parse_segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::segment_index::{self, parse_index_file_name, IndexBuilder, IndexEntry};
 use super::writer::{RecordLoc, Wal, WalConfig, SPARE_SEGMENTS_MAX};
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
@@ -26,6 +27,7 @@ use crate::log::frames::{parse_record, GenerationState, RecordFrames};
 use crate::manifest::{Manifest, ManifestState};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 
 /// A record found by recovery at or above the WAL base.
 #[derive(Clone, Debug)]
@@ -47,6 +49,10 @@ pub struct ScanReport {
     /// Segment files (not spares) the sweep removed: left by a roll cut
     /// short, or missed by the journal's replay.
     pub stray_segments_removed: u64,
+    /// Sealed segments taken from their index files, not read.
+    pub segments_indexed: u64,
+    /// Bytes of segments read and verified.
+    pub bytes_scanned: u64,
 }
 
 impl Wal {
@@ -67,6 +73,7 @@ impl Wal {
         for path in io.list_dir(&dir)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let known = parse_segment_file_name(name)
+                .or_else(|| parse_index_file_name(name))
                 .is_some_and(|id| state.segments.iter().any(|s| s.id == id));
             if name.ends_with(".spare") && spares.len() < SPARE_SEGMENTS_MAX {
                 let file = io.open_log(&path, OpenMode::Existing)?;
@@ -118,8 +125,10 @@ impl Wal {
         let mut last_epoch = Epoch(0);
         let mut generations: HashMap<DbId, GenerationState> = HashMap::new();
         let mut end: Option<(usize, u64)> = None; // (segment index, offset) where appends continue
+                                                  // The index of the segment being scanned (the last one's is kept
+                                                  // for appends, and written when it is sealed).
+        let mut index: Option<IndexBuilder> = None;
         'segments: for (si, seg) in segments.iter().enumerate() {
-            reader.start(seg)?;
             if seg.header.first_lsn != expected {
                 // A segment is created only after its predecessor is synced
                 // and with the next LSN; a gap means lost durable records,
@@ -140,6 +149,58 @@ impl Wal {
                     ));
                 }
             }
+            // A sealed segment with an index that checks out is not read:
+            // its records are verified when first read.
+            if let Some(next) = segments.get(si + 1) {
+                if let Some(entries) = load_index(
+                    io.as_ref(),
+                    &dir,
+                    seg,
+                    next.header.first_lsn,
+                    last_epoch,
+                    epoch,
+                ) {
+                    let mut pos = SEGMENT_HEADER_LEN;
+                    for (i, e) in entries.into_iter().enumerate() {
+                        let h = e.head;
+                        let lsn = Lsn(seg.header.first_lsn.0 + i as u64);
+                        let loc = RecordLoc {
+                            lsn,
+                            segment: seg.clone(),
+                            payload_offset: pos + RECORD_HEADER_LEN as u64,
+                            payload_len: h.payload_len,
+                            payload_crc: h.payload_crc,
+                            unverified: Some(Arc::new(AtomicBool::new(false))),
+                        };
+                        // Later records of the same generation are parsed
+                        // with this one's header.
+                        if h.wal_offset == 0 {
+                            let g = generations.entry(h.db).or_default();
+                            *g = GenerationState::default();
+                            if let Some(header) = e.frames.as_ref().and_then(|f| f.header.as_ref())
+                            {
+                                g.resume(header);
+                            }
+                        }
+                        if lsn >= state.wal_base_min {
+                            records.push(RecoveredRecord {
+                                db: h.db,
+                                loc,
+                                wal_offset: h.wal_offset,
+                                frames: e.frames,
+                            });
+                        }
+                        report.records += 1;
+                        pos += RECORD_HEADER_LEN as u64 + u64::from(h.payload_len);
+                        last_epoch = h.epoch;
+                    }
+                    expected = next.header.first_lsn;
+                    report.segments_indexed += 1;
+                    continue 'segments;
+                }
+            }
+            reader.start(seg)?;
+            index = Some(IndexBuilder::new(seg.header.id, seg.header.first_lsn));
             let mut pos = SEGMENT_HEADER_LEN;
             loop {
                 match verify_at(&mut reader, pos, expected, last_epoch, epoch)? {
@@ -150,6 +211,7 @@ impl Wal {
                             payload_offset: pos + RECORD_HEADER_LEN as u64,
                             payload_len: h.payload_len,
                             payload_crc: h.payload_crc,
+                            unverified: None,
                         };
                         if h.lsn >= state.wal_base_min {
                             let payload = reader
@@ -160,12 +222,17 @@ impl Wal {
                                 h.wal_offset,
                                 payload,
                             );
+                            if let Some(ix) = &mut index {
+                                ix.push(&entry_head(&h), frames.as_ref());
+                            }
                             records.push(RecoveredRecord {
                                 db: h.db,
                                 loc,
                                 wal_offset: h.wal_offset,
                                 frames,
                             });
+                        } else if let Some(ix) = &mut index {
+                            ix.push(&entry_head(&h), None);
                         }
                         report.records += 1;
                         expected = h.lsn.next();
@@ -236,10 +303,14 @@ impl Wal {
             }
         }
 
+        report.bytes_scanned = reader.bytes_read;
         // Segments after the cut hold nothing trusted: drop them.
         let keep = end.map(|(si, _)| si + 1).unwrap_or(segments.len());
         if keep < segments.len() {
             let extra: Vec<SegmentId> = segments[keep..].iter().map(|s| s.header.id).collect();
+            for id in &extra {
+                super::writer::remove_index(io.as_ref(), &dir, *id)?;
+            }
             let deletion = manifest.drop_segments(&extra, None)?;
             for s in segments.drain(keep..) {
                 io.remove_file(&s.path)?;
@@ -276,10 +347,66 @@ impl Wal {
             roll_first,
             spares,
             preparer: Default::default(),
-            stats: Default::default(),
+            index: if roll_first { None } else { index },
+            stats: super::writer::WalStats {
+                segments_indexed_at_open: report.segments_indexed,
+                recovery_bytes_scanned: report.bytes_scanned,
+                ..Default::default()
+            },
         };
         Ok((wal, records, report))
     }
+}
+
+fn entry_head(h: &RecordHeader) -> segment_index::EntryHead {
+    segment_index::EntryHead {
+        db: h.db,
+        epoch: h.epoch,
+        wal_offset: h.wal_offset,
+        payload_len: h.payload_len,
+        payload_crc: h.payload_crc,
+    }
+}
+
+/// The entries of `seg`'s index file, if it checks out: its own checks
+/// (`segment_index::decode`), records that end exactly where the next
+/// segment's first LSN says, and epochs that never decrease and are older
+/// than this open. Anything else (no file, a stale or torn one) means the
+/// segment is scanned.
+fn load_index(
+    io: &dyn IoBackend,
+    dir: &std::path::Path,
+    seg: &Segment,
+    next_first_lsn: Lsn,
+    last_epoch: Epoch,
+    current_epoch: Epoch,
+) -> Option<Vec<IndexEntry>> {
+    let path = segment_index::index_path(dir, seg.header.id);
+    if !io.exists(&path) {
+        return None;
+    }
+    let bytes = (|| {
+        let file = io.open(&path, OpenMode::ReadOnly)?;
+        let mut bytes = vec![0u8; file.len_bytes()? as usize];
+        file.read_exact_at(&mut bytes, 0)?;
+        Ok::<_, StorageError>(bytes)
+    })()
+    .ok()?;
+    let entries = segment_index::decode(
+        &bytes,
+        seg.header.id,
+        seg.header.first_lsn,
+        seg.header.capacity_bytes,
+    )?;
+    let ends_at = Lsn(seg.header.first_lsn.0 + entries.len() as u64);
+    let mut epoch = last_epoch;
+    for e in &entries {
+        if e.head.epoch < epoch || e.head.epoch >= current_epoch {
+            return None;
+        }
+        epoch = e.head.epoch;
+    }
+    (ends_at == next_first_lsn).then_some(entries)
 }
 
 /// Bytes of a segment read per call during recovery.
@@ -295,6 +422,7 @@ struct WindowReader {
     /// Segment offset of `buf[0]`; `buf` holds `filled` valid bytes.
     at: u64,
     filled: usize,
+    bytes_read: u64,
 }
 
 impl WindowReader {
@@ -319,6 +447,7 @@ impl WindowReader {
             }
             let file = self.file.as_ref().expect("started");
             file.read_exact_at(&mut self.buf[..want], pos)?;
+            self.bytes_read += want as u64;
             self.at = pos;
             self.filled = want;
         }

@@ -117,9 +117,12 @@ impl SharedWal {
         buf: &mut [u8],
         wal_offset: u64,
         defer_write: bool,
+        frames: Option<&crate::log::frames::RecordFrames>,
     ) -> Result<RecordLoc> {
         let mut g = self.lock();
-        let loc = g.wal.append(manifest, db, buf, wal_offset, defer_write)?;
+        let loc = g
+            .wal
+            .append(manifest, db, buf, wal_offset, defer_write, frames)?;
         let need = g.needs.entry(db).or_default();
         if need.is_none() {
             *need = Some(loc.lsn);

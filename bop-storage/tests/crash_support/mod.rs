@@ -140,11 +140,21 @@ pub fn assert_no_leaks(fs: &SimFs, path: &Path, store: &Store, what: &str) {
         .iter()
         .map(|s| format!("{:016x}.seg", s.id.0))
         .collect();
-    let wal: BTreeSet<String> = names(fs, &path.join("wal"))
-        .into_iter()
-        .filter(|n| !n.ends_with(".spare"))
+    let all = names(fs, &path.join("wal"));
+    let wal: BTreeSet<String> = all
+        .iter()
+        .filter(|n| !n.ends_with(".spare") && !n.ends_with(".idx"))
+        .cloned()
         .collect();
     assert_eq!(wal, segs, "{what}: WAL segment files");
+    // A segment index exists only beside its segment.
+    for idx in all.iter().filter(|n| n.ends_with(".idx")) {
+        let seg = idx.replace(".idx", ".seg");
+        assert!(
+            segs.contains(&seg),
+            "{what}: index {idx} without its segment"
+        );
+    }
 }
 
 /// Replays the whole change log and asserts it arrives at the manifest's
