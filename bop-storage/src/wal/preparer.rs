@@ -127,14 +127,19 @@ fn prepare(
     Ok(file)
 }
 
-/// Writes zeros over `[from, to)`, so the blocks are allocated and written.
+/// Writes zeros over `[from, to)`, so the blocks are allocated and written
+/// (the caller syncs). Through the kernel's page cache: the zeros a
+/// segment's records have not overwritten yet stay cached, so after a
+/// process crash recovery reads the unwritten rest of the last segment
+/// (searching it for a record that proves damage durable) from memory,
+/// not from the device.
 pub fn zero_fill(file: &dyn IoFile, from: u64, to: u64) -> Result<()> {
     const STEP: u64 = 1 << 20;
     let zeros = vec![0u8; STEP as usize];
     let mut at = from;
     while at < to {
         let n = STEP.min(to - at);
-        file.write_all_at(&zeros[..n as usize], at)?;
+        file.write_cached_at(&zeros[..n as usize], at)?;
         at += n;
     }
     Ok(())
