@@ -90,3 +90,26 @@ fn damage_before_a_later_durable_record_is_found_across_windows() {
     assert!(err.contains(&format!("offset {}", offs[4])), "{err}");
     assert!(err.contains("shows it was durable"), "{err}");
 }
+
+#[test]
+fn a_clean_reopen_reads_the_log_and_not_the_rest_of_its_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    {
+        let store = open(&path).unwrap();
+        let mut f = 1;
+        for t in 0..3u8 {
+            f = write_txn(&store, f, &[(1, t), (2, t)], 2);
+            store.wal_sync().unwrap();
+        }
+        // Dropped without a crash: a clean shutdown.
+    }
+    let store = open(&path).unwrap();
+    let s = store.stats();
+    assert_eq!(s.wal_frames, 6);
+    assert!(
+        s.wal.recovery_bytes_scanned <= RECOVERY_WINDOW_BYTES as u64,
+        "the 8 MiB segment past the end marker is not searched: {:?}",
+        s.wal
+    );
+}

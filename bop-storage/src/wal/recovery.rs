@@ -253,7 +253,11 @@ impl Wal {
                         // The log ends here. Torn tail or damage? (Damage
                         // below the checkpoint does not matter: those
                         // records are in the page store.)
-                        let successor = if below_checkpoint {
+                        // After a clean shutdown every record was synced
+                        // and the end marked with zeros: the log ends at the
+                        // mark, and nothing past it can prove anything.
+                        let clean_end = state.clean_shutdown && defect == HeaderDefect::Empty;
+                        let successor = if below_checkpoint || clean_end {
                             None
                         } else {
                             find_durable_successor(
