@@ -152,7 +152,7 @@ pub fn encode_frame_header(
 }
 
 /// A WAL image as SQLite's recovery sees it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct ParsedImage {
     pub header: Option<WalHeader>,
     /// Page number of each valid committed frame (index 0: frame 1).

@@ -44,7 +44,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use bop_storage::Store;
 
 use crate::error::{Error, Result};
-use crate::format::{encode_frame_header, frame_offset, image_len, parse_image, WalHeader};
+use crate::format::{
+    encode_frame_header, frame_offset, image_len, parse_image, ParsedImage, WalHeader,
+};
 
 /// How long a checkpoint waits for another one to end before SQLITE_BUSY.
 const CKPT_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
@@ -230,16 +232,17 @@ impl Shared {
     /// Builds the index from the store's WAL image (written by this front
     /// end or by stock SQLite through the VFS), validating it as SQLite's
     /// recovery does.
+    ///
+    /// When the store knows every frame of the image already (it read
+    /// their headers when it recovered or sealed the records, see
+    /// `Store::wal_index_seed`), the index is built from that list without
+    /// reading the image; the records are verified at their first read.
     fn load(store: Arc<Store>) -> Result<Shared> {
         let page_size = store.page_size();
-        let size = store.wal_size();
-        let parsed = parse_image(size, page_size, |off, buf| {
-            let n = store.wal_read(off, buf)?;
-            if n != buf.len() {
-                return Err(Error::Corrupt(format!("short read at WAL offset {off}")));
-            }
-            Ok(())
-        })?;
+        let parsed = match image_from_seed(&store, page_size) {
+            Some(p) => p,
+            None => read_image(&store, page_size)?,
+        };
         let header = parsed
             .header
             .unwrap_or_else(|| WalHeader::new(page_size, 0, random_bytes()));
@@ -275,6 +278,36 @@ impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Reads and validates the whole image (`format::parse_image`).
+pub fn read_image(store: &Store, page_size: u32) -> Result<ParsedImage> {
+    parse_image(store.wal_size(), page_size, |off, buf| {
+        let n = store.wal_read(off, buf)?;
+        if n != buf.len() {
+            return Err(Error::Corrupt(format!("short read at WAL offset {off}")));
+        }
+        Ok(())
+    })
+}
+
+/// The image as the store's frame list describes it, when the store has
+/// one for the whole image and its header is one SQLite accepts for this
+/// page size; the same result `read_image` gives, without reading.
+pub fn image_from_seed(store: &Store, page_size: u32) -> Option<ParsedImage> {
+    let seed = store.wal_index_seed()?;
+    let header = WalHeader::decode(&seed.header).ok()?;
+    if header.page_size != page_size {
+        return None;
+    }
+    let last = seed.frames.last()?;
+    Some(ParsedImage {
+        header: Some(header),
+        n_page: last.db_pages,
+        cksum: seed.last_cksum,
+        commits: seed.frames.iter().filter(|f| f.db_pages != 0).count() as u64,
+        frames: seed.frames.iter().map(|f| f.pgno).collect(),
+    })
 }
 
 fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Shared>>> {
