@@ -7,12 +7,12 @@
 
 use crate::error::{Error, Result};
 
-pub const WAL_HEADER_LEN: u64 = 32;
-pub const FRAME_HEADER_LEN: u64 = 24;
-/// `WAL_MAGIC`; bit 0 set means big-endian checksum words.
-pub const WAL_MAGIC: u32 = 0x377f_0682;
-/// `WAL_MAX_VERSION`.
-pub const WAL_VERSION: u32 = 3_007_000;
+// SQLite's WAL constants and checksum have one definition, in the engine
+// (`bop_storage::log::frames`), which reads the same bytes at recovery.
+pub use bop_storage::log::frames::{
+    checksum, SQLITE_FRAME_HEADER_LEN as FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN as WAL_HEADER_LEN,
+    SQLITE_WAL_MAGIC as WAL_MAGIC, SQLITE_WAL_VERSION as WAL_VERSION,
+};
 
 /// Byte offset of frame `frame` (1-based) in the WAL image.
 pub fn frame_offset(frame: u32, page_size: u32) -> u64 {
@@ -26,30 +26,6 @@ pub fn image_len(frames: u32, page_size: u32) -> u64 {
     } else {
         frame_offset(frames + 1, page_size)
     }
-}
-
-/// `walChecksumBytes`: the Fletcher-like sum over 32-bit words, read
-/// big-endian when `big` (the header's magic has bit 0 set), else
-/// little-endian. `data.len()` is a multiple of 8.
-pub fn checksum(big: bool, data: &[u8], seed: [u32; 2]) -> [u32; 2] {
-    debug_assert!(data.len().is_multiple_of(8));
-    let (mut s1, mut s2) = (seed[0], seed[1]);
-    for w in data.chunks_exact(8) {
-        let (a, b) = if big {
-            (
-                u32::from_be_bytes([w[0], w[1], w[2], w[3]]),
-                u32::from_be_bytes([w[4], w[5], w[6], w[7]]),
-            )
-        } else {
-            (
-                u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
-                u32::from_le_bytes([w[4], w[5], w[6], w[7]]),
-            )
-        };
-        s1 = s1.wrapping_add(a).wrapping_add(s2);
-        s2 = s2.wrapping_add(b).wrapping_add(s1);
-    }
-    [s1, s2]
 }
 
 /// What a WAL header says.

@@ -80,8 +80,10 @@ pub fn header_salt(h: &[u8; SQLITE_WAL_HEADER_LEN as usize]) -> [u8; 8] {
         .expect("8 bytes")
 }
 
-/// SQLite's WAL checksum over `data` (a multiple of 8 bytes), words read
-/// big-endian when `big_endian` and little-endian otherwise.
+/// `walChecksumBytes`: SQLite's Fletcher-like sum over `data` (a multiple
+/// of 8 bytes) in 32-bit words, read big-endian when `big_endian` (the WAL
+/// header's magic has bit 0 set) and little-endian otherwise. The one copy
+/// in the workspace: bop-libsql's WAL writer and the VFS's wal-index use it.
 pub fn checksum(big_endian: bool, data: &[u8], init: [u32; 2]) -> [u32; 2] {
     debug_assert!(data.len().is_multiple_of(8));
     let (mut s1, mut s2) = (init[0], init[1]);
