@@ -182,3 +182,35 @@ fn index_files_lost_in_a_power_cut_only_cost_a_scan() {
     store.wal_sync().unwrap();
     assert!(store.stats().wal.segment_indexes_written >= 1);
 }
+
+#[test]
+fn a_large_indexed_record_is_verified_whole_past_its_first_megabyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    let store = Store::open_shared(&path, &opts()).unwrap();
+    // A 400-page record (1.6 MiB: verified in more than one chunk), then
+    // enough small ones to seal its segment.
+    let big: Vec<(u32, u8)> = (1..=400).map(|p| (p, 9)).collect();
+    let mut f = write_txn(&store, 1, &big, 400);
+    store.wal_sync().unwrap();
+    for t in 0..30 {
+        let pages: Vec<(u32, u8)> = (1..=PAGES).map(|p| (p, fill(t, p))).collect();
+        f = write_txn(&store, f, &pages, 400);
+        store.wal_sync().unwrap();
+    }
+    store.halt();
+    drop(store);
+    let seg = &wal_files(&path, "seg")[0];
+    let mut bytes = std::fs::read(seg).unwrap();
+    let first = record_offsets(&bytes)[0];
+    // Past the first megabyte of the payload.
+    bytes[first + 48 + 1_300_000] ^= 0x08;
+    std::fs::write(seg, &bytes).unwrap();
+
+    let store = Store::open_shared(&path, &opts()).unwrap();
+    assert!(store.stats().wal.segments_indexed_at_open >= 1);
+    let mut buf = vec![0u8; PAGE as usize];
+    let err = store.wal_read(32 + 24, &mut buf).unwrap_err().to_string();
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(err.contains(&format!("offset {}", first + 48)), "{err}");
+}

@@ -7,10 +7,13 @@
 //! store was shut down cleanly (then nothing can be torn); in both cases the
 //! store is corrupt and opening fails with the file and offset.
 //!
-//! Segments are read a window at a time (`RECOVERY_WINDOW_BYTES`, or one
-//! record when a record is larger), and only up to where the log ends: the
-//! scan's memory is bounded whatever the WAL's size, and the unwritten rest
-//! of the last segment is never read.
+//! Sealed segments whose index file checks out are not read at all
+//! (`segment_index.rs`): their records are verified at first read. Other
+//! segments are read a window at a time (`RECOVERY_WINDOW_BYTES`, or one
+//! record when a record is larger), so the scan's memory is bounded
+//! whatever the WAL's size. Past the end of the log, the rest of the
+//! segment is read only to look for a record proving the failed one
+//! durable, and not after a clean shutdown.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -124,9 +127,10 @@ impl Wal {
             .unwrap_or(state.wal_base_max);
         let mut last_epoch = Epoch(0);
         let mut generations: HashMap<DbId, GenerationState> = HashMap::new();
-        let mut end: Option<(usize, u64)> = None; // (segment index, offset) where appends continue
-                                                  // The index of the segment being scanned (the last one's is kept
-                                                  // for appends, and written when it is sealed).
+        // (segment index, offset) where appends continue.
+        let mut end: Option<(usize, u64)> = None;
+        // The index of the segment being scanned (the last one's is kept
+        // for appends, and written when it is sealed).
         let mut index: Option<IndexBuilder> = None;
         'segments: for (si, seg) in segments.iter().enumerate() {
             if seg.header.first_lsn != expected {
@@ -391,7 +395,17 @@ fn load_index(
     }
     let bytes = (|| {
         let file = io.open(&path, OpenMode::ReadOnly)?;
-        let mut bytes = vec![0u8; file.len_bytes()? as usize];
+        let len = file.len_bytes()?;
+        // An index is always smaller than its segment: anything larger is
+        // not one, and is not read into memory.
+        if len > seg.header.capacity_bytes {
+            return Err(StorageError::corrupt(
+                &path,
+                0,
+                "index larger than its segment",
+            ));
+        }
+        let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0)?;
         Ok::<_, StorageError>(bytes)
     })()

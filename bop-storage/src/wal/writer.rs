@@ -51,11 +51,20 @@ pub struct RecordLoc {
 }
 
 impl RecordLoc {
-    /// Re-reads the whole payload and checks its checksum.
+    /// Re-reads the whole payload and checks its checksum, a bounded
+    /// chunk at a time (`VERIFY_CHUNK_BYTES`), whatever the record's size.
     pub fn verify(&self) -> Result<()> {
-        let mut buf = vec![0u8; self.payload_len as usize];
-        self.read_raw(&mut buf, 0)?;
-        if crc32c::crc32c(&buf) != self.payload_crc {
+        let len = u64::from(self.payload_len);
+        let mut buf = vec![0u8; VERIFY_CHUNK_BYTES.min(len) as usize];
+        let mut crc = 0u32;
+        let mut at = 0u64;
+        while at < len {
+            let n = VERIFY_CHUNK_BYTES.min(len - at) as usize;
+            self.read_raw(&mut buf[..n], at)?;
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            at += n as u64;
+        }
+        if crc != self.payload_crc {
             return Err(StorageError::corrupt(
                 &self.segment.path,
                 self.payload_offset,
@@ -89,6 +98,9 @@ impl RecordLoc {
             .read_exact_at(buf, self.payload_offset + offset)
     }
 }
+
+/// Bytes a record's verification reads at a time.
+const VERIFY_CHUNK_BYTES: u64 = 1 << 20;
 
 /// Records verified at their first read (taken from a segment index at
 /// open), in this process.
@@ -472,9 +484,7 @@ impl Wal {
         }
         Ok(())
     }
-}
 
-impl Wal {
     /// Writes a sealed segment's index beside it. Not synced, and never
     /// required: a failure is logged and leaves the segment to be scanned.
     fn write_index(&mut self, id: SegmentId, index: &IndexBuilder) {
