@@ -9,11 +9,13 @@
 //! the transaction is sealed (see [`SqliteLog::seal`]).
 //!
 //! Invariants:
-//! 1. `records` are the current generation, contiguous from offset 0:
-//!    `records[0].wal_offset == 0` and each starts where the previous ends;
-//!    `committed_end` is where the last one ends (0 when empty).
+//! 1. `committed.records` are the current generation, contiguous from
+//!    offset 0: `records[0].wal_offset == 0` and each starts where the
+//!    previous ends; `committed.end` is where the last one ends (0 when
+//!    empty). They change only under the log lock *and* the `committed`
+//!    lock, so [`CommittedView`] can read them with the second alone.
 //! 2. `pending` covers `[pending_start, pending_start + pending_len())` and
-//!    `pending_start` is `committed_end`, or 0 when the open transaction
+//!    `pending_start` is `committed.end`, or 0 when the open transaction
 //!    restarted the image.
 //! 3. `commit_end`, when set, lies inside the pending range and is the end
 //!    of the last frame written with a non-zero "database size" field: the
@@ -24,6 +26,14 @@
 //!    `last_cksum` is its last frame's checksum: what a wal-index needs,
 //!    so SQLite can be spared reading the whole image again at open
 //!    ([`SqliteLog::wal_index_seed`]).
+//! 5. `committed.restarting` is true whenever the open transaction
+//!    restarts the image (`pending_start == 0`) while records exist: then
+//!    bytes below `committed.end` may be the open transaction's, and only
+//!    the log can say which.
+//!
+//! Lock order: the log lock (the store's), then `committed`. A reader that
+//! takes `committed` alone ([`CommittedView::plan_read`]) never waits for
+//! a commit's I/O, which happens under the log lock only.
 
 use crate::error::{Result, StorageError};
 use crate::manifest::Manifest;
@@ -32,7 +42,7 @@ use crate::types::DbId;
 use crate::types::Lsn;
 use crate::wal::record::RECORD_HEADER_LEN;
 use crate::wal::{RecordLoc, RecoveredRecord, SharedWal};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub mod frames;
 
@@ -52,11 +62,52 @@ pub struct RecordRead {
 }
 
 #[derive(Debug)]
-struct ImageRecord {
+pub(crate) struct ImageRecord {
     wal_offset: u64,
     loc: RecordLoc,
     /// The cumulative SQLite checksum of the record's last (commit) frame.
     last_cksum: [u32; 2],
+}
+
+/// The committed image (invariants 1 and 5): shared by the log and its
+/// [`CommittedView`].
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    records: Vec<ImageRecord>,
+    end: u64,
+    restarting: bool,
+}
+
+/// Reads of committed WAL bytes without the log lock, for readers: SQLite
+/// readers only read frames of their snapshot, which are committed, so
+/// they need not wait while the writer seals a commit (its I/O runs under
+/// the log lock).
+#[derive(Clone, Debug)]
+pub struct CommittedView(Arc<RwLock<Committed>>);
+
+impl CommittedView {
+    /// Plans a read of `len` bytes at `offset` if they lie inside one
+    /// committed record and no open transaction restarts the image
+    /// (invariant 5); `None` sends the caller to [`SqliteLog::plan_read`].
+    pub fn plan_read(&self, offset: u64, len: usize) -> Option<RecordRead> {
+        let c = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let end = offset.checked_add(len as u64)?;
+        if c.restarting || end > c.end || len == 0 {
+            return None;
+        }
+        let i = c.records.partition_point(|r| r.wal_offset <= offset) - 1;
+        let r = &c.records[i];
+        let within = offset - r.wal_offset;
+        if within + len as u64 > u64::from(r.loc.payload_len) {
+            return None;
+        }
+        Some(RecordRead {
+            loc: r.loc.clone(),
+            within,
+            buf_at: 0,
+            len,
+        })
+    }
 }
 
 /// What a wal-index is built from: the image's WAL header, every frame in
@@ -85,8 +136,8 @@ pub struct SqliteLog {
     pub(crate) wal: Arc<SharedWal>,
     /// This database within the store.
     pub(crate) db: DbId,
-    records: Vec<ImageRecord>,
-    committed_end: u64,
+    /// Invariants 1 and 5.
+    committed: Arc<RwLock<Committed>>,
     /// `RECORD_HEADER_LEN` bytes of room, then the pending image bytes, so a
     /// sealed transaction is written with one call and no copy.
     pending: Vec<u8>,
@@ -174,8 +225,11 @@ impl SqliteLog {
         Ok(SqliteLog {
             wal,
             db,
-            records,
-            committed_end: end,
+            committed: Arc::new(RwLock::new(Committed {
+                records,
+                end,
+                restarting: false,
+            })),
             pending: vec![0; RECORD_HEADER_LEN],
             pending_start: end,
             commit_end: None,
@@ -191,6 +245,25 @@ impl SqliteLog {
         })
     }
 
+    /// The committed image, read under the log lock.
+    fn committed(&self) -> RwLockReadGuard<'_, Committed> {
+        self.committed.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The committed image, changed under the log lock (invariant 1).
+    fn committed_mut(&self) -> RwLockWriteGuard<'_, Committed> {
+        self.committed.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A handle that reads committed bytes without the log lock.
+    pub fn view(&self) -> CommittedView {
+        CommittedView(self.committed.clone())
+    }
+
+    fn committed_end(&self) -> u64 {
+        self.committed().end
+    }
+
     fn pending_len(&self) -> u64 {
         (self.pending.len() - RECORD_HEADER_LEN) as u64
     }
@@ -201,11 +274,11 @@ impl SqliteLog {
 
     /// Size of the `-wal` file as SQLite sees it.
     pub fn size(&self) -> u64 {
+        let end = self.committed_end();
         if self.pending_active() {
-            self.committed_end
-                .max(self.pending_start + self.pending_len())
+            end.max(self.pending_start + self.pending_len())
         } else {
-            self.committed_end
+            end
         }
     }
 
@@ -216,13 +289,20 @@ impl SqliteLog {
             self.pending.truncate(RECORD_HEADER_LEN);
             self.pending_start = 0;
             self.commit_end = None;
+            let mut c = self.committed_mut();
+            c.restarting = !c.records.is_empty();
         } else if !self.pending_active() {
-            self.pending_start = self.committed_end;
+            let end = {
+                let mut c = self.committed_mut();
+                c.restarting = false;
+                c.end
+            };
+            self.pending_start = end;
         }
         if offset < self.pending_start {
             return Err(StorageError::Invariant(format!(
                 "write at WAL offset {offset} would change a committed frame (committed up to {})",
-                self.committed_end
+                self.committed_end()
             )));
         }
         let rel = (offset - self.pending_start) as usize;
@@ -260,6 +340,7 @@ impl SqliteLog {
     /// Returns how many bytes are inside the file (the rest is zeroed).
     pub fn plan_read(&self, offset: u64, buf: &mut [u8], out: &mut Vec<RecordRead>) -> usize {
         let size = self.size();
+        let c = self.committed();
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset + done as u64;
@@ -275,8 +356,8 @@ impl SqliteLog {
                 done += n;
                 continue;
             }
-            let i = self.records.partition_point(|r| r.wal_offset <= pos) - 1;
-            let r = &self.records[i];
+            let i = c.records.partition_point(|r| r.wal_offset <= pos) - 1;
+            let r = &c.records[i];
             let within = pos - r.wal_offset;
             let n = ((u64::from(r.loc.payload_len) - within) as usize).min(buf.len() - done);
             out.push(RecordRead {
@@ -311,7 +392,7 @@ impl SqliteLog {
         let len = (commit_end - self.pending_start) as usize;
         self.pending.truncate(RECORD_HEADER_LEN + len);
         let restart = self.pending_start == 0;
-        if restart && !self.records.is_empty() {
+        if restart && !self.committed().records.is_empty() {
             // The previous generation is about to be forgotten: everything
             // SQLite checkpointed from it must be durable first.
             pages.publish(manifest)?;
@@ -342,10 +423,16 @@ impl SqliteLog {
         self.stats.record_bytes += len as u64;
         if restart {
             self.stats.generations += 1;
-            let had_old = !self.records.is_empty();
-            // Release the old records first so their segments can be reused.
-            self.records.clear();
-            self.committed_end = 0;
+            let had_old = {
+                let mut c = self.committed_mut();
+                let had_old = !c.records.is_empty();
+                // Release the old records first so their segments can be
+                // reused.
+                c.records.clear();
+                c.end = 0;
+                c.restarting = false;
+                had_old
+            };
             self.frames.clear();
             self.wal_header = None;
             self.frames_known = true;
@@ -353,7 +440,7 @@ impl SqliteLog {
                 self.wal.set_base(manifest, self.db, loc.lsn, true)?;
             }
         }
-        debug_assert_eq!(pending_start, self.committed_end, "invariant 1");
+        debug_assert_eq!(pending_start, self.committed_end(), "invariant 1");
         self.generation = generation;
         let mut last_cksum = [0, 0];
         match parsed {
@@ -370,13 +457,18 @@ impl SqliteLog {
                 self.wal_header = None;
             }
         }
-        self.records.push(ImageRecord {
-            wal_offset: pending_start,
-            loc,
-            last_cksum,
-        });
-        self.committed_end = pending_start + len as u64;
-        self.pending_start = self.committed_end;
+        let end = pending_start + len as u64;
+        {
+            let mut c = self.committed_mut();
+            c.records.push(ImageRecord {
+                wal_offset: pending_start,
+                loc,
+                last_cksum,
+            });
+            c.end = end;
+            debug_assert!(!c.restarting, "invariant 5");
+        }
+        self.pending_start = end;
         self.exists = true;
         Ok(())
     }
@@ -403,15 +495,21 @@ impl SqliteLog {
         pages.publish(manifest)?;
         self.pending.truncate(RECORD_HEADER_LEN);
         self.commit_end = None;
-        if !self.records.is_empty() {
-            self.records.clear();
+        let had_records = {
+            let mut c = self.committed_mut();
+            let had = !c.records.is_empty();
+            c.records.clear();
+            c.end = 0;
+            c.restarting = false;
+            had
+        };
+        if had_records {
             let base = self.wal.next_lsn();
             self.wal.set_base(manifest, self.db, base, false)?;
         }
         self.frames.clear();
         self.wal_header = None;
         self.frames_known = true;
-        self.committed_end = 0;
         self.pending_start = 0;
         Ok(())
     }
@@ -438,13 +536,18 @@ impl SqliteLog {
 
     /// Takes the records of the current image (the database is closing).
     pub fn take_records(&mut self) -> Vec<RecoveredRecord> {
-        self.committed_end = 0;
+        let records = {
+            let mut c = self.committed_mut();
+            c.end = 0;
+            c.restarting = false;
+            std::mem::take(&mut c.records)
+        };
         let known = self.frames_known;
         let all_frames = std::mem::take(&mut self.frames);
         let mut header = self.wal_header.take();
         let mut next_frame = 0usize;
         let frame_len = self.frame_len;
-        std::mem::take(&mut self.records)
+        records
             .into_iter()
             .map(|r| {
                 let frames = known.then(|| {
@@ -483,26 +586,30 @@ impl SqliteLog {
         if !self.frames_known || self.pending_active() {
             return None;
         }
-        let last = self.records.last()?;
+        let last_cksum = self.committed().records.last()?.last_cksum;
         debug_assert_eq!(self.frames.len() as u64, self.frame_count(), "invariant 4");
         Some(WalIndexSeed {
             header: self.wal_header?,
             frames: self.frames.clone(),
-            last_cksum: last.last_cksum,
+            last_cksum,
         })
     }
 
     /// The records of the current image (for verification outside the lock).
     pub fn record_locs(&self) -> Vec<RecordLoc> {
-        self.records.iter().map(|r| r.loc.clone()).collect()
+        self.committed()
+            .records
+            .iter()
+            .map(|r| r.loc.clone())
+            .collect()
     }
 
     pub fn frame_count(&self) -> u64 {
-        self.committed_end.saturating_sub(SQLITE_WAL_HEADER_LEN) / self.frame_len
+        self.committed_end().saturating_sub(SQLITE_WAL_HEADER_LEN) / self.frame_len
     }
 
     pub fn record_count(&self) -> usize {
-        self.records.len()
+        self.committed().records.len()
     }
 }
 
