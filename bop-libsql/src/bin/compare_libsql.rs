@@ -4,6 +4,7 @@
 //! of each side and the ratio bop / libsql (higher is better for rates).
 //!
 //! Usage: compare-libsql [--rounds N] [--short] [--dir DIR] [--only TEXT]
+//! [--verbose] (`--verbose`: every round's figure on stderr).
 //! (bop's I/O backend: BOP_IO, default `direct`.)
 
 use std::path::{Path, PathBuf};
@@ -113,18 +114,34 @@ fn median(v: &mut [f64]) -> f64 {
 type Workload = fn(Side, &Path, &Sizes) -> f64;
 
 fn main() {
-    let mut rounds = 3usize;
+    const USAGE: &str =
+        "usage: compare-libsql [--rounds N] [--short] [--dir DIR] [--only TEXT] [--verbose]";
+    let mut rounds = 5usize;
+    let mut verbose = false;
     let mut short = false;
     let mut base: Option<PathBuf> = None;
     let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--rounds N")
+            }
             "--short" => short = true,
             "--dir" => base = args.next().map(PathBuf::from),
             "--only" => only = args.next(),
-            other => panic!("unknown argument {other}; usage: compare-libsql [--rounds N] [--short] [--dir DIR] [--only TEXT]"),
+            "--verbose" => verbose = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return;
+            }
+            other => {
+                eprintln!("unknown argument {other}\n{USAGE}");
+                std::process::exit(2);
+            }
         }
     }
     let sizes = if short {
@@ -136,7 +153,7 @@ fn main() {
         }
     } else {
         Sizes {
-            commits: 3000,
+            commits: 10_000,
             bulk_txns: 200,
             read_rows: 200_000,
             reads: 500_000,
@@ -182,6 +199,9 @@ fn main() {
                     Side::Bop => b.push(v),
                 }
             }
+        }
+        if verbose {
+            eprintln!("{name}: libsql {a:.1?}; bop {b:.1?}");
         }
         let (ma, mb) = (median(&mut a), median(&mut b));
         println!("| {name} | {ma:.1} | {mb:.1} | {:.2}x |", mb / ma);
