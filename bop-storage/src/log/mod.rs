@@ -31,7 +31,8 @@
 //!    bytes below `committed.end` may be the open transaction's, and only
 //!    the log can say which.
 //!
-//! Lock order: the log lock (the store's), then `committed`. A reader that
+//! Lock order: the log lock (the store's), then `committed`; nothing is
+//! taken under `committed`, and no I/O runs under it. A reader that
 //! takes `committed` alone ([`CommittedView::plan_read`]) never waits for
 //! a commit's I/O, which happens under the log lock only.
 
