@@ -377,14 +377,15 @@ impl Store {
     /// Reads the WAL image. A read inside one committed record (what a
     /// reader's snapshot holds) takes neither the log lock nor memory.
     pub fn wal_read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let frames = self.committed.frames;
         if let Some(r) = self.committed.plan_read(offset, buf.len()) {
-            r.loc.read(buf, r.within)?;
+            frames.read(&r.loc, r.within, buf)?;
             return Ok(buf.len());
         }
         let mut reads = Vec::new();
         let n = self.log().plan_read(offset, buf, &mut reads);
         for r in reads {
-            r.loc.read(&mut buf[r.buf_at..r.buf_at + r.len], r.within)?;
+            frames.read(&r.loc, r.within, &mut buf[r.buf_at..r.buf_at + r.len])?;
         }
         Ok(n)
     }

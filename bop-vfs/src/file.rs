@@ -150,7 +150,8 @@ impl MainFile {
                         "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
                      wal_segments={} segments_created={} segments_recycled={} segments_prepared={} \
                      segment_indexes_written={} segments_indexed_at_open={} recovery_bytes_scanned={} \
-                     records_verified_on_first_read={} wal_records_live={} \
+                     records_verified_on_first_read={} frames_cached_at_commit={} \
+                     wal_frame_cache_hits={} wal_records_live={} \
                      wal_frames={} next_lsn={} durable_lsn={} \
                      db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={} \
                      chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
@@ -167,6 +168,8 @@ impl MainFile {
                         s.wal.segments_indexed_at_open,
                         s.wal.recovery_bytes_scanned,
                         bop_storage::wal::lazy_verifications(),
+                        s.log.frames_cached_at_commit,
+                        bop_storage::log::frame_cache_hits(),
                         s.wal_records_live,
                         s.wal_frames,
                         s.next_lsn,

@@ -31,11 +31,25 @@
 //!    bytes below `committed.end` may be the open transaction's, and only
 //!    the log can say which.
 //!
+//! **Frames in the page cache.** A commit that waits for durability
+//! (`synchronous=FULL`) is written with direct I/O, which leaves nothing
+//! of it in the kernel's page cache, so the first read of one of its pages
+//! (a checkpoint copying it, a reader) would go to the device: about 50 µs
+//! each, milliseconds for a checkpoint in the committing thread. Such a
+//! commit's pages (records up to [`CACHE_AT_COMMIT_RECORD_MAX_BYTES`]) are
+//! copied into the process-wide page cache when it is sealed, and a
+//! page-sized read of a record missed there is cached after it is read,
+//! keyed by (this log's cache owner id, record LSN, offset in the record):
+//! records never change and LSNs are never reused, so an entry cannot go
+//! stale. The cache's bound and eviction apply as for the page store's
+//! pages.
+//!
 //! Lock order: the log lock (the store's), then `committed`; nothing is
 //! taken under `committed`, and no I/O runs under it. A reader that
 //! takes `committed` alone ([`CommittedView::plan_read`]) never waits for
 //! a commit's I/O, which happens under the log lock only.
 
+use crate::cache::{self, CacheKey};
 use crate::error::{Result, StorageError};
 use crate::manifest::Manifest;
 use crate::page_store::PageStore;
@@ -43,6 +57,7 @@ use crate::types::DbId;
 use crate::types::Lsn;
 use crate::wal::record::RECORD_HEADER_LEN;
 use crate::wal::{RecordLoc, RecoveredRecord, SharedWal};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub mod frames;
@@ -50,6 +65,54 @@ pub mod frames;
 pub use frames::{FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN};
 /// Capacity of the pending buffer kept between transactions.
 const PENDING_KEEP_BYTES: usize = 8 << 20;
+
+/// Largest record whose pages a durable commit copies into the page cache
+/// when it is sealed (see the module doc). A larger transaction's pages
+/// are contiguous in its record, so reading them back is sequential and
+/// the kernel's readahead serves it.
+pub const CACHE_AT_COMMIT_RECORD_MAX_BYTES: u64 = 1 << 20;
+
+/// Page-sized WAL reads served by the page cache, in this process.
+static FRAME_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+
+pub fn frame_cache_hits() -> u64 {
+    FRAME_CACHE_HITS.load(Ordering::Relaxed)
+}
+
+/// Where a log's frames live in the process-wide page cache.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameCache {
+    owner: u64,
+    page_len: usize,
+}
+
+impl FrameCache {
+    fn key(&self, loc: &RecordLoc, within: u64) -> CacheKey {
+        CacheKey {
+            owner: self.owner,
+            chunk: loc.lsn.0,
+            // `within` < `payload_len`, a u32.
+            slot: within as u32,
+        }
+    }
+
+    /// Reads `buf.len()` bytes at `within` of the record: a page-sized read
+    /// from the page cache when it is there (and cached after the read
+    /// when not), any other through the record.
+    pub fn read(&self, loc: &RecordLoc, within: u64, buf: &mut [u8]) -> Result<()> {
+        if buf.len() != self.page_len {
+            return loc.read(buf, within);
+        }
+        let key = self.key(loc, within);
+        if cache::global().get(&key, buf) {
+            FRAME_CACHE_HITS.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        loc.read(buf, within)?;
+        cache::global().insert(key, buf);
+        Ok(())
+    }
+}
 
 /// A part of a read served from a WAL record, done without the log lock.
 #[derive(Debug)]
@@ -84,14 +147,17 @@ pub(crate) struct Committed {
 /// they need not wait while the writer seals a commit (its I/O runs under
 /// the log lock).
 #[derive(Clone, Debug)]
-pub struct CommittedView(Arc<RwLock<Committed>>);
+pub struct CommittedView {
+    committed: Arc<RwLock<Committed>>,
+    pub(crate) frames: FrameCache,
+}
 
 impl CommittedView {
     /// Plans a read of `len` bytes at `offset` if they lie inside one
     /// committed record and no open transaction restarts the image
     /// (invariant 5); `None` sends the caller to [`SqliteLog::plan_read`].
     pub fn plan_read(&self, offset: u64, len: usize) -> Option<RecordRead> {
-        let c = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let c = self.committed.read().unwrap_or_else(|p| p.into_inner());
         let end = offset.checked_add(len as u64)?;
         if c.restarting || end > c.end || len == 0 {
             return None;
@@ -125,6 +191,8 @@ pub struct WalIndexSeed {
 pub struct LogStats {
     pub records: u64,
     pub record_bytes: u64,
+    /// Pages durable commits copied into the page cache when sealed.
+    pub frames_cached_at_commit: u64,
     pub syncs: u64,
     pub generations: u64,
     pub pending_bytes: u64,
@@ -139,6 +207,7 @@ pub struct SqliteLog {
     pub(crate) db: DbId,
     /// Invariants 1 and 5.
     committed: Arc<RwLock<Committed>>,
+    frame_cache: FrameCache,
     /// `RECORD_HEADER_LEN` bytes of room, then the pending image bytes, so a
     /// sealed transaction is written with one call and no copy.
     pending: Vec<u8>,
@@ -231,6 +300,10 @@ impl SqliteLog {
                 end,
                 restarting: false,
             })),
+            frame_cache: FrameCache {
+                owner: cache::next_owner_id(),
+                page_len: page_size as usize,
+            },
             pending: vec![0; RECORD_HEADER_LEN],
             pending_start: end,
             commit_end: None,
@@ -258,7 +331,27 @@ impl SqliteLog {
 
     /// A handle that reads committed bytes without the log lock.
     pub fn view(&self) -> CommittedView {
-        CommittedView(self.committed.clone())
+        CommittedView {
+            committed: self.committed.clone(),
+            frames: self.frame_cache,
+        }
+    }
+
+    /// Copies the pages of a record just written into the page cache
+    /// (`payload` is the record's image bytes, starting at WAL offset
+    /// `wal_offset`).
+    fn cache_frames(&mut self, loc: &RecordLoc, wal_offset: u64, payload_len: usize) {
+        let payload = &self.pending[RECORD_HEADER_LEN..RECORD_HEADER_LEN + payload_len];
+        let end = wal_offset + payload_len as u64;
+        let mut frame = wal_offset.max(SQLITE_WAL_HEADER_LEN);
+        debug_assert!((frame - SQLITE_WAL_HEADER_LEN).is_multiple_of(self.frame_len));
+        while frame + self.frame_len <= end {
+            let within = frame + SQLITE_FRAME_HEADER_LEN - wal_offset;
+            let page = &payload[within as usize..within as usize + self.frame_cache.page_len];
+            cache::global().insert(self.frame_cache.key(loc, within), page);
+            self.stats.frames_cached_at_commit += 1;
+            frame += self.frame_len;
+        }
     }
 
     fn committed_end(&self) -> u64 {
@@ -415,6 +508,11 @@ impl SqliteLog {
             parsed.as_ref(),
         );
         let pending_start = self.pending_start;
+        if let Ok(loc) = &result {
+            if defer_write && len as u64 <= CACHE_AT_COMMIT_RECORD_MAX_BYTES {
+                self.cache_frames(loc, pending_start, len);
+            }
+        }
         self.pending.truncate(RECORD_HEADER_LEN);
         // Do not keep the memory of one huge transaction for ever.
         self.pending.shrink_to(PENDING_KEEP_BYTES);

@@ -1,0 +1,160 @@
+//! Pages of a durable (FULL) commit are copied into the page cache when
+//! the commit is sealed, so reading them back (a checkpoint, a reader)
+//! does not go to the segment file, which direct I/O left out of the
+//! kernel's page cache. Counted through the I/O trait: reads of `*.seg`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bop_storage::io::{IoBackend, IoFile, OpenMode, StdBackend};
+use bop_storage::log::{frame_cache_hits, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
+use bop_storage::{Store, StoreOptions};
+use common::*;
+
+#[derive(Debug)]
+struct Counting {
+    seg_reads: Arc<AtomicUsize>,
+}
+
+#[derive(Debug)]
+struct CountingFile {
+    inner: Arc<dyn IoFile>,
+    seg_reads: Option<Arc<AtomicUsize>>,
+}
+
+impl IoFile for CountingFile {
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> bop_storage::Result<usize> {
+        if let Some(c) = &self.seg_reads {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn write_cached_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
+        self.inner.write_cached_at(buf, offset)
+    }
+    fn sync_data(&self) -> bop_storage::Result<()> {
+        self.inner.sync_data()
+    }
+    fn allocate(&self, len: u64) -> bop_storage::Result<()> {
+        self.inner.allocate(len)
+    }
+    fn truncate(&self, len: u64) -> bop_storage::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn len_bytes(&self) -> bop_storage::Result<u64> {
+        self.inner.len_bytes()
+    }
+}
+
+impl IoBackend for Counting {
+    fn open(&self, path: &Path, mode: OpenMode) -> bop_storage::Result<Arc<dyn IoFile>> {
+        let is_seg = path.extension().is_some_and(|e| e == "seg");
+        Ok(Arc::new(CountingFile {
+            inner: StdBackend.open(path, mode)?,
+            seg_reads: is_seg.then(|| self.seg_reads.clone()),
+        }))
+    }
+    fn list_dir(&self, dir: &Path) -> bop_storage::Result<Vec<PathBuf>> {
+        StdBackend.list_dir(dir)
+    }
+}
+
+fn open_counting(dir: &Path) -> (Arc<Store>, Arc<AtomicUsize>) {
+    let seg_reads = Arc::new(AtomicUsize::new(0));
+    let opts = StoreOptions {
+        io: Arc::new(Counting {
+            seg_reads: seg_reads.clone(),
+        }),
+        ..Default::default()
+    };
+    (
+        Store::open_shared(&dir.join("f.db"), &opts).unwrap(),
+        seg_reads,
+    )
+}
+
+#[test]
+fn pages_of_a_durable_commit_are_read_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, seg_reads) = open_counting(dir.path());
+    let next = write_txn(&store, 1, &[(1, 0x11), (2, 0x22), (3, 0x33)], 3);
+    store.wal_sync().unwrap();
+    write_txn(&store, next, &[(2, 0x44)], 3);
+    store.wal_sync().unwrap();
+    let cached = store.stats().log.frames_cached_at_commit;
+    assert_eq!(cached, 4, "every page of both commits");
+
+    let before = seg_reads.load(Ordering::SeqCst);
+    let hits = frame_cache_hits();
+    for (frame, fill) in [(1, 0x11u8), (2, 0x22), (3, 0x33), (4, 0x44)] {
+        assert_eq!(read_frame(&store, frame), vec![fill; PAGE as usize]);
+    }
+    assert_eq!(
+        seg_reads.load(Ordering::SeqCst),
+        before,
+        "no page of a durable commit was read from its segment"
+    );
+    assert!(frame_cache_hits() >= hits + 4);
+    // Reads that are not page-sized go to the record.
+    let mut hdr = [0u8; 24];
+    store.wal_read(32, &mut hdr).unwrap();
+    assert_eq!(u32::from_be_bytes(hdr[..4].try_into().unwrap()), 1);
+    assert_eq!(seg_reads.load(Ordering::SeqCst), before + 1);
+}
+
+#[test]
+fn a_normal_commit_is_cached_at_its_first_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, seg_reads) = open_counting(dir.path());
+    write_txn(&store, 1, &[(1, 0x51), (2, 0x52)], 2);
+    store.end_write_transaction().unwrap();
+    assert_eq!(store.stats().log.frames_cached_at_commit, 0);
+    let before = seg_reads.load(Ordering::SeqCst);
+    assert_eq!(read_frame(&store, 2), vec![0x52u8; PAGE as usize]);
+    let after_first = seg_reads.load(Ordering::SeqCst);
+    assert!(after_first > before, "the first read goes to the segment");
+    assert_eq!(read_frame(&store, 2), vec![0x52u8; PAGE as usize]);
+    assert_eq!(
+        seg_reads.load(Ordering::SeqCst),
+        after_first,
+        "the second read is served by the cache"
+    );
+}
+
+#[test]
+fn a_record_over_the_bound_is_not_cached_at_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open_counting(dir.path());
+    let frame = 24 + u64::from(PAGE);
+    // The largest transaction the bound admits, then one frame more.
+    let at_bound = ((CACHE_AT_COMMIT_RECORD_MAX_BYTES - 32) / frame) as u32;
+    let pages: Vec<(u32, u8)> = (1..=at_bound).map(|p| (p, p as u8)).collect();
+    let next = write_txn(&store, 1, &pages, at_bound);
+    store.wal_sync().unwrap();
+    assert_eq!(
+        store.stats().log.frames_cached_at_commit,
+        u64::from(at_bound)
+    );
+    let over = (CACHE_AT_COMMIT_RECORD_MAX_BYTES / frame + 1) as u32;
+    let pages: Vec<(u32, u8)> = (1..=over).map(|p| (p, 0xEE)).collect();
+    write_txn(&store, next, &pages, over);
+    store.wal_sync().unwrap();
+    assert_eq!(
+        store.stats().log.frames_cached_at_commit,
+        u64::from(at_bound),
+        "a record over {CACHE_AT_COMMIT_RECORD_MAX_BYTES} bytes is not copied"
+    );
+    assert_eq!(
+        read_frame(&store, next + u64::from(over) - 1),
+        vec![0xEEu8; PAGE as usize]
+    );
+}
