@@ -95,15 +95,18 @@ fn pages_of_a_durable_commit_are_read_from_the_cache() {
 
     let before = seg_reads.load(Ordering::SeqCst);
     let hits = frame_cache_hits();
-    for (frame, fill) in [(1, 0x11u8), (2, 0x22), (3, 0x33), (4, 0x44)] {
+    // Page 2's first frame (frame 2) was replaced by its newer one.
+    for (frame, fill) in [(1, 0x11u8), (3, 0x33), (4, 0x44)] {
         assert_eq!(read_frame(&store, frame), vec![fill; PAGE as usize]);
     }
     assert_eq!(
         seg_reads.load(Ordering::SeqCst),
         before,
-        "no page of a durable commit was read from its segment"
+        "no newest page of a durable commit was read from its segment"
     );
-    assert!(frame_cache_hits() >= hits + 4);
+    assert!(frame_cache_hits() >= hits + 3);
+    assert_eq!(read_frame(&store, 2), vec![0x22u8; PAGE as usize]);
+    let before = seg_reads.load(Ordering::SeqCst);
     // Reads that are not page-sized go to the record.
     let mut hdr = [0u8; 24];
     store.wal_read(32, &mut hdr).unwrap();
@@ -157,4 +160,39 @@ fn a_record_over_the_bound_is_not_cached_at_commit() {
         read_frame(&store, next + u64::from(over) - 1),
         vec![0xEEu8; PAGE as usize]
     );
+}
+
+#[test]
+fn a_page_rewritten_by_many_commits_keeps_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, seg_reads) = open_counting(dir.path());
+    let removals = bop_storage::cache::global().stats().removals;
+    const COMMITS: u64 = 200;
+    let mut next = 1;
+    for c in 0..COMMITS {
+        next = write_txn(&store, next, &[(1, c as u8), (2, !(c as u8))], 2);
+        store.wal_sync().unwrap();
+    }
+    assert_eq!(store.stats().log.frames_cached_at_commit, 2 * COMMITS);
+    // Every commit after the first replaced the two entries of the one
+    // before (other tests of this binary only add removals).
+    let removed = bop_storage::cache::global().stats().removals - removals;
+    assert!(removed >= 2 * (COMMITS - 1), "{removed} removals");
+    // The newest frames come from the cache; an old one was replaced, so
+    // it is read from its segment (and is still right).
+    let before = seg_reads.load(Ordering::SeqCst);
+    let last = (COMMITS - 1) as u8;
+    assert_eq!(read_frame(&store, next - 2), vec![last; PAGE as usize]);
+    assert_eq!(read_frame(&store, next - 1), vec![!last; PAGE as usize]);
+    assert_eq!(seg_reads.load(Ordering::SeqCst), before);
+    assert_eq!(read_frame(&store, 1), vec![0u8; PAGE as usize]);
+    assert!(seg_reads.load(Ordering::SeqCst) > before);
+
+    // SQLite restarts the WAL: the old generation's entries are dropped.
+    let removals = bop_storage::cache::global().stats().removals;
+    write_txn(&store, 1, &[(3, 0x33)], 3);
+    store.wal_sync().unwrap();
+    let removed = bop_storage::cache::global().stats().removals - removals;
+    assert!(removed >= 2, "{removed} removals at the restart");
+    assert_eq!(read_frame(&store, 1), vec![0x33u8; PAGE as usize]);
 }

@@ -311,7 +311,7 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
     let c = &s.cache;
     out.push_str(&format!(
         " cache_capacity_bytes={} cache_bytes={} cache_entries={} cache_hits={} cache_misses={} \
-         cache_inserts={} cache_evictions={} cache_scan_skips={}",
+         cache_inserts={} cache_evictions={} cache_removals={} cache_scan_skips={}",
         c.capacity_bytes,
         c.bytes,
         c.entries,
@@ -319,6 +319,7 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
         c.misses,
         c.inserts,
         c.evictions,
+        c.removals,
         c.scan_skips,
     ));
     if let Some(p) = &f.last_panic {

@@ -47,6 +47,7 @@ pub(super) struct ShardCounters {
     pub misses: u64,
     pub inserts: u64,
     pub evictions: u64,
+    pub removals: u64,
     pub scan_skips: u64,
 }
 
@@ -96,6 +97,7 @@ impl Shard {
         hash: u64,
         page: &[u8],
         cap: usize,
+        spare: Option<Vec<u8>>,
     ) -> Option<usize> {
         let k = Hashed(key, hash);
         if self.map.contains_key(&k) {
@@ -116,13 +118,14 @@ impl Shard {
                 None => reuse = Some((i, buf)),
             }
         }
+        // A buffer to fill: an evicted entry's, else the caller's spare.
         let (i, mut buf) = match reuse {
             Some(r) => r,
             None => match self.free.pop() {
-                Some(i) => (i, Vec::new()),
+                Some(i) => (i, spare.unwrap_or_default()),
                 None => {
                     self.slots.push(Slot::default());
-                    (self.slots.len() - 1, Vec::new())
+                    (self.slots.len() - 1, spare.unwrap_or_default())
                 }
             },
         };
@@ -142,6 +145,21 @@ impl Shard {
         self.counters.inserts += 1;
         self.counters.evictions += evicted as u64;
         Some(evicted)
+    }
+
+    /// Removes the entry under `key`, if any, and returns its page buffer
+    /// (for the caller to reuse).
+    pub(super) fn remove(&mut self, key: &CacheKey, hash: u64) -> Option<Vec<u8>> {
+        let i = self.map.remove(&Hashed(*key, hash))?;
+        let slot = &mut self.slots[i];
+        let page = std::mem::take(&mut slot.page);
+        slot.key = None;
+        slot.referenced = false;
+        self.bytes -= page.len();
+        // Invariants 1 and 3: no map entry, no memory, listed as free.
+        self.free.push(i);
+        self.counters.removals += 1;
+        Some(page)
     }
 
     /// Evicts down to `cap` bytes; returns how many entries went.

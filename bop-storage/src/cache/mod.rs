@@ -78,6 +78,9 @@ pub struct CacheStats {
     pub misses: u64,
     pub inserts: u64,
     pub evictions: u64,
+    /// Entries dropped because a newer version replaced them
+    /// ([`PageCache::replace`], [`PageCache::remove`]).
+    pub removals: u64,
     /// Inserts skipped because the page is larger than a shard.
     pub too_large: u64,
     /// Pages of long sequential scans not cached (no room without evicting).
@@ -134,7 +137,32 @@ impl PageCache {
             return;
         }
         let (m, h) = self.shard(&key);
-        Self::lock(m).insert(key, h, page, cap);
+        Self::lock(m).insert(key, h, page, cap, None);
+    }
+
+    /// Caches `page` under `new` in place of the entry under `old` (if it
+    /// is still cached): the old entry's buffer is reused, so a cached
+    /// page that keeps getting newer versions (a WAL frame superseded by a
+    /// later frame of the same page) costs no allocation and no growth.
+    /// The two shards are locked one after the other, never together.
+    pub fn replace(&self, old: Option<&CacheKey>, new: CacheKey, page: &[u8]) {
+        let spare = old.and_then(|k| {
+            let (m, h) = self.shard(k);
+            Self::lock(m).remove(k, h)
+        });
+        let cap = self.shard_capacity();
+        if page.len() > cap {
+            self.too_large.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (m, h) = self.shard(&new);
+        Self::lock(m).insert(new, h, page, cap, spare);
+    }
+
+    /// Drops the entry under `key`, if cached.
+    pub fn remove(&self, key: &CacheKey) {
+        let (m, h) = self.shard(key);
+        Self::lock(m).remove(key, h);
     }
 
     /// Caches a page read by a long sequential scan only if it fits without
@@ -149,7 +177,7 @@ impl PageCache {
             shard.counters.scan_skips += 1;
             return false;
         }
-        shard.insert(key, h, page, cap).is_some()
+        shard.insert(key, h, page, cap, None).is_some()
     }
 
     /// Changes the bound; shards over it evict at once.
@@ -175,6 +203,7 @@ impl PageCache {
             out.misses += s.counters.misses;
             out.inserts += s.counters.inserts;
             out.evictions += s.counters.evictions;
+            out.removals += s.counters.removals;
             out.scan_skips += s.counters.scan_skips;
         }
         out
@@ -216,6 +245,30 @@ mod tests {
 
     fn page(seed: u32, len: usize) -> Vec<u8> {
         (0..len).map(|i| (seed as usize * 131 + i) as u8).collect()
+    }
+
+    #[test]
+    fn replace_drops_the_older_version_and_keeps_the_bytes_bound() {
+        let c = PageCache::new(1 << 20);
+        let mut out = vec![0u8; 4096];
+        c.replace(None, key(1, 1), &page(1, 4096));
+        for v in 2..50u32 {
+            c.replace(Some(&key(1, v - 1)), key(1, v), &page(v, 4096));
+        }
+        let s = c.stats();
+        assert_eq!((s.entries, s.bytes, s.removals), (1, 4096, 48), "{s:?}");
+        assert!(!c.get(&key(1, 48), &mut out), "the older version is gone");
+        assert!(c.get(&key(1, 49), &mut out));
+        assert_eq!(out, page(49, 4096));
+        // The older key already gone (evicted, say): a plain insert.
+        c.replace(Some(&key(1, 1)), key(1, 50), &page(50, 4096));
+        assert_eq!(c.stats().entries, 2);
+        c.remove(&key(1, 49));
+        c.remove(&key(1, 49));
+        let s = c.stats();
+        assert_eq!((s.entries, s.bytes, s.removals), (1, 4096, 49), "{s:?}");
+        assert!(c.get(&key(1, 50), &mut out));
+        assert_eq!(out, page(50, 4096));
     }
 
     #[test]

@@ -42,7 +42,11 @@
 //! keyed by (this log's cache owner id, record LSN, offset in the record):
 //! records never change and LSNs are never reused, so an entry cannot go
 //! stale. The cache's bound and eviction apply as for the page store's
-//! pages.
+//! pages. A page's newer frame *replaces* the entry of its older one,
+//! reusing its buffer (`cached_frames`): a checkpoint reads only a page's
+//! newest frame, and commits that keep rewriting the same pages then cost
+//! no allocation and do not grow the cache; the entries of a generation
+//! are dropped when SQLite restarts the WAL.
 //!
 //! Lock order: the log lock (the store's), then `committed`; nothing is
 //! taken under `committed`, and no I/O runs under it. A reader that
@@ -57,6 +61,7 @@ use crate::types::DbId;
 use crate::types::Lsn;
 use crate::wal::record::RECORD_HEADER_LEN;
 use crate::wal::{RecordLoc, RecoveredRecord, SharedWal};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -208,6 +213,10 @@ pub struct SqliteLog {
     /// Invariants 1 and 5.
     committed: Arc<RwLock<Committed>>,
     frame_cache: FrameCache,
+    /// The page cache key of the newest frame of each page this log put
+    /// there when sealing (one entry per page of the current generation,
+    /// at most: bounded like `frames`).
+    cached_frames: HashMap<u32, CacheKey>,
     /// `RECORD_HEADER_LEN` bytes of room, then the pending image bytes, so a
     /// sealed transaction is written with one call and no copy.
     pending: Vec<u8>,
@@ -304,6 +313,7 @@ impl SqliteLog {
                 owner: cache::next_owner_id(),
                 page_len: page_size as usize,
             },
+            cached_frames: HashMap::new(),
             pending: vec![0; RECORD_HEADER_LEN],
             pending_start: end,
             commit_end: None,
@@ -346,12 +356,29 @@ impl SqliteLog {
         let mut frame = wal_offset.max(SQLITE_WAL_HEADER_LEN);
         debug_assert!((frame - SQLITE_WAL_HEADER_LEN).is_multiple_of(self.frame_len));
         while frame + self.frame_len <= end {
+            let header_at = (frame - wal_offset) as usize;
+            let pgno = u32::from_be_bytes(
+                payload[header_at..header_at + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
             let within = frame + SQLITE_FRAME_HEADER_LEN - wal_offset;
             let page = &payload[within as usize..within as usize + self.frame_cache.page_len];
-            cache::global().insert(self.frame_cache.key(loc, within), page);
+            let key = self.frame_cache.key(loc, within);
+            let older = self.cached_frames.insert(pgno, key);
+            cache::global().replace(older.as_ref(), key, page);
             self.stats.frames_cached_at_commit += 1;
             frame += self.frame_len;
         }
+    }
+
+    /// Drops the page cache entries of the generation SQLite is done with.
+    fn forget_cached_frames(&mut self) {
+        for (_, key) in self.cached_frames.drain() {
+            cache::global().remove(&key);
+        }
+        // Do not keep the memory of one huge generation for ever.
+        self.cached_frames.shrink_to(1024);
     }
 
     fn committed_end(&self) -> u64 {
@@ -509,6 +536,9 @@ impl SqliteLog {
         );
         let pending_start = self.pending_start;
         if let Ok(loc) = &result {
+            if restart {
+                self.forget_cached_frames();
+            }
             if defer_write && len as u64 <= CACHE_AT_COMMIT_RECORD_MAX_BYTES {
                 self.cache_frames(loc, pending_start, len);
             }
@@ -607,6 +637,7 @@ impl SqliteLog {
             self.wal.set_base(manifest, self.db, base, false)?;
         }
         self.frames.clear();
+        self.forget_cached_frames();
         self.wal_header = None;
         self.frames_known = true;
         self.pending_start = 0;
@@ -635,6 +666,7 @@ impl SqliteLog {
 
     /// Takes the records of the current image (the database is closing).
     pub fn take_records(&mut self) -> Vec<RecoveredRecord> {
+        self.forget_cached_frames();
         let records = {
             let mut c = self.committed_mut();
             c.end = 0;
