@@ -379,13 +379,13 @@ impl Store {
     pub fn wal_read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let frames = self.committed.frames;
         if let Some(r) = self.committed.plan_read(offset, buf.len()) {
-            frames.read(&r.loc, r.within, buf)?;
+            frames.read(&r, buf)?;
             return Ok(buf.len());
         }
         let mut reads = Vec::new();
         let n = self.log().plan_read(offset, buf, &mut reads);
         for r in reads {
-            frames.read(&r.loc, r.within, &mut buf[r.buf_at..r.buf_at + r.len])?;
+            frames.read(&r, &mut buf[r.buf_at..r.buf_at + r.len])?;
         }
         Ok(n)
     }

@@ -105,7 +105,9 @@ fn pages_of_a_durable_commit_are_read_from_the_cache() {
         "no newest page of a durable commit was read from its segment"
     );
     assert!(frame_cache_hits() >= hits + 3);
+    // Page 2's older frame is read from its segment.
     assert_eq!(read_frame(&store, 2), vec![0x22u8; PAGE as usize]);
+    assert!(seg_reads.load(Ordering::SeqCst) > before);
     let before = seg_reads.load(Ordering::SeqCst);
     // Reads that are not page-sized go to the record.
     let mut hdr = [0u8; 24];
@@ -115,22 +117,18 @@ fn pages_of_a_durable_commit_are_read_from_the_cache() {
 }
 
 #[test]
-fn a_normal_commit_is_cached_at_its_first_read() {
+fn a_normal_commit_is_not_cached() {
     let dir = tempfile::tempdir().unwrap();
     let (store, seg_reads) = open_counting(dir.path());
     write_txn(&store, 1, &[(1, 0x51), (2, 0x52)], 2);
     store.end_write_transaction().unwrap();
     assert_eq!(store.stats().log.frames_cached_at_commit, 0);
-    let before = seg_reads.load(Ordering::SeqCst);
-    assert_eq!(read_frame(&store, 2), vec![0x52u8; PAGE as usize]);
-    let after_first = seg_reads.load(Ordering::SeqCst);
-    assert!(after_first > before, "the first read goes to the segment");
-    assert_eq!(read_frame(&store, 2), vec![0x52u8; PAGE as usize]);
-    assert_eq!(
-        seg_reads.load(Ordering::SeqCst),
-        after_first,
-        "the second read is served by the cache"
-    );
+    // Written through the kernel's page cache, read from there each time.
+    for _ in 0..2 {
+        let before = seg_reads.load(Ordering::SeqCst);
+        assert_eq!(read_frame(&store, 2), vec![0x52u8; PAGE as usize]);
+        assert!(seg_reads.load(Ordering::SeqCst) > before);
+    }
 }
 
 #[test]
