@@ -31,21 +31,8 @@
 //!    bytes below `committed.end` may be the open transaction's, and only
 //!    the log can say which.
 //!
-//! **Frames in the page cache.** A commit that waits for durability
-//! (`synchronous=FULL`) is written with direct I/O, which leaves nothing
-//! of it in the kernel's page cache, so the first read of one of its pages
-//! (a checkpoint copying it, a reader) would go to the device: about 50 µs
-//! each, milliseconds for a checkpoint in the committing thread. Such a
-//! commit's pages (records up to [`CACHE_AT_COMMIT_RECORD_MAX_BYTES`]) are
-//! copied into the process-wide page cache when it is sealed, where
-//! page-sized reads look first, keyed by (this log's cache owner id, record LSN, offset in the record):
-//! records never change and LSNs are never reused, so an entry cannot go
-//! stale. The cache's bound and eviction apply as for the page store's
-//! pages. A page's newer frame *replaces* the entry of its older one,
-//! reusing its buffer (`cached_frames`): a checkpoint reads only a page's
-//! newest frame, and commits that keep rewriting the same pages then cost
-//! no allocation and do not grow the cache; the entries of a generation
-//! are dropped when SQLite restarts the WAL.
+//! Durable commits also put their pages into the page cache
+//! (`frame_cache.rs`).
 //!
 //! Lock order: the log lock (the store's), then `committed`; nothing is
 //! taken under `committed`, and no I/O runs under it. A reader that
@@ -61,131 +48,19 @@ use crate::types::Lsn;
 use crate::wal::record::RECORD_HEADER_LEN;
 use crate::wal::{RecordLoc, RecoveredRecord, SharedWal};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+mod committed;
+mod frame_cache;
 pub mod frames;
+
+use committed::{Committed, ImageRecord};
+pub use committed::{CommittedView, RecordRead};
+pub use frame_cache::{frame_cache_hits, FrameCache, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
 
 pub use frames::{FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN};
 /// Capacity of the pending buffer kept between transactions.
 const PENDING_KEEP_BYTES: usize = 8 << 20;
-
-/// Largest record whose pages a durable commit copies into the page cache
-/// when it is sealed (see the module doc). A larger transaction's pages
-/// are contiguous in its record, so reading them back is sequential and
-/// the kernel's readahead serves it.
-pub const CACHE_AT_COMMIT_RECORD_MAX_BYTES: u64 = 1 << 20;
-
-/// Page-sized WAL reads served by the page cache, in this process.
-static FRAME_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
-
-pub fn frame_cache_hits() -> u64 {
-    FRAME_CACHE_HITS.load(Ordering::Relaxed)
-}
-
-/// Where a log's frames live in the process-wide page cache.
-#[derive(Clone, Copy, Debug)]
-pub struct FrameCache {
-    owner: u64,
-    page_len: usize,
-}
-
-impl FrameCache {
-    fn key(&self, loc: &RecordLoc, within: u64) -> CacheKey {
-        CacheKey {
-            owner: self.owner,
-            chunk: loc.lsn.0,
-            // `within` < `payload_len`, a u32.
-            slot: within as u32,
-        }
-    }
-
-    /// Reads `buf.len()` bytes at `within` of the record: a page-sized read
-    /// from the page cache when a commit put it there, any other read (and
-    /// a miss) through the record. A miss is not cached: the kernel's page
-    /// cache keeps what was read through it, and a scan of a long WAL
-    /// would otherwise pay a fresh allocation per page (count(*) after a
-    /// crash: 13 ms -> 27 ms when it did).
-    pub fn read(&self, r: &RecordRead, buf: &mut [u8]) -> Result<()> {
-        if r.pages_cached
-            && buf.len() == self.page_len
-            && cache::global().get(&self.key(&r.loc, r.within), buf)
-        {
-            FRAME_CACHE_HITS.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        r.loc.read(buf, r.within)
-    }
-}
-
-/// A part of a read served from a WAL record, done without the log lock.
-#[derive(Debug)]
-pub struct RecordRead {
-    pub loc: RecordLoc,
-    /// Offset within the record's payload.
-    pub within: u64,
-    /// Start of the range in the caller's buffer.
-    pub buf_at: usize,
-    pub len: usize,
-    /// The record's pages are in the page cache (see the module doc).
-    pub pages_cached: bool,
-}
-
-#[derive(Debug)]
-pub(crate) struct ImageRecord {
-    wal_offset: u64,
-    loc: RecordLoc,
-    /// The cumulative SQLite checksum of the record's last (commit) frame.
-    last_cksum: [u32; 2],
-    /// The commit put the record's pages into the page cache (reads of
-    /// other records do not look there).
-    pages_cached: bool,
-}
-
-/// The committed image (invariants 1 and 5): shared by the log and its
-/// [`CommittedView`].
-#[derive(Debug, Default)]
-pub(crate) struct Committed {
-    records: Vec<ImageRecord>,
-    end: u64,
-    restarting: bool,
-}
-
-/// Reads of committed WAL bytes without the log lock, for readers: SQLite
-/// readers only read frames of their snapshot, which are committed, so
-/// they need not wait while the writer seals a commit (its I/O runs under
-/// the log lock).
-#[derive(Clone, Debug)]
-pub struct CommittedView {
-    committed: Arc<RwLock<Committed>>,
-    pub(crate) frames: FrameCache,
-}
-
-impl CommittedView {
-    /// Plans a read of `len` bytes at `offset` if they lie inside one
-    /// committed record and no open transaction restarts the image
-    /// (invariant 5); `None` sends the caller to [`SqliteLog::plan_read`].
-    pub fn plan_read(&self, offset: u64, len: usize) -> Option<RecordRead> {
-        let c = self.committed.read().unwrap_or_else(|p| p.into_inner());
-        let end = offset.checked_add(len as u64)?;
-        if c.restarting || end > c.end || len == 0 {
-            return None;
-        }
-        let i = c.records.partition_point(|r| r.wal_offset <= offset) - 1;
-        let r = &c.records[i];
-        let within = offset - r.wal_offset;
-        if within + len as u64 > u64::from(r.loc.payload_len) {
-            return None;
-        }
-        Some(RecordRead {
-            loc: r.loc.clone(),
-            within,
-            buf_at: 0,
-            len,
-            pages_cached: r.pages_cached,
-        })
-    }
-}
 
 /// What a wal-index is built from: the image's WAL header, every frame in
 /// order, and the checksum of the last frame (invariant 4).

@@ -1,0 +1,76 @@
+//! The committed part of the WAL image, readable without the log lock
+//! (`log/mod.rs` invariants 1 and 5, and its lock order).
+
+use crate::wal::RecordLoc;
+use std::sync::{Arc, RwLock};
+
+use super::frame_cache::FrameCache;
+
+/// A part of a read served from a WAL record, done without the log lock.
+#[derive(Debug)]
+pub struct RecordRead {
+    pub loc: RecordLoc,
+    /// Offset within the record's payload.
+    pub within: u64,
+    /// Start of the range in the caller's buffer.
+    pub buf_at: usize,
+    pub len: usize,
+    /// The record's pages are in the page cache (`frame_cache.rs`).
+    pub pages_cached: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct ImageRecord {
+    pub(super) wal_offset: u64,
+    pub(super) loc: RecordLoc,
+    /// The cumulative SQLite checksum of the record's last (commit) frame.
+    pub(super) last_cksum: [u32; 2],
+    /// The commit put the record's pages into the page cache (reads of
+    /// other records do not look there).
+    pub(super) pages_cached: bool,
+}
+
+/// The committed image (invariants 1 and 5): shared by the log and its
+/// [`CommittedView`].
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    pub(super) records: Vec<ImageRecord>,
+    pub(super) end: u64,
+    pub(super) restarting: bool,
+}
+
+/// Reads of committed WAL bytes without the log lock, for readers: SQLite
+/// readers only read frames of their snapshot, which are committed, so
+/// they need not wait while the writer seals a commit (its I/O runs under
+/// the log lock).
+#[derive(Clone, Debug)]
+pub struct CommittedView {
+    pub(super) committed: Arc<RwLock<Committed>>,
+    pub(crate) frames: FrameCache,
+}
+
+impl CommittedView {
+    /// Plans a read of `len` bytes at `offset` if they lie inside one
+    /// committed record and no open transaction restarts the image
+    /// (invariant 5); `None` sends the caller to [`super::SqliteLog::plan_read`].
+    pub fn plan_read(&self, offset: u64, len: usize) -> Option<RecordRead> {
+        let c = self.committed.read().unwrap_or_else(|p| p.into_inner());
+        let end = offset.checked_add(len as u64)?;
+        if c.restarting || end > c.end || len == 0 {
+            return None;
+        }
+        let i = c.records.partition_point(|r| r.wal_offset <= offset) - 1;
+        let r = &c.records[i];
+        let within = offset - r.wal_offset;
+        if within + len as u64 > u64::from(r.loc.payload_len) {
+            return None;
+        }
+        Some(RecordRead {
+            loc: r.loc.clone(),
+            within,
+            buf_at: 0,
+            len,
+            pages_cached: r.pages_cached,
+        })
+    }
+}
