@@ -108,3 +108,86 @@ pub fn child_outcome(name: &str, env_key: &str, env_value: &Path) -> Option<Stri
         .next()
         .map(str::to_string)
 }
+
+/// What a test does before each operation on a WAL segment file
+/// (`*.seg`): count it, hold it. Every method defaults to nothing.
+pub trait SegmentHooks: Send + Sync + std::fmt::Debug {
+    fn before_read(&self) {}
+    fn before_write(&self) {}
+    fn before_sync(&self) {}
+}
+
+/// The real file system (`StdBackend`), with `H`'s hooks run before reads,
+/// writes (direct or cached) and syncs of WAL segment files.
+#[derive(Debug)]
+pub struct HookedBackend<H: SegmentHooks + 'static>(pub Arc<H>);
+
+#[derive(Debug)]
+struct HookedFile<H: SegmentHooks + 'static> {
+    inner: Arc<dyn bop_storage::io::IoFile>,
+    hooks: Option<Arc<H>>,
+}
+
+impl<H: SegmentHooks + 'static> bop_storage::io::IoFile for HookedFile<H> {
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> bop_storage::Result<usize> {
+        if let Some(h) = &self.hooks {
+            h.before_read();
+        }
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
+        if let Some(h) = &self.hooks {
+            h.before_write();
+        }
+        self.inner.write_all_at(buf, offset)
+    }
+    fn write_cached_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
+        if let Some(h) = &self.hooks {
+            h.before_write();
+        }
+        self.inner.write_cached_at(buf, offset)
+    }
+    fn sync_data(&self) -> bop_storage::Result<()> {
+        if let Some(h) = &self.hooks {
+            h.before_sync();
+        }
+        self.inner.sync_data()
+    }
+    fn allocate(&self, len: u64) -> bop_storage::Result<()> {
+        self.inner.allocate(len)
+    }
+    fn truncate(&self, len: u64) -> bop_storage::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn len_bytes(&self) -> bop_storage::Result<u64> {
+        self.inner.len_bytes()
+    }
+}
+
+impl<H: SegmentHooks + 'static> bop_storage::io::IoBackend for HookedBackend<H> {
+    fn open(
+        &self,
+        path: &Path,
+        mode: bop_storage::io::OpenMode,
+    ) -> bop_storage::Result<Arc<dyn bop_storage::io::IoFile>> {
+        let is_seg = path.extension().is_some_and(|e| e == "seg");
+        Ok(Arc::new(HookedFile {
+            inner: bop_storage::io::StdBackend.open(path, mode)?,
+            hooks: is_seg.then(|| self.0.clone()),
+        }))
+    }
+}
+
+/// The files with extension `ext` in a store's `wal/` directory, sorted.
+pub fn wal_files(path: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(path.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}

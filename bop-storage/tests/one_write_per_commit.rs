@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bop_storage::io::{IoBackend, IoFile, OpenMode, StdBackend};
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
@@ -17,77 +15,12 @@ struct Counts {
     wal_syncs: AtomicUsize,
 }
 
-#[derive(Debug)]
-struct Counting {
-    inner: StdBackend,
-    counts: Arc<Counts>,
-}
-
-#[derive(Debug)]
-struct CountingFile {
-    inner: Arc<dyn IoFile>,
-    counts: Arc<Counts>,
-    is_wal: bool,
-}
-
-impl IoFile for CountingFile {
-    fn path(&self) -> &Path {
-        self.inner.path()
+impl SegmentHooks for Counts {
+    fn before_write(&self) {
+        self.wal_writes.fetch_add(1, Ordering::SeqCst);
     }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> bop_storage::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> bop_storage::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
-        if self.is_wal {
-            self.counts.wal_writes.fetch_add(1, Ordering::SeqCst);
-        }
-        self.inner.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> bop_storage::Result<()> {
-        if self.is_wal {
-            self.counts.wal_syncs.fetch_add(1, Ordering::SeqCst);
-        }
-        self.inner.sync_data()
-    }
-    fn allocate(&self, len: u64) -> bop_storage::Result<()> {
-        self.inner.allocate(len)
-    }
-    fn truncate(&self, len: u64) -> bop_storage::Result<()> {
-        self.inner.truncate(len)
-    }
-    fn len_bytes(&self) -> bop_storage::Result<u64> {
-        self.inner.len_bytes()
-    }
-}
-
-impl IoBackend for Counting {
-    fn open(&self, path: &Path, mode: OpenMode) -> bop_storage::Result<Arc<dyn IoFile>> {
-        Ok(Arc::new(CountingFile {
-            inner: self.inner.open(path, mode)?,
-            counts: self.counts.clone(),
-            is_wal: path.extension().is_some_and(|e| e == "seg"),
-        }))
-    }
-    fn remove_file(&self, path: &Path) -> bop_storage::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> bop_storage::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn create_dir_all(&self, path: &Path) -> bop_storage::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn sync_dir(&self, path: &Path) -> bop_storage::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn list_dir(&self, dir: &Path) -> bop_storage::Result<Vec<PathBuf>> {
-        self.inner.list_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.inner.exists(path)
+    fn before_sync(&self) {
+        self.wal_syncs.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -96,10 +29,7 @@ fn a_commit_is_one_write_and_one_sync() {
     let dir = tempfile::tempdir().unwrap();
     let counts = Arc::new(Counts::default());
     let opts = StoreOptions {
-        io: Arc::new(Counting {
-            inner: StdBackend,
-            counts: counts.clone(),
-        }),
+        io: Arc::new(HookedBackend(counts.clone())),
         ..Default::default()
     };
     let store = Store::open_shared(&dir.path().join("c.db"), &opts).unwrap();

@@ -5,75 +5,28 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bop_storage::io::{IoBackend, IoFile, OpenMode, StdBackend};
 use bop_storage::log::{frame_cache_hits, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
-#[derive(Debug)]
-struct Counting {
-    seg_reads: Arc<AtomicUsize>,
-}
+/// Counts reads of WAL segment files.
+#[derive(Debug, Default)]
+struct SegReads(Arc<AtomicUsize>);
 
-#[derive(Debug)]
-struct CountingFile {
-    inner: Arc<dyn IoFile>,
-    seg_reads: Option<Arc<AtomicUsize>>,
-}
-
-impl IoFile for CountingFile {
-    fn path(&self) -> &Path {
-        self.inner.path()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> bop_storage::Result<usize> {
-        if let Some(c) = &self.seg_reads {
-            c.fetch_add(1, Ordering::SeqCst);
-        }
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-    fn write_cached_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
-        self.inner.write_cached_at(buf, offset)
-    }
-    fn sync_data(&self) -> bop_storage::Result<()> {
-        self.inner.sync_data()
-    }
-    fn allocate(&self, len: u64) -> bop_storage::Result<()> {
-        self.inner.allocate(len)
-    }
-    fn truncate(&self, len: u64) -> bop_storage::Result<()> {
-        self.inner.truncate(len)
-    }
-    fn len_bytes(&self) -> bop_storage::Result<u64> {
-        self.inner.len_bytes()
-    }
-}
-
-impl IoBackend for Counting {
-    fn open(&self, path: &Path, mode: OpenMode) -> bop_storage::Result<Arc<dyn IoFile>> {
-        let is_seg = path.extension().is_some_and(|e| e == "seg");
-        Ok(Arc::new(CountingFile {
-            inner: StdBackend.open(path, mode)?,
-            seg_reads: is_seg.then(|| self.seg_reads.clone()),
-        }))
-    }
-    fn list_dir(&self, dir: &Path) -> bop_storage::Result<Vec<PathBuf>> {
-        StdBackend.list_dir(dir)
+impl SegmentHooks for SegReads {
+    fn before_read(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
 fn open_counting(dir: &Path) -> (Arc<Store>, Arc<AtomicUsize>) {
     let seg_reads = Arc::new(AtomicUsize::new(0));
     let opts = StoreOptions {
-        io: Arc::new(Counting {
-            seg_reads: seg_reads.clone(),
-        }),
+        io: Arc::new(HookedBackend(Arc::new(SegReads(seg_reads.clone())))),
         ..Default::default()
     };
     (

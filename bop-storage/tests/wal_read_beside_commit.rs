@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use bop_storage::io::{IoBackend, IoFile, OpenMode, StdBackend};
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
@@ -55,64 +53,9 @@ impl Gate {
     }
 }
 
-#[derive(Debug)]
-struct Gated {
-    gate: Arc<Gate>,
-}
-
-#[derive(Debug)]
-struct GatedFile {
-    inner: Arc<dyn IoFile>,
-    gate: Option<Arc<Gate>>,
-}
-
-impl GatedFile {
-    fn pass(&self) {
-        if let Some(g) = &self.gate {
-            g.pass();
-        }
-    }
-}
-
-impl IoFile for GatedFile {
-    fn path(&self) -> &Path {
-        self.inner.path()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> bop_storage::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
+impl SegmentHooks for Gate {
+    fn before_write(&self) {
         self.pass();
-        self.inner.write_all_at(buf, offset)
-    }
-    fn write_cached_at(&self, buf: &[u8], offset: u64) -> bop_storage::Result<()> {
-        self.pass();
-        self.inner.write_cached_at(buf, offset)
-    }
-    fn sync_data(&self) -> bop_storage::Result<()> {
-        self.inner.sync_data()
-    }
-    fn allocate(&self, len: u64) -> bop_storage::Result<()> {
-        self.inner.allocate(len)
-    }
-    fn truncate(&self, len: u64) -> bop_storage::Result<()> {
-        self.inner.truncate(len)
-    }
-    fn len_bytes(&self) -> bop_storage::Result<u64> {
-        self.inner.len_bytes()
-    }
-}
-
-impl IoBackend for Gated {
-    fn open(&self, path: &Path, mode: OpenMode) -> bop_storage::Result<Arc<dyn IoFile>> {
-        let is_seg = path.extension().is_some_and(|e| e == "seg");
-        Ok(Arc::new(GatedFile {
-            inner: StdBackend.open(path, mode)?,
-            gate: is_seg.then(|| self.gate.clone()),
-        }))
-    }
-    fn list_dir(&self, dir: &Path) -> bop_storage::Result<Vec<PathBuf>> {
-        StdBackend.list_dir(dir)
     }
 }
 
@@ -121,7 +64,7 @@ fn a_reader_of_committed_frames_does_not_wait_for_a_commit() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(Gate::default());
     let opts = StoreOptions {
-        io: Arc::new(Gated { gate: gate.clone() }),
+        io: Arc::new(HookedBackend(gate.clone())),
         ..Default::default()
     };
     let store = Store::open_shared(&dir.path().join("r.db"), &opts).unwrap();

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bop_storage::io::sim::{CrashMode, SimFs, SimRng};
@@ -51,16 +50,6 @@ fn check_all(store: &Store, firsts: &[u64]) {
             assert_eq!(got, vec![fill(t, p); PAGE as usize], "txn {t} page {p}");
         }
     }
-}
-
-fn wal_files(path: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(path.join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
@@ -22,16 +20,6 @@ fn opts() -> StoreOptions {
     let mut o = StoreOptions::default();
     o.wal.segment_bytes = SEGMENT_BYTES;
     o
-}
-
-fn files(path: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(path.join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -50,7 +38,7 @@ fn a_flipped_byte_in_a_segment_index_is_never_trusted() {
         }
         store.halt();
     }
-    let idx = files(&template, "idx");
+    let idx = wal_files(&template, "idx");
     assert_eq!(idx.len(), 1, "one sealed segment, one index");
     let good = std::fs::read(&idx[0]).unwrap();
     let idx_name = idx[0].file_name().unwrap().to_owned();
