@@ -56,6 +56,9 @@ pub struct ScanReport {
     pub segments_indexed: u64,
     /// Bytes of segments read and verified.
     pub bytes_scanned: u64,
+    /// Records below the checkpoint skipped because one of them was
+    /// damaged (the records after them were recovered).
+    pub records_skipped_below_checkpoint: u64,
 }
 
 impl Wal {
@@ -245,6 +248,30 @@ impl Wal {
                     }
                     Err(defect) => {
                         let below_checkpoint = expected < state.wal_base_min;
+                        if below_checkpoint {
+                            // A damaged record the checkpoint covers: no
+                            // database needs it, but the records after it
+                            // in this segment may be needed. Resume at the
+                            // next valid record whose predecessors are all
+                            // below the checkpoint.
+                            if let Some((at, lsn)) = find_resume_point(
+                                &mut reader,
+                                pos,
+                                expected,
+                                state.wal_base_min,
+                                last_epoch,
+                                epoch,
+                            )? {
+                                tracing::warn!(path = %seg.path.display(), offset = pos, ?defect, resume_at = at, "damaged WAL records below the checkpoint skipped");
+                                report.records_skipped_below_checkpoint += lsn.0 - expected.0;
+                                // Entries are missing: this segment's index
+                                // is not known whole (it is scanned at open).
+                                index = None;
+                                expected = lsn;
+                                pos = at;
+                                continue;
+                            }
+                        }
                         let next_continues = segments.get(si + 1).is_some_and(|next| {
                             let first = next.header.first_lsn;
                             first == expected || (first > expected && first <= state.wal_base_max)
@@ -511,6 +538,54 @@ fn verify_at(
         return Ok(Err(HeaderDefect::BadChecksum));
     }
     Ok(Ok(h))
+}
+
+/// Looks past a damaged record below the checkpoint, in the same segment,
+/// for the next valid record (header and payload) numbered after it and at
+/// most `base_min`: every record in between is below the checkpoint, so
+/// the scan may resume there. Returns its offset and LSN.
+fn find_resume_point(
+    reader: &mut WindowReader,
+    from_pos: u64,
+    failed: Lsn,
+    base_min: Lsn,
+    last_epoch: Epoch,
+    current_epoch: Epoch,
+) -> Result<Option<(u64, Lsn)>> {
+    let finder = memchr::memmem::Finder::new(&RECORD_MAGIC);
+    let mut start = from_pos + 1;
+    while start + RECORD_HEADER_LEN as u64 <= reader.len {
+        let n = (RECOVERY_WINDOW_BYTES as u64).min(reader.len - start) as usize;
+        let mut candidates = Vec::new();
+        {
+            let window = reader.get(start, n)?.expect("inside the segment");
+            let mut from = 0;
+            while let Some(found) = finder.find(&window[from..]) {
+                let at = from + found;
+                if at + RECORD_HEADER_LEN > window.len() {
+                    break;
+                }
+                if let Ok(h) = RecordHeader::decode(&window[at..]) {
+                    if h.lsn > failed && h.lsn <= base_min {
+                        candidates.push((start + at as u64, h.lsn));
+                    }
+                }
+                from = at + 1;
+            }
+        }
+        for (at, lsn) in candidates {
+            // The whole record, payload included, must check out.
+            if verify_at(reader, at, lsn, last_epoch, current_epoch)?.is_ok() {
+                return Ok(Some((at, lsn)));
+            }
+        }
+        if start + n as u64 >= reader.len {
+            break;
+        }
+        // The next window starts a header's length before this one's end.
+        start += (n - (RECORD_HEADER_LEN - 1)) as u64;
+    }
+    Ok(None)
 }
 
 /// Looks past a failed record for a valid record that proves the failed one
