@@ -25,7 +25,9 @@
 //! Properties: `Store::open_shared` returns `Ok` or `Err`, never panics or
 //! hangs. When it returns `Ok`, the WAL image it serves (`wal_size`,
 //! `wal_read`) must be exactly what a reference scan of the records says:
-//! the newest generation of consecutive, checksum-valid records. Without
+//! the newest generation of consecutive, checksum-valid records (past a
+//! failed record below the checkpoint, the scan resumes at the first later
+//! record numbered at most the checkpoint LSN that checks out). Without
 //! `FIX_CRC` and `HEADER` that image must also be a prefix of the template's
 //! image (damage can only shorten the log).
 //!
@@ -248,18 +250,43 @@ fn model(t: &Template, seg: &[u8]) -> Model {
     let mut expected = t.first_lsn;
     let mut last_epoch = 0u32;
     let mut kept: Vec<(u64, &[u8])> = Vec::new();
-    while pos + RECORD_HEADER_LEN <= seg.len() {
-        let Ok(h) = RecordHeader::decode(&seg[pos..]) else {
-            break;
-        };
-        if h.lsn.0 != expected || h.epoch.0 < last_epoch || h.epoch.0 >= t.open_epoch {
-            break;
+    // The record at `pos` numbered `lsn`, if it checks out whole.
+    let valid = |pos: usize, lsn: u64, last_epoch: u32| -> Option<(RecordHeader, usize)> {
+        if pos + RECORD_HEADER_LEN > seg.len() {
+            return None;
+        }
+        let h = RecordHeader::decode(&seg[pos..]).ok()?;
+        if h.lsn.0 != lsn || h.epoch.0 < last_epoch || h.epoch.0 >= t.open_epoch {
+            return None;
         }
         let body = pos + RECORD_HEADER_LEN;
         let end = body + h.payload_len as usize;
-        if end > seg.len() || crc32c::crc32c(&seg[body..end]) != h.payload_crc {
+        (end <= seg.len() && crc32c::crc32c(&seg[body..end]) == h.payload_crc).then_some((h, end))
+    };
+    while pos + RECORD_HEADER_LEN <= seg.len() {
+        let Some((h, end)) = valid(pos, expected, last_epoch) else {
+            // A failed record below the checkpoint: resume at the first
+            // later record (by position) numbered after it and at most the
+            // checkpoint LSN that checks out whole.
+            if expected < t.checkpoint_lsn {
+                let resume = (pos + 1..seg.len().saturating_sub(RECORD_HEADER_LEN - 1))
+                    .filter(|&at| seg[at..at + 4] == RECORD_MAGIC)
+                    .find_map(|at| {
+                        let h = RecordHeader::decode(&seg[at..]).ok()?;
+                        (h.lsn.0 > expected && h.lsn.0 <= t.checkpoint_lsn)
+                            .then_some(())
+                            .and(valid(at, h.lsn.0, last_epoch))
+                            .map(|_| (at, h.lsn.0))
+                    });
+                if let Some((at, lsn)) = resume {
+                    pos = at;
+                    expected = lsn;
+                    continue;
+                }
+            }
             break;
-        }
+        };
+        let body = pos + RECORD_HEADER_LEN;
         // Records of other databases of the store (any other id) continue
         // the log but are not part of the main database's image.
         if h.lsn.0 >= t.checkpoint_lsn && h.db.0 == 0 {

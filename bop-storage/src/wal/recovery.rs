@@ -5,7 +5,10 @@
 //! some later valid record (same or newer epoch) says, through its
 //! `durable_lsn`, that the failed record had been made durable, or the
 //! store was shut down cleanly (then nothing can be torn); in both cases the
-//! store is corrupt and opening fails with the file and offset.
+//! store is corrupt and opening fails with the file and offset. A failed
+//! record below the checkpoint (no database needs it) does not end the log:
+//! the scan resumes at the next valid record in the segment numbered at
+//! most the checkpoint LSN (`find_resume_point`).
 //!
 //! Sealed segments whose index file checks out are not read at all
 //! (`segment_index.rs`): their records are verified at first read. Other
