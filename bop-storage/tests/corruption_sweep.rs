@@ -47,6 +47,20 @@ fn build(path: &Path) -> Contents {
             .unwrap();
     }
     store.db_sync().unwrap();
+    // Generation 1, checkpointed: its records stay in the segment below
+    // the checkpoint, ahead of generation 2's (damage there must cost
+    // nothing: no database needs them).
+    let g = write_txn(&store, 1, &[(7, 0x77), (8, 0x88)], 40);
+    store.wal_sync().unwrap();
+    write_txn(&store, g, &[(9, 0x99)], 40);
+    store.wal_sync().unwrap();
+    for (p, fill) in [(7u32, 0x77u8), (8, 0x88), (9, 0x99)] {
+        store
+            .db_write(u64::from(p - 1) * u64::from(PAGE), &[fill; PAGE as usize])
+            .unwrap();
+    }
+    store.db_sync().unwrap();
+    // Generation 2 (SQLite restarts its WAL), live.
     let mut f = write_txn(&store, 1, &[(1, 0x11), (2, 0x22)], 40);
     store.wal_sync().unwrap();
     f = write_txn(&store, f, &[(3, 0x33)], 40);
