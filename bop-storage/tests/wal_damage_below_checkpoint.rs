@@ -39,6 +39,10 @@ fn build(path: &Path, clean_close: bool) {
 fn check_generation_2(path: &Path) {
     let store = Store::open_shared(path, &Default::default()).unwrap();
     assert_eq!(store.wal_frames(), 2, "generation 2's frames are recovered");
+    assert!(
+        store.stats().wal.records_skipped_at_open >= 1,
+        "the damaged record is counted as skipped"
+    );
     assert_eq!(read_frame(&store, 1), vec![0xB1u8; PAGE as usize]);
     assert_eq!(read_frame(&store, 2), vec![0xB2u8; PAGE as usize]);
     let mut p = vec![0u8; PAGE as usize];

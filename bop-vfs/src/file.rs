@@ -149,7 +149,7 @@ impl MainFile {
                     format!(
                         "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
                      wal_segments={} segments_created={} segments_recycled={} segments_prepared={} \
-                     segment_indexes_written={} segments_indexed_at_open={} recovery_bytes_scanned={} \
+                     segment_indexes_written={} segments_indexed_at_open={} recovery_bytes_scanned={} records_skipped_at_open={} \
                      records_verified_on_first_read={} frames_cached_at_commit={} \
                      wal_frame_cache_hits={} wal_records_live={} \
                      wal_frames={} next_lsn={} durable_lsn={} \
@@ -167,6 +167,7 @@ impl MainFile {
                         s.wal.segment_indexes_written,
                         s.wal.segments_indexed_at_open,
                         s.wal.recovery_bytes_scanned,
+                        s.wal.records_skipped_at_open,
                         bop_storage::wal::lazy_verifications(),
                         s.log.frames_cached_at_commit,
                         bop_storage::log::frame_cache_hits(),

@@ -389,6 +389,7 @@ impl Wal {
             stats: super::writer::WalStats {
                 segments_indexed_at_open: report.segments_indexed,
                 recovery_bytes_scanned: report.bytes_scanned,
+                records_skipped_at_open: report.records_skipped_below_checkpoint,
                 ..Default::default()
             },
         };
@@ -543,6 +544,44 @@ fn verify_at(
     Ok(Ok(h))
 }
 
+/// The first record header at or after `from` in the reader's segment
+/// (found by its magic, decoding with a valid header checksum) that `want`
+/// accepts, with its offset. Reads window by window; windows overlap by a
+/// header, so no header is missed at a window's edge.
+fn next_header(
+    reader: &mut WindowReader,
+    from: u64,
+    want: impl Fn(&RecordHeader) -> bool,
+) -> Result<Option<(u64, RecordHeader)>> {
+    let finder = memchr::memmem::Finder::new(&RECORD_MAGIC);
+    let mut start = from;
+    while start + RECORD_HEADER_LEN as u64 <= reader.len {
+        let n = (RECOVERY_WINDOW_BYTES as u64).min(reader.len - start) as usize;
+        let window = reader.get(start, n)?.expect("inside the segment");
+        // (A vectorised search: the rest of a reused segment is megabytes
+        // of old records and zeros.)
+        let mut at = 0;
+        while let Some(found) = finder.find(&window[at..]) {
+            at += found;
+            if at + RECORD_HEADER_LEN > window.len() {
+                break;
+            }
+            if let Ok(h) = RecordHeader::decode(&window[at..]) {
+                if want(&h) {
+                    return Ok(Some((start + at as u64, h)));
+                }
+            }
+            at += 1;
+        }
+        if start + n as u64 >= reader.len {
+            break;
+        }
+        // The next window starts a header's length before this one's end.
+        start += (n - (RECORD_HEADER_LEN - 1)) as u64;
+    }
+    Ok(None)
+}
+
 /// Looks past a damaged record below the checkpoint, in the same segment,
 /// for the next valid record (header and payload) numbered after it and at
 /// most `base_min`: every record in between is below the checkpoint, so
@@ -555,45 +594,19 @@ fn find_resume_point(
     last_epoch: Epoch,
     current_epoch: Epoch,
 ) -> Result<Option<(u64, Lsn)>> {
-    let finder = memchr::memmem::Finder::new(&RECORD_MAGIC);
-    let mut start = from_pos + 1;
-    while start + RECORD_HEADER_LEN as u64 <= reader.len {
-        let n = (RECOVERY_WINDOW_BYTES as u64).min(reader.len - start) as usize;
-        let mut candidates = Vec::new();
-        {
-            let window = reader.get(start, n)?.expect("inside the segment");
-            let mut from = 0;
-            while let Some(found) = finder.find(&window[from..]) {
-                let at = from + found;
-                if at + RECORD_HEADER_LEN > window.len() {
-                    break;
-                }
-                if let Ok(h) = RecordHeader::decode(&window[at..]) {
-                    if h.lsn > failed && h.lsn <= base_min {
-                        candidates.push((start + at as u64, h.lsn));
-                    }
-                }
-                from = at + 1;
-            }
+    let mut from = from_pos + 1;
+    while let Some((at, h)) = next_header(reader, from, |h| h.lsn > failed && h.lsn <= base_min)? {
+        // The whole record, payload included, must check out.
+        if verify_at(reader, at, h.lsn, last_epoch, current_epoch)?.is_ok() {
+            return Ok(Some((at, h.lsn)));
         }
-        for (at, lsn) in candidates {
-            // The whole record, payload included, must check out.
-            if verify_at(reader, at, lsn, last_epoch, current_epoch)?.is_ok() {
-                return Ok(Some((at, lsn)));
-            }
-        }
-        if start + n as u64 >= reader.len {
-            break;
-        }
-        // The next window starts a header's length before this one's end.
-        start += (n - (RECORD_HEADER_LEN - 1)) as u64;
+        from = at + 1;
     }
     Ok(None)
 }
 
 /// Looks past a failed record for a valid record that proves the failed one
-/// was durable: reads the rest of the segments window by window (windows
-/// overlap by a header, so no header is missed at a window's edge).
+/// was durable, through the rest of the segments.
 fn find_durable_successor(
     reader: &mut WindowReader,
     segments: &[Arc<Segment>],
@@ -602,37 +615,17 @@ fn find_durable_successor(
     failed: Lsn,
     last_epoch: Epoch,
 ) -> Result<Option<(usize, u64, RecordHeader)>> {
-    let finder = memchr::memmem::Finder::new(&RECORD_MAGIC);
     for (si, seg) in segments.iter().enumerate().skip(from_segment) {
         reader.start(seg)?;
-        let mut start = if si == from_segment {
+        let from = if si == from_segment {
             from_pos + 1
         } else {
             SEGMENT_HEADER_LEN
         };
-        while start + RECORD_HEADER_LEN as u64 <= reader.len {
-            let n = (RECOVERY_WINDOW_BYTES as u64).min(reader.len - start) as usize;
-            let window = reader.get(start, n)?.expect("inside the segment");
-            // (A vectorised search: the rest of a reused segment is megabytes
-            // of old records and zeros.)
-            let mut from = 0;
-            while let Some(found) = finder.find(&window[from..]) {
-                let at = from + found;
-                if at + RECORD_HEADER_LEN > window.len() {
-                    break;
-                }
-                if let Ok(h) = RecordHeader::decode(&window[at..]) {
-                    if h.lsn > failed && h.durable_lsn >= failed && h.epoch >= last_epoch {
-                        return Ok(Some((si, start + at as u64, h)));
-                    }
-                }
-                from = at + 1;
-            }
-            if start + n as u64 >= reader.len {
-                break;
-            }
-            // The next window starts a header's length before this one's end.
-            start += (n - (RECORD_HEADER_LEN - 1)) as u64;
+        let proves =
+            |h: &RecordHeader| h.lsn > failed && h.durable_lsn >= failed && h.epoch >= last_epoch;
+        if let Some((at, h)) = next_header(reader, from, proves)? {
+            return Ok(Some((si, at, h)));
         }
     }
     Ok(None)

@@ -157,6 +157,9 @@ pub struct WalStats {
     pub segments_indexed_at_open: u64,
     /// Bytes of segments recovery read and verified at open.
     pub recovery_bytes_scanned: u64,
+    /// Records below the checkpoint that recovery skipped at open because
+    /// one of them was damaged (the records after them were kept).
+    pub records_skipped_at_open: u64,
 }
 
 impl Wal {
