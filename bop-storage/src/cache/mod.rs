@@ -131,13 +131,7 @@ impl PageCache {
     /// Caches a verified page under `key` (no-op if it is already cached,
     /// or larger than a shard), evicting as needed to stay in bound.
     pub fn insert(&self, key: CacheKey, page: &[u8]) {
-        let cap = self.shard_capacity();
-        if page.len() > cap {
-            self.too_large.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let (m, h) = self.shard(&key);
-        Self::lock(m).insert(key, h, page, cap, None);
+        self.replace(None, key, page);
     }
 
     /// Caches `page` under `new` in place of the entry under `old` (if it

@@ -39,6 +39,16 @@ pub(crate) struct Committed {
     pub(super) restarting: bool,
 }
 
+impl Committed {
+    /// Empties the image (a new generation, a reset, a close) and returns
+    /// its records.
+    pub(super) fn take(&mut self) -> Vec<ImageRecord> {
+        self.end = 0;
+        self.restarting = false;
+        std::mem::take(&mut self.records)
+    }
+}
+
 /// Reads of committed WAL bytes without the log lock, for readers: SQLite
 /// readers only read frames of their snapshot, which are committed, so
 /// they need not wait while the writer seals a commit (its I/O runs under

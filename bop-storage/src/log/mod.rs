@@ -436,16 +436,8 @@ impl SqliteLog {
         self.stats.record_bytes += len as u64;
         if restart {
             self.stats.generations += 1;
-            let had_old = {
-                let mut c = self.committed_mut();
-                let had_old = !c.records.is_empty();
-                // Release the old records first so their segments can be
-                // reused.
-                c.records.clear();
-                c.end = 0;
-                c.restarting = false;
-                had_old
-            };
+            // Release the old records first so their segments can be reused.
+            let had_old = !self.committed_mut().take().is_empty();
             self.frames.clear();
             self.wal_header = None;
             self.frames_known = true;
@@ -509,15 +501,7 @@ impl SqliteLog {
         pages.publish(manifest)?;
         self.pending.truncate(RECORD_HEADER_LEN);
         self.commit_end = None;
-        let had_records = {
-            let mut c = self.committed_mut();
-            let had = !c.records.is_empty();
-            c.records.clear();
-            c.end = 0;
-            c.restarting = false;
-            had
-        };
-        if had_records {
+        if !self.committed_mut().take().is_empty() {
             let base = self.wal.next_lsn();
             self.wal.set_base(manifest, self.db, base, false)?;
         }
@@ -552,12 +536,7 @@ impl SqliteLog {
     /// Takes the records of the current image (the database is closing).
     pub fn take_records(&mut self) -> Vec<RecoveredRecord> {
         self.forget_cached_frames();
-        let records = {
-            let mut c = self.committed_mut();
-            c.end = 0;
-            c.restarting = false;
-            std::mem::take(&mut c.records)
-        };
+        let records = self.committed_mut().take();
         let known = self.frames_known;
         let all_frames = std::mem::take(&mut self.frames);
         let mut header = self.wal_header.take();
