@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bop_libsql::{open, OpenFlags, Value};
-use common::{checkpoint, conn};
+use common::{checkpoint, conn, copy_dir};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -71,19 +71,6 @@ fn scan(path: &Path) -> Result<i64, String> {
         );
     }
     Ok(rows.len() as i64)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
 }
 
 /// The store's page chunks and WAL segments (the manifest is LMDB's: its

@@ -26,3 +26,17 @@ pub fn checkpoint(c: &Connection, mode: &str) -> (i64, i64, i64) {
     let v: Vec<i64> = r[0].iter().map(|v| v.as_i64().unwrap()).collect();
     (v[0], v[1], v[2])
 }
+
+/// Copies a store directory (files and subdirectories).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
