@@ -4,8 +4,9 @@
 //!
 //! Lock order: `log` before the shared WAL's lock, before the page store's
 //! lock. The committed image's lock (`committed`, inside the log) is taken
-//! under `log` or alone, and nothing is taken under it. The manifest is only written while holding `log` or from `db_sync`
-//! (page store lock inside).
+//! under `log` or alone, and nothing is taken under it. The manifest is
+//! only written while holding `log` or from `db_sync` (page store lock
+//! inside).
 //!
 //! One process owns a store at a time (an exclusive `flock` on `LOCK`);
 //! within the process, [`Store::open_shared`] hands every opener of a
