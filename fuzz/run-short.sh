@@ -6,7 +6,7 @@
 #
 #   fuzz/run-short.sh            # 10 s per target
 #   fuzz/run-short.sh 60         # 60 s per target
-#   TARGETS="wal_recovery" fuzz/run-short.sh 600
+#   TARGETS="log_recovery" fuzz/run-short.sh 600
 #
 # New inputs found during the run go to a scratch corpus (fuzz/corpus-work/,
 # git-ignored), never into the committed seeds in fuzz/corpus/.
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 secs="${1:-10}"
-targets="${TARGETS:-wal_record wal_segment_header wal_segment_index chunk_index chunk_roundtrip manifest_values vfs_params wal_recovery}"
+targets="${TARGETS:-log_record log_segment_header log_segment_index chunk_index chunk_roundtrip manifest_values vfs_params log_recovery}"
 export RUSTC_BOOTSTRAP=1
 # Extra cargo-fuzz flags, e.g. FUZZ_FLAGS="--sanitizer none".
 read -r -a fuzz_flags <<< "${FUZZ_FLAGS:-}"
@@ -27,7 +27,7 @@ for t in $targets; do
     work="corpus-work/$t"
     mkdir -p "$work"
     max_len=4096
-    [ "$t" = wal_recovery ] && max_len=8192
+    [ "$t" = log_recovery ] && max_len=8192
     echo "=== $t: ${secs}s"
     set +e
     cargo fuzz run "${fuzz_flags[@]}" "$t" "$work" "corpus/$t" -- \

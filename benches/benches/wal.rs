@@ -47,7 +47,7 @@ fn write_txn(store: &Store, first_frame: u64, pages: &[(u32, u8)], db_size: u32)
         let mut hdr = [0u8; 32];
         hdr[..4].copy_from_slice(&0x377f0682u32.to_be_bytes());
         hdr[8..12].copy_from_slice(&PAGE.to_be_bytes());
-        store.wal_write(0, &hdr).expect("wal header");
+        store.wal_image_write(0, &hdr).expect("wal header");
     }
     let mut frame_no = first_frame;
     for (i, (pgno, fill)) in pages.iter().enumerate() {
@@ -57,9 +57,9 @@ fn write_txn(store: &Store, first_frame: u64, pages: &[(u32, u8)], db_size: u32)
         if i + 1 == pages.len() {
             fh[4..8].copy_from_slice(&db_size.to_be_bytes());
         }
-        store.wal_write(off, &fh).expect("frame header");
+        store.wal_image_write(off, &fh).expect("frame header");
         store
-            .wal_write(off + 24, &vec![*fill; PAGE as usize])
+            .wal_image_write(off + 24, &vec![*fill; PAGE as usize])
             .expect("frame page");
         frame_no += 1;
     }
@@ -87,7 +87,7 @@ fn one_page_txn(store: &Store, frame: u64) -> u64 {
 /// Reads the page of frame `frame_no` into `buf`.
 fn read_frame(store: &Store, frame_no: u64, buf: &mut [u8]) {
     let n = store
-        .wal_read(32 + (frame_no - 1) * FRAME + 24, buf)
+        .wal_image_read(32 + (frame_no - 1) * FRAME + 24, buf)
         .expect("wal read");
     assert_eq!(n, buf.len(), "frame {frame_no} is inside the WAL image");
 }
@@ -114,7 +114,7 @@ fn append(c: &mut Criterion) {
     let first = frame;
     frame = one_page_txn(&store, frame);
     store.end_write_transaction().expect("seal");
-    assert_eq!(store.stats().log.records, 1, "one record sealed");
+    assert_eq!(store.stats().wal_image.records, 1, "one record sealed");
     let mut buf = vec![0u8; PAGE as usize];
     read_frame(&store, first, &mut buf);
     assert!(buf.iter().all(|&b| b == fill_of(first)));
@@ -125,7 +125,7 @@ fn append(c: &mut Criterion) {
         })
     });
     assert!(
-        store.stats().log.records > 1,
+        store.stats().wal_image.records > 1,
         "the benchmark sealed records"
     );
 }
@@ -135,7 +135,7 @@ fn durable_commit(c: &mut Criterion) {
     let store = open(dir.path());
     let mut frame = 1;
     frame = one_page_txn(&store, frame);
-    store.wal_sync().expect("sync");
+    store.wal_image_sync().expect("sync");
     store.end_write_transaction().expect("end");
     let s = store.stats();
     assert!(s.flush.written_lsn > 0, "a record was written");
@@ -144,7 +144,7 @@ fn durable_commit(c: &mut Criterion) {
     c.bench_function("durable commit", |b| {
         b.iter(|| {
             frame = one_page_txn(&store, frame);
-            store.wal_sync().expect("sync");
+            store.wal_image_sync().expect("sync");
             store.end_write_transaction().expect("end");
         })
     });
@@ -159,8 +159,8 @@ fn record_read(c: &mut Criterion) {
         frame = write_txn(&store, frame, &[(1, fill_of(frame))], 1);
         store.end_write_transaction().expect("seal");
     }
-    store.wal_sync().expect("sync");
-    assert_eq!(store.stats().wal_records_live, READ_FRAMES as usize);
+    store.wal_image_sync().expect("sync");
+    assert_eq!(store.stats().wal_image_records, READ_FRAMES as usize);
     let mut buf = vec![0u8; PAGE as usize];
     read_frame(&store, READ_FRAMES, &mut buf);
     assert!(buf.iter().all(|&b| b == fill_of(READ_FRAMES)));
@@ -189,7 +189,7 @@ fn recovery_scan(c: &mut Criterion) {
             frame = write_txn(&store, frame, &[(1, fill_of(frame))], 1);
             store.end_write_transaction().expect("seal");
         }
-        store.wal_sync().expect("sync");
+        store.wal_image_sync().expect("sync");
         store.halt();
     }
     let fresh = || {
@@ -201,8 +201,8 @@ fn recovery_scan(c: &mut Criterion) {
     {
         let d = fresh();
         let store = open(d.path());
-        assert_eq!(store.stats().wal_records_live, RECOVERY_RECORDS as usize);
-        assert_eq!(store.wal_size(), 32 + RECOVERY_RECORDS * FRAME);
+        assert_eq!(store.stats().wal_image_records, RECOVERY_RECORDS as usize);
+        assert_eq!(store.wal_image_size(), 32 + RECOVERY_RECORDS * FRAME);
         let mut buf = vec![0u8; PAGE as usize];
         read_frame(&store, RECOVERY_RECORDS, &mut buf);
         assert!(buf.iter().all(|&b| b == fill_of(RECOVERY_RECORDS)));

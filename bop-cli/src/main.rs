@@ -141,7 +141,7 @@ fn verify(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         report.pages_checked,
         stats.pages.chunks,
         report.records_checked,
-        stats.wal_segments,
+        stats.log_segments,
         store.db_size()
     );
     Ok(())

@@ -33,7 +33,7 @@
 mod error;
 pub mod format;
 mod shim;
-pub mod wal;
+pub mod virtual_wal;
 
 use std::path::Path;
 

@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use libsql_ffi as ffi;
 
 use crate::error::{set_last_error, Error, Result};
-use crate::wal::{self, BopWal, CheckpointMode, CheckpointPage, Page, VirtualWal};
+use crate::virtual_wal::{self, BopWal, CheckpointMode, CheckpointPage, Page, VirtualWal};
 use crate::{OpenFlags, Value};
 
 const OK: c_int = ffi::SQLITE_OK;
@@ -225,7 +225,7 @@ unsafe extern "C" fn m_open(
         let Some(path) = (unsafe { cstr(name) }) else {
             return report(&Error::CantOpen("the database has no file name".into()));
         };
-        match wal::open(Path::new(path)) {
+        match virtual_wal::open(Path::new(path)) {
             Ok(w) => {
                 let p = Box::into_raw(Box::new(w));
                 // SAFETY: `out` is libSQL's zeroed libsql_wal to fill.
@@ -278,7 +278,7 @@ unsafe extern "C" fn m_log_exists(
         let path = unsafe { cstr(name) };
         let e = path
             .and_then(|p| bop_vfs::open_store(Path::new(p)))
-            .is_some_and(|s| s.wal_size() > 0);
+            .is_some_and(|s| s.wal_image_size() > 0);
         // SAFETY: `exists` is writable.
         unsafe { *exists = c_int::from(e) };
         OK
@@ -572,7 +572,7 @@ unsafe extern "C" fn x_checkpoint<W: VirtualWal>(
     // SAFETY: pData from m_open.
     unsafe {
         guard_write::<W>(p, ffi::SQLITE_IOERR, |w| {
-            let on_page: Option<&mut wal::CheckpointCallback<'_>> = if cb.is_some() {
+            let on_page: Option<&mut virtual_wal::CheckpointCallback<'_>> = if cb.is_some() {
                 Some(&mut page_fn)
             } else {
                 None

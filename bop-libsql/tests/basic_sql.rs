@@ -59,11 +59,11 @@ fn basic_sql() {
     // Under synchronous=FULL a commit returns once its WAL record is
     // durable: the durable watermark covers the last record.
     c.execute_batch("PRAGMA synchronous=FULL").unwrap();
-    let syncs = stat(&c, "wal_syncs");
+    let syncs = stat(&c, "log_syncs");
     c.execute("INSERT INTO t VALUES (2000, 'durable')", &[])
         .unwrap();
     assert_eq!(stat(&c, "durable_lsn"), stat(&c, "next_lsn") - 1);
-    assert!(stat(&c, "wal_syncs") > syncs);
+    assert!(stat(&c, "log_syncs") > syncs);
     drop(c);
 
     // A bop store: a directory with the manifest, WAL segments, chunks.

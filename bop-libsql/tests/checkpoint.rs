@@ -66,7 +66,7 @@ fn checkpoint_counts_and_data() {
     assert_eq!((busy, done4), (0, log4));
     // TRUNCATE empties the WAL: SQLite reports 0 frames.
     assert_eq!(checkpoint(&c, "TRUNCATE"), (0, 0, 0));
-    assert_eq!(stat(&c, "wal_frames"), 0);
+    assert_eq!(stat(&c, "wal_image_frames"), 0);
 
     let total = c.query_i64("SELECT count(*) FROM t").unwrap();
     let sum = c.query_i64("SELECT sum(length(b)) FROM t").unwrap();
@@ -104,7 +104,7 @@ fn autocheckpoint_bounds_the_wal() {
         st.execute(&[Value::Integer(i)]).unwrap();
     }
     drop(st);
-    let frames = stat(&c, "wal_frames");
+    let frames = stat(&c, "wal_image_frames");
     assert!(
         frames <= 300,
         "the WAL keeps {frames} frames despite autocheckpoint=100"

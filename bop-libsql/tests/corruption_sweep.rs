@@ -5,7 +5,7 @@
 //! return every row with its value: after a clean close nothing can be a
 //! torn tail, so no committed row may go missing silently. (The first run
 //! found such a loss: a flipped bit in a checkpointed record dropped every
-//! later commit; see `bop-storage/tests/wal_damage_below_checkpoint.rs`.)
+//! later commit; see `bop-storage/tests/log_damage_below_checkpoint.rs`.)
 //!
 //! `BOP_LIBSQL_SWEEP_TRIALS=N` for a long run; `BOP_LIBSQL_SWEEP_SEED=S`
 //! replays one.

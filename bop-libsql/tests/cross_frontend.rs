@@ -119,7 +119,7 @@ fn libsql_writes_stock_sqlite_reads() {
              DELETE FROM t WHERE a % 5 = 0;",
         )
         .unwrap();
-        let frames = common::stat(&c, "wal_frames");
+        let frames = common::stat(&c, "wal_image_frames");
         assert!(frames > 100, "the WAL image holds {frames} frames");
         let fp = fingerprint(&c);
         drop(c);
@@ -163,7 +163,7 @@ fn stock_sqlite_writes_libsql_reads_and_continues() {
     );
     let c = conn(&store);
     assert!(
-        common::stat(&c, "wal_frames") > 10,
+        common::stat(&c, "wal_image_frames") > 10,
         "the store holds stock SQLite's WAL image"
     );
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 3002);

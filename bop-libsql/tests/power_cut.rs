@@ -53,7 +53,7 @@ fn read_model(c: &Connection) -> Model {
 }
 
 fn open_conn(path: &Path, full: bool, autockpt: u32) -> Connection {
-    let uri = format!("file:{}?wal_segment_mb=1", path.display());
+    let uri = format!("file:{}?log_segment_mb=1", path.display());
     let c = bop_libsql::open(&uri, OpenFlags::default()).unwrap();
     c.execute_batch(&format!(
         "PRAGMA synchronous={}; PRAGMA wal_autocheckpoint={autockpt}; PRAGMA cache_size=64;",

@@ -46,8 +46,9 @@ fn the_index_comes_from_the_stores_frame_list_and_continues_the_chain() {
     let c = conn(&path);
     let store = store_of(&path);
     let ps = store.page_size();
-    let seeded = bop_libsql::wal::image_from_seed(&store, ps).expect("a frame list after recovery");
-    let read = bop_libsql::wal::read_image(&store, ps).unwrap();
+    let seeded =
+        bop_libsql::virtual_wal::image_from_seed(&store, ps).expect("a frame list after recovery");
+    let read = bop_libsql::virtual_wal::read_image(&store, ps).unwrap();
     assert!(read.frames.len() > 500, "{} frames", read.frames.len());
     assert_eq!(seeded, read);
     assert_eq!(c.query_i64("SELECT count(*) FROM t").unwrap(), 200 * 20);
@@ -55,8 +56,11 @@ fn the_index_comes_from_the_stores_frame_list_and_continues_the_chain() {
     // Commits on top of the seeded index; the whole image, read and
     // checksummed from the start, must accept them all.
     insert(&c, 200, 30);
-    let read = bop_libsql::wal::read_image(&store, ps).unwrap();
-    assert_eq!(bop_libsql::wal::image_from_seed(&store, ps), Some(read));
+    let read = bop_libsql::virtual_wal::read_image(&store, ps).unwrap();
+    assert_eq!(
+        bop_libsql::virtual_wal::image_from_seed(&store, ps),
+        Some(read)
+    );
     drop(store);
     crash(&path, c);
     let c = conn(&path);

@@ -19,7 +19,7 @@ pub mod panic;
 pub mod store;
 pub mod store_dir;
 pub mod types;
-pub mod wal;
+pub mod wal_image;
 
 pub use error::{Result, StorageError};
 pub use io::select::{default_backend, io_stats, DirectMode, IoMode, IoStats};

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::error::{Result, StorageError};
 use crate::io::IoBackend;
-use crate::log::{empty_database_page1, CommittedView, LogStats, SqliteLog};
+use crate::log::{FlushStats, Flusher, LogConfig};
 use crate::manifest::{Change, CursorInfo, Manifest, ManifestConfig, ManifestStats};
 use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
 use crate::store_dir::StoreDir;
 use crate::types::{DbId, PageNo};
-use crate::wal::{FlushStats, Flusher, WalConfig};
+use crate::wal_image::{empty_database_page1, CommittedView, WalImage, WalImageStats};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 pub const DEFAULT_MAX_TXN_BYTES: u64 = 1 << 30;
@@ -35,7 +35,7 @@ pub struct StoreOptions {
     pub page_size: Option<u32>,
     /// Create the store if it does not exist.
     pub create: bool,
-    pub wal: WalConfig,
+    pub log: LogConfig,
     pub page_store: PageStoreConfig,
     /// Largest transaction (bytes of SQLite WAL frames) held before commit.
     pub max_txn_bytes: u64,
@@ -49,7 +49,7 @@ impl Default for StoreOptions {
         StoreOptions {
             page_size: None,
             create: true,
-            wal: WalConfig::default(),
+            log: LogConfig::default(),
             page_store: PageStoreConfig::default(),
             max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
             io: crate::io::default_backend(),
@@ -68,17 +68,17 @@ pub struct VerifyReport {
 /// A snapshot of the store's counters.
 #[derive(Clone, Debug, Default)]
 pub struct StoreStats {
-    pub log: LogStats,
+    pub wal_image: WalImageStats,
     pub pages: PageStoreStats,
-    pub wal_segments: usize,
-    pub wal: crate::wal::WalStats,
-    pub wal_records_live: usize,
-    pub wal_frames: u64,
+    pub log_segments: usize,
+    pub log: crate::log::LogStats,
+    pub wal_image_records: usize,
+    pub wal_image_frames: u64,
     pub next_lsn: u64,
     pub durable_lsn: u64,
     /// The oldest record the shared WAL keeps (the lowest base of the
     /// store's databases).
-    pub wal_base_min: u64,
+    pub log_base_min: u64,
     /// Writes, syncs, watermarks, bounds and latency histograms of the WAL.
     pub flush: FlushStats,
     /// Name of the I/O backend.
@@ -88,7 +88,7 @@ pub struct StoreStats {
     /// WAL segment files the sweep at open removed because the manifest
     /// did not list them (a roll cut short; the journal replay handles
     /// dropped segments).
-    pub wal_stray_segments_removed: u64,
+    pub log_stray_segments_removed: u64,
     /// The process-wide page cache (shared by every database).
     pub cache: crate::cache::CacheStats,
 }
@@ -100,7 +100,7 @@ pub struct Store {
     dir: Arc<StoreDir>,
     db: DbId,
     pages: PageStore,
-    log: Mutex<SqliteLog>,
+    image: Mutex<WalImage>,
     /// The log's committed records, read without the log lock.
     committed: CommittedView,
     page_size: u32,
@@ -200,9 +200,9 @@ impl Store {
             pages.write_page(PageNo(1), &empty_database_page1(state.page_size))?;
             pages.publish(&dir.manifest)?;
         }
-        let recovered = dir.wal.take_recovered(db);
-        let log = SqliteLog::new(
-            dir.wal.clone(),
+        let recovered = dir.log.take_recovered(db);
+        let image = WalImage::new(
+            dir.log.clone(),
             db,
             recovered,
             state.page_size,
@@ -213,8 +213,8 @@ impl Store {
             dir,
             db,
             pages,
-            committed: log.view(),
-            log: Mutex::new(log),
+            committed: image.view(),
+            image: Mutex::new(image),
             page_size: state.page_size,
             io_name: opts.io.name().to_owned(),
         })
@@ -223,7 +223,7 @@ impl Store {
     /// The store's flush controller (commits wait on it without the log
     /// lock).
     fn flusher(&self) -> &Flusher {
-        self.dir.wal.flusher()
+        self.dir.log.flusher()
     }
 
     /// This database's id within its store.
@@ -239,8 +239,8 @@ impl Store {
         self.page_size
     }
 
-    fn log(&self) -> MutexGuard<'_, SqliteLog> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    fn image(&self) -> MutexGuard<'_, WalImage> {
+        self.image.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -346,53 +346,53 @@ impl Store {
     // ----- the SQLite WAL image -----
 
     /// Frames in the WAL image SQLite sees (committed ones).
-    pub fn wal_frames(&self) -> u64 {
-        self.log().frame_count()
+    pub fn wal_image_frames(&self) -> u64 {
+        self.image().frame_count()
     }
 
     /// What a wal-index of the committed WAL image is built from, when bop
     /// knows every frame of it and no transaction is open (see
-    /// `log::WalIndexSeed`).
-    pub fn wal_index_seed(&self) -> Option<crate::log::WalIndexSeed> {
-        self.log().wal_index_seed()
+    /// `wal_image::WalIndexSeed`).
+    pub fn wal_index_seed(&self) -> Option<crate::wal_image::WalIndexSeed> {
+        self.image().wal_index_seed()
     }
 
     /// How many times SQLite has restarted this database's WAL since open
     /// (a new generation: its oldest frame is new).
-    pub fn wal_generation(&self) -> u64 {
-        self.log().stats.generations
+    pub fn wal_image_generation(&self) -> u64 {
+        self.image().stats.generations
     }
 
-    pub fn wal_exists(&self) -> bool {
-        self.log().exists
+    pub fn wal_image_exists(&self) -> bool {
+        self.image().exists
     }
 
-    pub fn wal_mark_open(&self) {
-        self.log().exists = true;
+    pub fn wal_image_mark_open(&self) {
+        self.image().exists = true;
     }
 
-    pub fn wal_size(&self) -> u64 {
-        self.log().size()
+    pub fn wal_image_size(&self) -> u64 {
+        self.image().size()
     }
 
     /// Reads the WAL image. A read inside one committed record (what a
     /// reader's snapshot holds) takes neither the log lock nor memory.
-    pub fn wal_read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    pub fn wal_image_read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let frames = self.committed.frames;
         if let Some(r) = self.committed.plan_read(offset, buf.len()) {
             frames.read(&r, buf)?;
             return Ok(buf.len());
         }
         let mut reads = Vec::new();
-        let n = self.log().plan_read(offset, buf, &mut reads);
+        let n = self.image().plan_read(offset, buf, &mut reads);
         for r in reads {
             frames.read(&r, &mut buf[r.buf_at..r.buf_at + r.len])?;
         }
         Ok(n)
     }
 
-    pub fn wal_write(&self, offset: u64, data: &[u8]) -> Result<()> {
-        self.guarded(|| self.log().write(offset, data))
+    pub fn wal_image_write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.guarded(|| self.image().write(offset, data))
     }
 
     /// Whether a writer may start a transaction now (call before taking
@@ -404,16 +404,16 @@ impl Store {
 
     /// SQLite took its WAL write lock on this thread.
     pub fn begin_write_transaction(&self) {
-        self.log().writer = Some(std::thread::current().id());
+        self.image().writer = Some(std::thread::current().id());
     }
 
     /// Seals a complete pending transaction into a WAL record (no sync):
     /// called when SQLite releases its WAL write lock.
     pub fn end_write_transaction(&self) -> Result<()> {
         self.guarded(|| {
-            let mut log = self.log();
-            log.writer = None;
-            log.seal(&self.dir.manifest, &self.pages)
+            let mut image = self.image();
+            image.writer = None;
+            image.seal(&self.dir.manifest, &self.pages)
         })
     }
 
@@ -422,9 +422,9 @@ impl Store {
     /// was sealed when its write lock was released).
     pub fn commit_phase_two(&self) -> Result<()> {
         self.guarded(|| {
-            let mut log = self.log();
-            if log.may_seal() {
-                log.seal(&self.dir.manifest, &self.pages)?;
+            let mut image = self.image();
+            if image.may_seal() {
+                image.seal(&self.dir.manifest, &self.pages)?;
             }
             Ok(())
         })
@@ -434,45 +434,47 @@ impl Store {
     /// the commit of `synchronous=FULL`. The wait for durability happens
     /// outside the log lock, so readers and other databases go on, and
     /// commits that meet here share one sync.
-    pub fn wal_sync(&self) -> Result<()> {
+    pub fn wal_image_sync(&self) -> Result<()> {
         let started = std::time::Instant::now();
         self.guarded(|| {
-            let target = self.log().seal_for_sync(&self.dir.manifest, &self.pages)?;
+            let target = self
+                .image()
+                .seal_for_sync(&self.dir.manifest, &self.pages)?;
             self.flusher().wait_durable(target)
         })?;
         self.flusher().metrics.commit.record(started.elapsed());
         Ok(())
     }
 
-    pub fn wal_truncate(&self, size: u64) -> Result<()> {
-        self.guarded(|| self.log().truncate(&self.dir.manifest, &self.pages, size))
+    pub fn wal_image_truncate(&self, size: u64) -> Result<()> {
+        self.guarded(|| self.image().truncate(&self.dir.manifest, &self.pages, size))
     }
 
     /// SQLite deleted the `-wal` file (after a complete checkpoint).
-    pub fn wal_delete(&self) -> Result<()> {
+    pub fn wal_image_delete(&self) -> Result<()> {
         self.guarded(|| {
-            let mut log = self.log();
-            log.reset(&self.dir.manifest, &self.pages)?;
-            log.exists = false;
+            let mut image = self.image();
+            image.reset(&self.dir.manifest, &self.pages)?;
+            image.exists = false;
             Ok(())
         })
     }
 
     pub fn stats(&self) -> StoreStats {
-        let log = self.log();
+        let image = self.image();
         StoreStats {
-            log: log.stats,
+            wal_image: image.stats,
             pages: self.pages.stats(),
-            wal_segments: log.wal.segment_count(),
-            wal: log.wal.next_lsn_and_stats().1,
-            wal_records_live: log.record_count(),
-            wal_frames: log.frame_count(),
-            next_lsn: log.wal.next_lsn().0,
-            wal_base_min: log.wal.min_base().0,
-            durable_lsn: log.wal.durable_lsn().0,
+            log_segments: image.log.segment_count(),
+            log: image.log.next_lsn_and_stats().1,
+            wal_image_records: image.record_count(),
+            wal_image_frames: image.frame_count(),
+            next_lsn: image.log.next_lsn().0,
+            log_base_min: image.log.min_base().0,
+            durable_lsn: image.log.durable_lsn().0,
             flush: self.flusher().stats(),
             io_backend: self.io_name.clone(),
-            wal_stray_segments_removed: self.dir.stray_segments_removed,
+            log_stray_segments_removed: self.dir.stray_segments_removed,
             manifest: self.dir.manifest.stats().unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "reading the manifest's stats failed");
                 ManifestStats::default()
@@ -529,7 +531,7 @@ impl Store {
     /// record headers were verified when the store opened.)
     pub fn verify(&self) -> Result<VerifyReport> {
         let pages_checked = self.pages.verify_all()?;
-        let records = self.log().record_locs();
+        let records = self.image().record_locs();
         // A record sealed by a FULL commit may still wait in the flush
         // buffer for its leader's write: check what is on disk.
         if let Some(last) = records.last() {
@@ -547,8 +549,8 @@ impl Store {
     fn shutdown(&mut self) -> Result<()> {
         // Hand the image back to the shared WAL, so reopening this
         // database while the store stays open finds it.
-        let log = self.log.get_mut().unwrap_or_else(|p| p.into_inner());
-        self.dir.wal.give_back(self.db, log.take_records());
+        let image = self.image.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.dir.log.give_back(self.db, image.take_records());
         if self.dir.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
             // open recovers from the durable state.

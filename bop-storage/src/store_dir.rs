@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
+use crate::log::{RecordLog, SharedLog};
 use crate::manifest::{Manifest, ReplayReport};
 use crate::open_once::OpenOnce;
 use crate::store::{StoreOptions, DEFAULT_PAGE_SIZE};
 use crate::types::{DbId, Epoch};
-use crate::wal::{SharedWal, Wal};
 
 /// How long an opener waits for the process lock (another store handle in
 /// this process may be closing) before reporting the store as locked.
@@ -41,7 +41,7 @@ const LOCK_WAIT_MAX_MS: u64 = 250;
 pub struct StoreDir {
     pub(crate) path: PathBuf,
     pub(crate) manifest: Arc<Manifest>,
-    pub(crate) wal: Arc<SharedWal>,
+    pub(crate) log: Arc<SharedLog>,
     pub(crate) fail: Arc<FailState>,
     /// WAL segment files the sweep at open removed (see `ScanReport`).
     pub(crate) stray_segments_removed: u64,
@@ -137,10 +137,10 @@ impl StoreDir {
         let epoch = Epoch(state.epoch.0 + 1);
         manifest.begin_epoch(epoch)?;
         let fail = Arc::new(FailState::new(path.to_path_buf()));
-        let (wal, recovered, report) = Wal::open(
+        let (log, recovered, report) = RecordLog::open(
             path.join("wal"),
             opts.io.clone(),
-            opts.wal,
+            opts.log,
             &manifest,
             &state,
             epoch,
@@ -149,11 +149,11 @@ impl StoreDir {
         if let Some((file, offset)) = &report.torn_tail_at {
             tracing::warn!(file = %file.display(), offset, "recovered to the last whole commit; a torn tail was cut");
         }
-        let wal = Arc::new(SharedWal::new(wal, recovered, manifest.db_bases()?));
+        let log = Arc::new(SharedLog::new(log, recovered, manifest.db_bases()?));
         Ok(StoreDir {
             path: path.to_path_buf(),
             manifest,
-            wal,
+            log,
             fail,
             stray_segments_removed: report.stray_segments_removed,
             _lock: lock,
@@ -184,9 +184,9 @@ impl StoreDir {
         }
         // Registered at the WAL's next LSN, under the WAL lock order: no
         // record of the new database can be older.
-        let base = self.wal.next_lsn();
+        let base = self.log.next_lsn();
         let id = self.manifest.register_db(name, page_size, base)?;
-        self.wal.add_database(id);
+        self.log.add_database(id);
         Ok(id)
     }
 
@@ -206,7 +206,7 @@ impl StoreDir {
             // open recovers from the durable state.
             return Ok(());
         }
-        self.wal.close()?;
+        self.log.close()?;
         self.manifest.mark_clean_shutdown()
     }
 }

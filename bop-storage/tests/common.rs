@@ -22,7 +22,7 @@ pub fn write_txn(store: &Store, first_frame: u64, pages: &[(u32, u8)], db_size: 
         let mut hdr = [0u8; 32];
         hdr[..4].copy_from_slice(&0x377f0682u32.to_be_bytes());
         hdr[8..12].copy_from_slice(&PAGE.to_be_bytes());
-        store.wal_write(0, &hdr).unwrap();
+        store.wal_image_write(0, &hdr).unwrap();
     }
     let mut frame_no = first_frame;
     for (i, (pgno, fill)) in pages.iter().enumerate() {
@@ -32,9 +32,9 @@ pub fn write_txn(store: &Store, first_frame: u64, pages: &[(u32, u8)], db_size: 
         if i + 1 == pages.len() {
             fh[4..8].copy_from_slice(&db_size.to_be_bytes());
         }
-        store.wal_write(off, &fh).unwrap();
+        store.wal_image_write(off, &fh).unwrap();
         store
-            .wal_write(off + 24, &vec![*fill; PAGE as usize])
+            .wal_image_write(off + 24, &vec![*fill; PAGE as usize])
             .unwrap();
         frame_no += 1;
     }
@@ -45,7 +45,7 @@ pub fn write_txn(store: &Store, first_frame: u64, pages: &[(u32, u8)], db_size: 
 pub fn read_frame(store: &Store, frame_no: u64) -> Vec<u8> {
     let mut buf = vec![0u8; PAGE as usize];
     let n = store
-        .wal_read(32 + (frame_no - 1) * FRAME + 24, &mut buf)
+        .wal_image_read(32 + (frame_no - 1) * FRAME + 24, &mut buf)
         .unwrap();
     assert_eq!(n, buf.len(), "frame {frame_no} is inside the WAL image");
     buf

@@ -5,14 +5,14 @@
 mod common;
 
 use bop_storage::io::sim::SimRng;
-use bop_storage::wal::WalConfig;
+use bop_storage::log::LogConfig;
 use bop_storage::{Store, StoreOptions};
 use common::*;
 use std::path::{Path, PathBuf};
 
 fn opts() -> StoreOptions {
     StoreOptions {
-        wal: WalConfig {
+        log: LogConfig {
             segment_bytes: 1 << 20,
             ..Default::default()
         },
@@ -32,8 +32,8 @@ fn read_all(store: &Store) -> bop_storage::Result<Contents> {
     for (i, page) in db.chunks_mut(PAGE as usize).enumerate() {
         store.db_read(i as u64 * u64::from(PAGE), page)?;
     }
-    let mut wal = vec![0u8; store.wal_size() as usize];
-    store.wal_read(0, &mut wal)?;
+    let mut wal = vec![0u8; store.wal_image_size() as usize];
+    store.wal_image_read(0, &mut wal)?;
     store.verify()?;
     Ok(Contents { db, wal })
 }
@@ -51,9 +51,9 @@ fn build(path: &Path) -> Contents {
     // the checkpoint, ahead of generation 2's (damage there must cost
     // nothing: no database needs them).
     let g = write_txn(&store, 1, &[(7, 0x77), (8, 0x88)], 40);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     write_txn(&store, g, &[(9, 0x99)], 40);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     for (p, fill) in [(7u32, 0x77u8), (8, 0x88), (9, 0x99)] {
         store
             .db_write(u64::from(p - 1) * u64::from(PAGE), &[fill; PAGE as usize])
@@ -62,11 +62,11 @@ fn build(path: &Path) -> Contents {
     store.db_sync().unwrap();
     // Generation 2 (SQLite restarts its WAL), live.
     let mut f = write_txn(&store, 1, &[(1, 0x11), (2, 0x22)], 40);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     f = write_txn(&store, f, &[(3, 0x33)], 40);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     write_txn(&store, f, &[(4, 0x44), (5, 0x55), (6, 0x66)], 40);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     read_all(&store).unwrap()
     // Dropped here: a clean shutdown.
 }

@@ -12,14 +12,14 @@ mod crash_support;
 use std::sync::Arc;
 
 use bop_storage::io::sim::SimFs;
-use bop_storage::wal::WalConfig;
+use bop_storage::log::LogConfig;
 use bop_storage::{Store, StoreOptions};
 use common::{read_frame, write_txn};
 use crash_support::*;
 
 /// The WAL image: frame number -> fill byte of its page.
 fn read_wal(store: &Store) -> Model {
-    (1..=store.stats().wal_frames)
+    (1..=store.stats().wal_image_frames)
         .map(|f| {
             let page = read_frame(store, f);
             assert!(page.iter().all(|&b| b == page[0]), "frame {f} is torn");
@@ -39,7 +39,7 @@ fn generation(store: &Store, fill: u8, txns: u32) -> bop_storage::Result<Model> 
             model.insert(frame as u32, fill);
         }
         f = next;
-        store.wal_sync()?;
+        store.wal_image_sync()?;
     }
     Ok(model)
 }
@@ -48,7 +48,7 @@ fn generation(store: &Store, fill: u8, txns: u32) -> bop_storage::Result<Model> 
 fn crash_inside_segment_drop() {
     let opts = |fs: &SimFs| StoreOptions {
         io: Arc::new(fs.clone()),
-        wal: WalConfig {
+        log: LogConfig {
             segment_bytes: 1 << 20,
             ..Default::default()
         },
@@ -60,7 +60,7 @@ fn crash_inside_segment_drop() {
         // About 2.3 MB of records: three segments.
         setup: &|store| {
             let m = generation(store, 0x11, 70).unwrap();
-            assert_eq!(store.stats().wal_segments, 3);
+            assert_eq!(store.stats().log_segments, 3);
             m
         },
         // The first commit of a new generation drops the two full segments.
@@ -71,12 +71,12 @@ fn crash_inside_segment_drop() {
                 write_txn(store, 1, &pages, 8);
             }));
             let r = match r {
-                Ok(()) => store.wal_sync(),
+                Ok(()) => store.wal_image_sync(),
                 // `write_txn` unwraps: a crash inside it ends the step.
                 Err(_) => Err(bop_storage::StorageError::Invariant("crashed".into())),
             };
             if r.is_ok() {
-                assert_eq!(store.stats().wal_segments, 1);
+                assert_eq!(store.stats().log_segments, 1);
             }
             // SQLite restarts its WAL only after a complete checkpoint, so
             // the old generation is in the page store once the new one

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bop_storage::io::sim::{FaultOp, SimFs};
-use bop_storage::wal::{FlushConfig, WalConfig};
+use bop_storage::log::{FlushConfig, LogConfig};
 use bop_storage::{StorageError, Store, StoreOptions};
 use common::*;
 
@@ -19,7 +19,7 @@ const MAX: u64 = 64 << 10;
 fn opts(fs: &SimFs) -> StoreOptions {
     StoreOptions {
         io: Arc::new(fs.clone()),
-        wal: WalConfig {
+        log: LogConfig {
             flush: FlushConfig {
                 unsynced_max_bytes: MAX,
                 backpressure_wait_max_ms: 50,
@@ -81,11 +81,11 @@ fn a_full_buffer_makes_writers_wait_then_busy_and_memory_stays_bounded() {
     };
     assert!(admitted, "{:?}", store.stats().flush);
     fs.set_latency(FaultOp::Sync, Duration::ZERO);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     let frames = f - 1;
     drop(store);
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-    assert_eq!(store.stats().wal_frames, frames);
+    assert_eq!(store.stats().wal_image_frames, frames);
     assert_eq!(read_frame(&store, frames), vec![t as u8 - 1; PAGE as usize]);
 }
 
@@ -107,5 +107,5 @@ fn without_admission_an_append_flushes_inline_at_the_hard_bound() {
     let record = 48 + 4 * FRAME;
     assert!(s.unsynced_bytes_peak <= MAX + MAX / 2 + record, "{s:?}");
     assert!(s.syncs >= 1, "{s:?}");
-    assert_eq!(store.stats().wal_frames, f - 1);
+    assert_eq!(store.stats().wal_image_frames, f - 1);
 }

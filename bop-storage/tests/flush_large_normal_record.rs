@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bop_storage::io::sim::{CrashMode, Fault, FaultOp, SimFs, SimRng};
-use bop_storage::wal::{FlushConfig, WalConfig};
+use bop_storage::log::{FlushConfig, LogConfig};
 use bop_storage::{StorageError, Store, StoreOptions};
 use common::*;
 
@@ -21,7 +21,7 @@ const MAX: u64 = 64 << 10;
 fn opts(fs: &SimFs) -> StoreOptions {
     StoreOptions {
         io: Arc::new(fs.clone()),
-        wal: WalConfig {
+        log: LogConfig {
             flush: FlushConfig {
                 unsynced_max_bytes: MAX,
                 retries_max: 3,
@@ -46,7 +46,7 @@ fn a_large_normal_commit_is_not_synced_at_commit_and_durable_at_the_next_sync() 
     let fs = SimFs::new();
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
     let f = write_txn(&store, 1, &[(1, 1)], 1);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     // Syncs take 300 ms from now: the commit below returns long before
     // the background sync it requests completes.
     fs.set_latency(FaultOp::Sync, Duration::from_millis(300));
@@ -62,7 +62,7 @@ fn a_large_normal_commit_is_not_synced_at_commit_and_durable_at_the_next_sync() 
     let f = write_txn(&store, f, &[(21, 3)], 21);
     store.end_write_transaction().unwrap();
     fs.set_latency(FaultOp::Sync, Duration::ZERO);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     let s = store.stats().flush;
     assert_eq!(s.durable_lsn, s.written_lsn, "{s:?}");
     store.halt();
@@ -71,7 +71,7 @@ fn a_large_normal_commit_is_not_synced_at_commit_and_durable_at_the_next_sync() 
     // Synced: a power cut keeps all of it.
     let fs = fs.crash(CrashMode::LoseAll, &mut SimRng::new(1));
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-    assert_eq!(store.stats().wal_frames, f - 1);
+    assert_eq!(store.stats().wal_image_frames, f - 1);
     assert_eq!(read_frame(&store, 2), vec![2; PAGE as usize]);
     assert_eq!(read_frame(&store, f - 1), vec![3; PAGE as usize]);
 }
@@ -83,7 +83,7 @@ fn a_power_cut_before_the_sync_loses_the_large_commit_cleanly() {
     let fs = SimFs::new();
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
     let f = write_txn(&store, 1, &[(1, 1)], 1);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     fs.set_latency(FaultOp::Sync, Duration::from_millis(500));
     write_txn(&store, f, &big(2), 20);
     store.end_write_transaction().unwrap();
@@ -92,7 +92,7 @@ fn a_power_cut_before_the_sync_loses_the_large_commit_cleanly() {
     let fs = fs.crash(CrashMode::LoseAll, &mut SimRng::new(2));
     fs.set_latency(FaultOp::Sync, Duration::ZERO);
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-    let frames = store.stats().wal_frames;
+    let frames = store.stats().wal_image_frames;
     assert!(frames == 1 || frames == 21, "{frames} frames: cut cleanly");
     assert_eq!(read_frame(&store, 1), vec![1; PAGE as usize]);
 }
@@ -104,7 +104,7 @@ fn a_failed_sync_after_a_large_normal_commit_fails_the_store_without_retrying() 
     let fs = SimFs::new();
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
     let f = write_txn(&store, 1, &[(1, 1)], 1);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     // Every sync fails from now on (also the background one the large
     // commit requests).
     fs.inject(Fault {
@@ -116,7 +116,7 @@ fn a_failed_sync_after_a_large_normal_commit_fails_the_store_without_retrying() 
     });
     write_txn(&store, f, &big(2), 20);
     store.end_write_transaction().unwrap();
-    let e = store.wal_sync().unwrap_err();
+    let e = store.wal_image_sync().unwrap_err();
     assert!(
         matches!(e, StorageError::Io { .. } | StorageError::Failed { .. }),
         "{e}"
@@ -126,7 +126,7 @@ fn a_failed_sync_after_a_large_normal_commit_fails_the_store_without_retrying() 
         s.sync_retries, 0,
         "no retry can prove bytes it cannot rewrite: {s:?}"
     );
-    match store.wal_write(32, &[0u8; 24]).unwrap_err() {
+    match store.wal_image_write(32, &[0u8; 24]).unwrap_err() {
         StorageError::Failed { reason, .. } => {
             assert!(reason.contains("large record"), "{reason}")
         }

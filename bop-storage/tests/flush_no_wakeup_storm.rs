@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bop_storage::io::sim::{FaultOp, SimFs};
-use bop_storage::wal::{FlushConfig, WalConfig};
+use bop_storage::log::{FlushConfig, LogConfig};
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
@@ -23,7 +23,7 @@ fn commits_during_a_slow_sync_queue_no_flood_of_background_flushes() {
     let fs = SimFs::new();
     let opts = StoreOptions {
         io: Arc::new(fs.clone()),
-        wal: WalConfig {
+        log: LogConfig {
             flush: FlushConfig {
                 unsynced_max_bytes: MAX,
                 ..Default::default()
@@ -70,7 +70,7 @@ fn commits_during_a_slow_sync_queue_no_flood_of_background_flushes() {
     let frames = f - 1;
     drop(store);
     let store = Store::open_shared(&path, &opts).unwrap();
-    assert_eq!(store.stats().wal_frames, frames);
+    assert_eq!(store.stats().wal_image_frames, frames);
     assert_eq!(
         read_frame(&store, frames),
         vec![(commits - 1) as u8; PAGE as usize]

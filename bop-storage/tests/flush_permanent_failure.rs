@@ -7,14 +7,14 @@ mod common;
 use std::sync::Arc;
 
 use bop_storage::io::sim::{CrashMode, Fault, FaultOp, SimFs, SimRng};
-use bop_storage::wal::{FlushConfig, WalConfig};
+use bop_storage::log::{FlushConfig, LogConfig};
 use bop_storage::{StorageError, Store, StoreOptions};
 use common::*;
 
 fn opts(fs: &SimFs) -> StoreOptions {
     StoreOptions {
         io: Arc::new(fs.clone()),
-        wal: WalConfig {
+        log: LogConfig {
             flush: FlushConfig {
                 retries_max: 3,
                 retry_backoff_base_ms: 1,
@@ -36,7 +36,7 @@ fn retries_are_bounded_then_the_store_fails_and_loses_nothing_acknowledged() {
         let store = Store::open_shared(&path, &opts(&fs)).unwrap();
         for i in 1..=5u8 {
             f = write_txn(&store, f, &[(u32::from(i), i)], u32::from(i));
-            store.wal_sync().unwrap();
+            store.wal_image_sync().unwrap();
         }
         fs.inject(Fault {
             op: FaultOp::Sync,
@@ -46,7 +46,7 @@ fn retries_are_bounded_then_the_store_fails_and_loses_nothing_acknowledged() {
             sticky: true,
         });
         write_txn(&store, f, &[(6, 6)], 6);
-        let e = store.wal_sync().unwrap_err();
+        let e = store.wal_image_sync().unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
         assert!(e.to_string().contains("fdatasync"), "{e}");
         let s = store.stats().flush;
@@ -56,7 +56,7 @@ fn retries_are_bounded_then_the_store_fails_and_loses_nothing_acknowledged() {
 
         // Refused from now on, with the reason, even once the disk is well.
         fs.clear_faults();
-        let e = store.wal_write(32, &[0u8; 24]).unwrap_err();
+        let e = store.wal_image_write(32, &[0u8; 24]).unwrap_err();
         match &e {
             StorageError::Failed { reason, errno, .. } => {
                 assert!(reason.contains("4 times"), "{reason}");
@@ -64,12 +64,12 @@ fn retries_are_bounded_then_the_store_fails_and_loses_nothing_acknowledged() {
             }
             other => panic!("not refused: {other}"),
         }
-        assert!(store.wal_sync().is_err());
+        assert!(store.wal_image_sync().is_err());
         store.halt();
     }
     let fs = fs.crash(CrashMode::LoseAll, &mut SimRng::new(3));
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-    let frames = store.stats().wal_frames;
+    let frames = store.stats().wal_image_frames;
     assert!(frames == 5 || frames == 6, "{frames} frames");
     for i in 1..=5u8 {
         assert_eq!(read_frame(&store, u64::from(i)), vec![i; PAGE as usize]);

@@ -28,7 +28,7 @@ fn a_commit_whose_first_sync_fails_is_rewritten_and_survives_a_power_cut() {
         let store = Store::open_shared(&path, &opts(&fs)).unwrap();
         for i in 1..=3u8 {
             f = write_txn(&store, f, &[(u32::from(i), i)], u32::from(i));
-            store.wal_sync().unwrap();
+            store.wal_image_sync().unwrap();
         }
         // The next fdatasync of the segment fails, once.
         fs.inject(Fault {
@@ -40,7 +40,7 @@ fn a_commit_whose_first_sync_fails_is_rewritten_and_survives_a_power_cut() {
         });
         f = write_txn(&store, f, &[(4, 4)], 4);
         store
-            .wal_sync()
+            .wal_image_sync()
             .expect("acknowledged after the retries succeed");
         let s = store.stats().flush;
         assert_eq!(s.sync_errors, 1, "{s:?}");
@@ -51,7 +51,7 @@ fn a_commit_whose_first_sync_fails_is_rewritten_and_survives_a_power_cut() {
     // Power cut losing everything unsynced.
     let fs = fs.crash(CrashMode::LoseAll, &mut SimRng::new(1));
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-    assert_eq!(store.wal_size(), 32 + (f - 1) * FRAME);
+    assert_eq!(store.wal_image_size(), 32 + (f - 1) * FRAME);
     for i in 1..=4u8 {
         assert_eq!(read_frame(&store, u64::from(i)), vec![i; PAGE as usize]);
     }

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bop_storage::io::sim::{CrashMode, Fault, FaultOp, SimFs, SimRng};
-use bop_storage::wal::{FlushConfig, WalConfig};
+use bop_storage::log::{FlushConfig, LogConfig};
 use bop_storage::{StorageError, Store, StoreOptions};
 use common::*;
 
 fn opts(fs: &SimFs) -> StoreOptions {
     StoreOptions {
         io: Arc::new(fs.clone()),
-        wal: WalConfig {
+        log: LogConfig {
             flush: FlushConfig {
                 unsynced_max_bytes: 64 << 10,
                 ..Default::default()
@@ -34,9 +34,9 @@ fn a_panicking_flush_worker_fails_the_store_safe() {
     {
         let store = Store::open_shared(&path, &opts(&fs)).unwrap();
         let f = write_txn(&store, 1, &[(1, 1)], 1);
-        store.wal_sync().unwrap(); // acknowledged under FULL
-                                   // The next sync of the segment panics; only a background flush
-                                   // will sync (the commits below are NORMAL).
+        store.wal_image_sync().unwrap(); // acknowledged under FULL
+                                         // The next sync of the segment panics; only a background flush
+                                         // will sync (the commits below are NORMAL).
         fs.inject(Fault {
             op: FaultOp::Sync,
             nth: 1,
@@ -67,7 +67,7 @@ fn a_panicking_flush_worker_fails_the_store_safe() {
         );
         assert!(report.backtrace.is_some());
         // The store refuses writes, naming the panic and where it was.
-        let e = store.wal_write(32, &[0u8; 24]).unwrap_err();
+        let e = store.wal_image_write(32, &[0u8; 24]).unwrap_err();
         match &e {
             StorageError::Failed { reason, .. } => {
                 assert!(
@@ -77,11 +77,14 @@ fn a_panicking_flush_worker_fails_the_store_safe() {
             }
             other => panic!("not refused: {other}"),
         }
-        assert!(store.wal_sync().is_err(), "a commit cannot be acknowledged");
+        assert!(
+            store.wal_image_sync().is_err(),
+            "a commit cannot be acknowledged"
+        );
         store.halt();
     }
     let fs = fs.crash(CrashMode::LoseAll, &mut SimRng::new(5));
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-    assert!(store.stats().wal_frames >= 1);
+    assert!(store.stats().wal_image_frames >= 1);
     assert_eq!(read_frame(&store, 1), vec![1u8; PAGE as usize]);
 }

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bop_storage::io::sim::SimRng;
+use bop_storage::log::LogConfig;
 use bop_storage::page_store::PageStoreConfig;
-use bop_storage::wal::WalConfig;
 use bop_storage::{Store, StoreOptions};
 use common::{child_outcome, copy_dir};
 use lmdb_check::{check, check_report, Report};
@@ -34,7 +34,7 @@ fn data_mdb(store: &Path) -> PathBuf {
 fn opts(page_size: u32, chunk_pages: u64) -> StoreOptions {
     StoreOptions {
         page_size: Some(page_size),
-        wal: WalConfig {
+        log: LogConfig {
             segment_bytes: 1 << 20,
             ..Default::default()
         },
@@ -113,9 +113,9 @@ fn exercise(path: &Path, page_size: u32, db_pages: u32, rounds: u32, seed: u64) 
                 .map(|i| (1 + i as u32, rng.below(256) as u8))
                 .collect();
             frame = common::write_txn(&store, frame, &pages, size.max(1));
-            store.wal_sync().unwrap();
+            store.wal_image_sync().unwrap();
             if rng.chance(40) {
-                store.wal_delete().unwrap();
+                store.wal_image_delete().unwrap();
                 frame = 1;
             }
             must_pass(path, &format!("after WAL traffic in round {round}"));
@@ -133,14 +133,14 @@ fn exercise(path: &Path, page_size: u32, db_pages: u32, rounds: u32, seed: u64) 
             frame = 1;
             // What the WAL held may have been recovered into the image;
             // forget it: only pages written with db_write are compared.
-            if store.wal_size() > 0 {
-                store.wal_delete().unwrap();
+            if store.wal_image_size() > 0 {
+                store.wal_image_delete().unwrap();
             }
             want.retain(|&p, _| u64::from(p) * ps <= store.db_size());
         }
     }
     let mut buf = vec![0u8; page_size as usize];
-    if store.wal_size() == 0 {
+    if store.wal_image_size() == 0 {
         for (&p, &fill) in &want {
             store.db_read(u64::from(p - 1) * ps, &mut buf).unwrap();
             assert!(buf.iter().all(|&b| b == fill), "page {p}");

@@ -65,13 +65,13 @@ fn every_change_is_logged_in_order_across_reopen() {
 
     checkpoint(&store, 2, 0xaa);
     write_txn(&store, 1, &[(1, 1), (2, 2)], 2);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     let named = Store::open_db_shared(&path, Some("orders"), &o).unwrap();
     drop(named);
     // A new generation moves the WAL base (no segment to drop: there is
     // only the one being appended to).
     write_txn(&store, 1, &[(3, 3)], 3);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
 
     let got = store.read_changes("replica", 100).unwrap();
     assert_consecutive(&got, 2);

@@ -50,7 +50,7 @@ fn a_version_2_store_is_upgraded_in_place() {
     for p in 1..=5u32 {
         assert_eq!(read_page(&store, p), vec![p as u8; 4096], "page {p}");
     }
-    assert_eq!(store.stats().wal_frames, 2);
+    assert_eq!(store.stats().wal_image_frames, 2);
     assert_eq!(read_frame(&store, 1), vec![0x22; 4096]);
     assert_eq!(read_frame(&store, 2), vec![0x66; 4096]);
     store.verify().unwrap();

@@ -36,14 +36,14 @@ fn a_commit_is_one_write_and_one_sync() {
     // The first commit creates the segment (header write + sync): measure
     // from the second commit on.
     let mut f = write_txn(&store, 1, &[(1, 1)], 1);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     let (w0, s0) = (
         counts.wal_writes.load(Ordering::SeqCst),
         counts.wal_syncs.load(Ordering::SeqCst),
     );
     let pages: Vec<(u32, u8)> = (1..=50).map(|p| (p, p as u8)).collect();
     f = write_txn(&store, f, &pages, 50);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     assert_eq!(
         counts.wal_writes.load(Ordering::SeqCst) - w0,
         1,

@@ -4,13 +4,13 @@
 
 mod common;
 
-use bop_storage::wal::WalConfig;
+use bop_storage::log::LogConfig;
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
 fn opts() -> StoreOptions {
     StoreOptions {
-        wal: WalConfig {
+        log: LogConfig {
             segment_bytes: 1 << 20,
             ..Default::default()
         },
@@ -38,7 +38,7 @@ fn generation(store: &Store, fill: u8, txns: u32) -> u64 {
     for t in 0..txns {
         let pages: Vec<(u32, u8)> = (1..=8).map(|p| (p + t % 4, fill)).collect();
         f = write_txn(store, f, &pages, 16);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
     }
     f - 1
 }
@@ -54,30 +54,30 @@ fn dropped_segments_are_reused_and_old_records_stay_dead() {
         generation(&store, 0x10 + g, 100);
     }
     let s = store.stats();
-    assert!(s.wal.segments_recycled >= 4, "{:?}", s.wal);
+    assert!(s.log.segments_recycled >= 4, "{:?}", s.log);
     assert!(files_with(&path, "spare") <= 2);
-    let frames = store.stats().wal_frames;
+    let frames = store.stats().wal_image_frames;
     assert_eq!(read_frame(&store, frames), vec![0x15; PAGE as usize]);
 
     // After a crash: the image is exactly the last generation.
     store.halt();
     drop(store);
     let store = Store::open_shared(&path, &opts()).unwrap();
-    assert_eq!(store.stats().wal_frames, frames);
+    assert_eq!(store.stats().wal_image_frames, frames);
     assert_eq!(read_frame(&store, 1), vec![0x15; PAGE as usize]);
     // New generations after recovery reuse the spares kept on disk.
     generation(&store, 0x30, 100);
     generation(&store, 0x31, 100);
     assert!(
-        store.stats().wal.segments_recycled >= 1,
+        store.stats().log.segments_recycled >= 1,
         "{:?}",
-        store.stats().wal
+        store.stats().log
     );
-    let frames = store.stats().wal_frames;
+    let frames = store.stats().wal_image_frames;
     drop(store); // clean close
                  // A closed store keeps no preallocated spares.
     assert_eq!(files_with(&path, "spare"), 0);
     let store = Store::open_shared(&path, &opts()).unwrap();
-    assert_eq!(store.stats().wal_frames, frames);
+    assert_eq!(store.stats().wal_image_frames, frames);
     assert_eq!(read_frame(&store, frames), vec![0x31; PAGE as usize]);
 }

@@ -451,7 +451,9 @@ fn run(c: &Arc<CkptState>, weak: &Weak<DbShared>) {
     // shortly (a follow-up copies only those).
     let max = c.cfg.wal_bytes_max;
     let behind = match result {
-        Ok((log, _)) => db.store.wal_frames() > log as u64 && db.store.wal_size() >= max,
+        Ok((log, _)) => {
+            db.store.wal_image_frames() > log as u64 && db.store.wal_image_size() >= max
+        }
         Err(_) => false,
     };
     drop(db);

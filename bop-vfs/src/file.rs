@@ -73,7 +73,11 @@ impl MainFile {
     /// After a commit: the checkpoint policy looks at the WAL's size.
     fn after_commit(&self) {
         let store = &self.db.store;
-        checkpointer::after_commit(&self.db, store.wal_size(), store.wal_generation());
+        checkpointer::after_commit(
+            &self.db,
+            store.wal_image_size(),
+            store.wal_image_generation(),
+        );
     }
 
     pub fn shm_lock(&mut self, offset: usize, n: usize, flags: c_int) -> c_int {
@@ -147,32 +151,32 @@ impl MainFile {
                 let s = self.db.store.stats();
                 PragmaOutcome::Answer(Some(
                     format!(
-                        "records={} record_bytes={} syncs={} generations={} pending_bytes_peak={} \
-                     wal_segments={} segments_created={} segments_recycled={} segments_prepared={} \
+                        "records={} record_bytes={} wal_sync_calls={} generations={} pending_bytes_peak={} \
+                     log_segments={} segments_created={} segments_recycled={} segments_prepared={} \
                      segment_indexes_written={} segments_indexed_at_open={} recovery_bytes_scanned={} records_skipped_at_open={} \
                      records_verified_on_first_read={} frames_cached_at_commit={} \
-                     wal_frame_cache_hits={} wal_records_live={} \
-                     wal_frames={} next_lsn={} durable_lsn={} \
+                     wal_frame_cache_hits={} wal_image_records={} \
+                     wal_image_frames={} next_lsn={} durable_lsn={} \
                      db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={} \
                      chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
-                        s.log.records,
-                        s.log.record_bytes,
-                        s.log.syncs,
-                        s.log.generations,
-                        s.log.pending_bytes_peak,
-                        s.wal_segments,
-                        s.wal.segments_created,
-                        s.wal.segments_recycled,
-                        s.wal.segments_prepared,
-                        s.wal.segment_indexes_written,
-                        s.wal.segments_indexed_at_open,
-                        s.wal.recovery_bytes_scanned,
-                        s.wal.records_skipped_at_open,
-                        bop_storage::wal::lazy_verifications(),
-                        s.log.frames_cached_at_commit,
-                        bop_storage::log::frame_cache_hits(),
-                        s.wal_records_live,
-                        s.wal_frames,
+                        s.wal_image.records,
+                        s.wal_image.record_bytes,
+                        s.wal_image.syncs,
+                        s.wal_image.generations,
+                        s.wal_image.pending_bytes_peak,
+                        s.log_segments,
+                        s.log.segments_created,
+                        s.log.segments_recycled,
+                        s.log.segments_prepared,
+                        s.log.segment_indexes_written,
+                        s.log.segments_indexed_at_open,
+                        s.log.recovery_bytes_scanned,
+                        s.log.records_skipped_at_open,
+                        bop_storage::log::lazy_verifications(),
+                        s.wal_image.frames_cached_at_commit,
+                        bop_storage::wal_image::frame_cache_hits(),
+                        s.wal_image_records,
+                        s.wal_image_frames,
                         s.next_lsn,
                         s.durable_lsn,
                         s.pages.db_pages,
@@ -212,7 +216,7 @@ fn manifest_stats(s: &bop_storage::StoreStats) -> String {
          changes_truncated={} cursors={} cursors_lagged={} cursor_lag_events={} \
          journal_pending={} journal_written={} journal_settled={} journal_replayed={} \
          journal_files_removed={} manifest_map_bytes={} manifest_map_grows={} \
-         stray_chunks_removed={} wal_stray_segments_removed={}",
+         stray_chunks_removed={} log_stray_segments_removed={}",
         m.format_version,
         m.upgraded_from,
         u8::from(m.previous_shutdown_clean),
@@ -232,7 +236,7 @@ fn manifest_stats(s: &bop_storage::StoreStats) -> String {
         m.map_size_bytes,
         m.map_grows,
         s.pages.stray_chunks_removed,
-        s.wal_stray_segments_removed,
+        s.log_stray_segments_removed,
     );
     for c in &m.cursors {
         out.push_str(&format!(" cursor.{}.lag={}", c.name, c.lag));
@@ -251,7 +255,7 @@ fn ckpt_stats(db: &DbShared) -> String {
         " wal_image_bytes={} wal_age_ms={} ckpt_requests={} ckpt_runs={} ckpt_complete={} \
          ckpt_incomplete={} ckpt_busy={} ckpt_errors={} ckpt_blocked_warnings={} \
          wal_index_prebuilt_frames={}",
-        db.store.wal_size(),
+        db.store.wal_image_size(),
         db.ckpt.wal_age().map_or(0, |a| a.as_millis()),
         l(&c.requests),
         l(&c.runs),
@@ -269,8 +273,8 @@ fn ckpt_stats(db: &DbShared) -> String {
 fn flush_stats(s: &bop_storage::StoreStats) -> String {
     let f = &s.flush;
     let mut out = format!(
-        " io_backend={} written_lsn={} unsynced_bytes={} unsynced_bytes_peak={} wal_buffer_bytes={} \
-         wal_syncs={} sync_errors={} sync_retries={} background_flushes={} flush_requests={} flush_queue_full={} \
+        " io_backend={} written_lsn={} unsynced_bytes={} unsynced_bytes_peak={} log_buffer_bytes={} \
+         log_syncs={} sync_errors={} sync_retries={} background_flushes={} flush_requests={} flush_queue_full={} \
          backpressure_waits={} backpressure_rejections={} large_records={} worker_panics={}",
         s.io_backend,
         f.written_lsn,
@@ -300,14 +304,14 @@ fn flush_stats(s: &bop_storage::StoreStats) -> String {
     let io = bop_storage::io_stats();
     out.push_str(&format!(
         " io_direct_writes={} io_rmw_writes={} io_bounce_allocs_over_pool={} io_direct_fallbacks={} \
-         io_uring_submissions={} io_uring_fallbacks={} wal_base_min={}",
+         io_uring_submissions={} io_uring_fallbacks={} log_base_min={}",
         io.direct_writes,
         io.rmw_writes,
         io.bounce_allocs_over_pool,
         io.direct_fallbacks,
         io.uring_submissions,
         io.uring_fallbacks,
-        s.wal_base_min,
+        s.log_base_min,
     ));
     let c = &s.cache;
     out.push_str(&format!(
@@ -353,7 +357,7 @@ impl BopFile {
     pub fn read(&mut self, buf: &mut [u8], offset: u64) -> c_int {
         let r = match self {
             BopFile::Main(m) => m.db.store.db_read(offset, buf),
-            BopFile::Wal(w) => w.db.store.wal_read(offset, buf),
+            BopFile::Wal(w) => w.db.store.wal_image_read(offset, buf),
         };
         match r {
             Ok(n) if n == buf.len() => SQLITE_OK,
@@ -365,7 +369,7 @@ impl BopFile {
     pub fn write(&mut self, data: &[u8], offset: u64) -> c_int {
         let r = match self {
             BopFile::Main(m) => m.db.store.db_write(offset, data),
-            BopFile::Wal(w) => w.db.store.wal_write(offset, data),
+            BopFile::Wal(w) => w.db.store.wal_image_write(offset, data),
         };
         r.map_or_else(|e| to_code(&e, Op::Write), |_| SQLITE_OK)
     }
@@ -373,7 +377,7 @@ impl BopFile {
     pub fn truncate(&mut self, size: u64) -> c_int {
         let r = match self {
             BopFile::Main(m) => m.db.store.db_truncate(size),
-            BopFile::Wal(w) => w.db.store.wal_truncate(size),
+            BopFile::Wal(w) => w.db.store.wal_image_truncate(size),
         };
         r.map_or_else(|e| to_code(&e, Op::Truncate), |_| SQLITE_OK)
     }
@@ -381,7 +385,7 @@ impl BopFile {
     pub fn sync(&mut self) -> c_int {
         let r = match self {
             BopFile::Main(m) => m.db.store.db_sync(),
-            BopFile::Wal(w) => w.db.store.wal_sync(),
+            BopFile::Wal(w) => w.db.store.wal_image_sync(),
         };
         r.map_or_else(|e| to_code(&e, Op::Sync), |_| SQLITE_OK)
     }
@@ -389,7 +393,7 @@ impl BopFile {
     pub fn size(&self) -> u64 {
         match self {
             BopFile::Main(m) => m.db.store.db_size(),
-            BopFile::Wal(w) => w.db.store.wal_size(),
+            BopFile::Wal(w) => w.db.store.wal_image_size(),
         }
     }
 

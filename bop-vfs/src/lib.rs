@@ -3,7 +3,7 @@
 //!
 //! - The main database file is served by bop's page store.
 //! - The `-wal` file is virtual: each committed transaction becomes one bop
-//!   WAL record (see `bop_storage::log`).
+//!   WAL record (see `bop_storage::wal_image`).
 //! - The `-shm` wal-index lives in process memory, shared by every
 //!   connection to the database in this process.
 //! - Temporary files (VACUUM's temp database, statement journals) go to the
@@ -71,7 +71,7 @@ pub mod testing {
     }
 
     /// The wal-index bytes bop builds for `seed` (all regions, in order).
-    pub fn wal_index_bytes(seed: &bop_storage::log::WalIndexSeed) -> Option<Vec<u8>> {
+    pub fn wal_index_bytes(seed: &bop_storage::wal_image::WalIndexSeed) -> Option<Vec<u8>> {
         crate::wal_index::build(seed).map(|regions| {
             regions
                 .iter()

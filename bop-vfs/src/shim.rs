@@ -376,7 +376,7 @@ unsafe extern "C" fn x_open(
             let base = path.strip_suffix("-wal").unwrap_or(path);
             match vfs::find_open(Path::new(base)) {
                 Some(db) => {
-                    db.store.wal_mark_open();
+                    db.store.wal_image_mark_open();
                     BopFile::Wal(WalFile { db })
                 }
                 None => {
@@ -608,7 +608,7 @@ unsafe extern "C" fn x_delete(
             NameKind::Wal(base) => match vfs::find_open(&base) {
                 Some(db) => db
                     .store
-                    .wal_delete()
+                    .wal_image_delete()
                     .map_or_else(|e| to_code(&e, Op::Delete), |_| SQLITE_OK),
                 None => SQLITE_OK,
             },
@@ -641,7 +641,9 @@ unsafe extern "C" fn x_access(
             return SQLITE_IOERR;
         };
         let answer = match vfs::classify(path) {
-            NameKind::Wal(base) => vfs::find_open(&base).is_some_and(|db| db.store.wal_exists()),
+            NameKind::Wal(base) => {
+                vfs::find_open(&base).is_some_and(|db| db.store.wal_image_exists())
+            }
             NameKind::Journal(_) => false,
             NameKind::Store => true,
             NameKind::Other => {

@@ -9,18 +9,19 @@ page_size=N     page size in bytes for a new store: a power of two from 512 to 6
 an existing store must be opened with its own page size or none
 max_txn_mb=N    largest transaction SQLite may build before commit, in MiB (1..=65536, default 1024); \
 a larger one fails with SQLITE_FULL
-wal_segment_mb=N size of a preallocated WAL segment file in MiB (1..=4096, default 8)
+log_segment_mb=N size of a preallocated segment file of the record log in MiB (1..=4096, default 8)
 io=MODE         file I/O backend: std (buffered), direct (direct I/O for the WAL where the filesystem \
 supports it, buffered elsewhere), direct-required (fail where it does not), uring (io_uring; std where \
 unavailable); default: the BOP_IO environment variable, else direct. Applies when the store is first \
 opened in the process
-wal_buffer_kb=N  bound of the WAL's written-but-unsynced bytes in KiB (64..=1048576, default 4096); \
+log_buffer_kb=N  bound of the record log's written-but-unsynced bytes in KiB (64..=1048576, default 4096); \
 a background sync starts at half; a new write transaction waits for room, then gets SQLITE_BUSY
-wal_busy_ms=N   how long a new write transaction waits for room in that buffer before SQLITE_BUSY \
+log_busy_ms=N   how long a new write transaction waits for room in that buffer before SQLITE_BUSY \
 (0..=600000, default 2000)
-wal_sync_retries=N retries of a failed WAL sync, each rewriting the unsynced bytes first, before the \
-store refuses writes (0..=16, default 4). The wal_* parameters apply when the store is first opened \
-in the process
+log_sync_retries=N retries of a failed sync of the record log, each rewriting the unsynced bytes first, \
+before the store refuses writes (0..=16, default 4). The log_* parameters apply when the store is first \
+opened in the process; their older names wal_segment_mb, wal_buffer_kb, wal_busy_ms and wal_sync_retries \
+are still accepted
 cache_mb=N      bound of bop's page cache in MiB (0..=1048576, 0 = off; default: the BOP_CACHE_MB \
 environment variable, else 64). The cache is one per process, shared by every database: the \
 bound set by the last open that names it applies to all
@@ -41,11 +42,11 @@ const SQLITE_KEYS: &[&str] = &["vfs", "mode", "cache", "psow", "nolock", "immuta
 pub struct Params {
     pub page_size: Option<u32>,
     pub max_txn_mb: Option<u64>,
-    pub wal_segment_mb: Option<u64>,
+    pub log_segment_mb: Option<u64>,
     pub io: Option<IoMode>,
-    pub wal_buffer_kb: Option<u64>,
-    pub wal_busy_ms: Option<u64>,
-    pub wal_sync_retries: Option<u64>,
+    pub log_buffer_kb: Option<u64>,
+    pub log_busy_ms: Option<u64>,
+    pub log_sync_retries: Option<u64>,
     pub cache_mb: Option<u64>,
     pub ckpt_wal_mb: Option<u64>,
     pub ckpt_age_s: Option<u64>,
@@ -79,10 +80,21 @@ impl Params {
                     p.page_size = Some(n);
                 }
                 "max_txn_mb" => p.max_txn_mb = Some(number(key, value, 1, 65536)?),
-                "wal_segment_mb" => p.wal_segment_mb = Some(number(key, value, 1, 4096)?),
-                "wal_buffer_kb" => p.wal_buffer_kb = Some(number(key, value, 64, 1 << 20)?),
-                "wal_busy_ms" => p.wal_busy_ms = Some(number(key, value, 0, 600_000)?),
-                "wal_sync_retries" => p.wal_sync_retries = Some(number(key, value, 0, 16)?),
+                // The record log's parameters; the `wal_*` spellings are
+                // their names before the record log had its own word, and
+                // stay accepted.
+                "log_segment_mb" | "wal_segment_mb" => {
+                    p.log_segment_mb = Some(number(key, value, 1, 4096)?)
+                }
+                "log_buffer_kb" | "wal_buffer_kb" => {
+                    p.log_buffer_kb = Some(number(key, value, 64, 1 << 20)?)
+                }
+                "log_busy_ms" | "wal_busy_ms" => {
+                    p.log_busy_ms = Some(number(key, value, 0, 600_000)?)
+                }
+                "log_sync_retries" | "wal_sync_retries" => {
+                    p.log_sync_retries = Some(number(key, value, 0, 16)?)
+                }
                 "cache_mb" => {
                     p.cache_mb = Some(number(key, value, 0, bop_storage::cache::CAPACITY_MB_MAX)?)
                 }
@@ -109,20 +121,20 @@ impl Params {
     /// cannot be set up.
     pub fn apply(&self, opts: &mut StoreOptions) -> Result<(), StorageError> {
         opts.page_size = self.page_size;
-        if let Some(kb) = self.wal_buffer_kb {
-            opts.wal.flush.unsynced_max_bytes = kb << 10;
+        if let Some(kb) = self.log_buffer_kb {
+            opts.log.flush.unsynced_max_bytes = kb << 10;
         }
-        if let Some(ms) = self.wal_busy_ms {
-            opts.wal.flush.backpressure_wait_max_ms = ms;
+        if let Some(ms) = self.log_busy_ms {
+            opts.log.flush.backpressure_wait_max_ms = ms;
         }
-        if let Some(n) = self.wal_sync_retries {
-            opts.wal.flush.retries_max = n as u32;
+        if let Some(n) = self.log_sync_retries {
+            opts.log.flush.retries_max = n as u32;
         }
         if let Some(mb) = self.max_txn_mb {
             opts.max_txn_bytes = mb << 20;
         }
-        if let Some(mb) = self.wal_segment_mb {
-            opts.wal.segment_bytes = mb << 20;
+        if let Some(mb) = self.log_segment_mb {
+            opts.log.segment_bytes = mb << 20;
         }
         if let Some(mode) = self.io {
             opts.io = backend(mode)?;
@@ -171,21 +183,43 @@ mod tests {
     }
 
     #[test]
-    fn wal_bounds_parse_apply_and_reject_bad() {
+    fn log_bounds_parse_apply_and_reject_bad() {
         let p = Params::parse([
-            ("wal_buffer_kb", "128"),
-            ("wal_busy_ms", "0"),
-            ("wal_sync_retries", "2"),
+            ("log_buffer_kb", "128"),
+            ("log_busy_ms", "0"),
+            ("log_sync_retries", "2"),
+            ("log_segment_mb", "3"),
         ])
         .unwrap();
         let mut opts = StoreOptions::default();
         p.apply(&mut opts).unwrap();
-        assert_eq!(opts.wal.flush.unsynced_max_bytes, 128 << 10);
-        assert_eq!(opts.wal.flush.backpressure_wait_max_ms, 0);
-        assert_eq!(opts.wal.flush.retries_max, 2);
-        assert!(Params::parse([("wal_buffer_kb", "1")]).is_err());
+        assert_eq!(opts.log.flush.unsynced_max_bytes, 128 << 10);
+        assert_eq!(opts.log.flush.backpressure_wait_max_ms, 0);
+        assert_eq!(opts.log.flush.retries_max, 2);
+        assert_eq!(opts.log.segment_bytes, 3 << 20);
+        assert!(Params::parse([("log_buffer_kb", "1")]).is_err());
+        assert!(Params::parse([("log_sync_retries", "17")]).is_err());
+        assert!(Params::parse([("log_busy_ms", "x")]).is_err());
+    }
+
+    #[test]
+    fn older_wal_names_of_log_parameters_are_accepted() {
+        let old = Params::parse([
+            ("wal_buffer_kb", "128"),
+            ("wal_busy_ms", "7"),
+            ("wal_sync_retries", "2"),
+            ("wal_segment_mb", "3"),
+        ])
+        .unwrap();
+        let new = Params::parse([
+            ("log_buffer_kb", "128"),
+            ("log_busy_ms", "7"),
+            ("log_sync_retries", "2"),
+            ("log_segment_mb", "3"),
+        ])
+        .unwrap();
+        assert_eq!(old, new);
         assert!(Params::parse([("wal_sync_retries", "17")]).is_err());
-        assert!(Params::parse([("wal_busy_ms", "x")]).is_err());
     }
 
     #[test]

@@ -11,28 +11,28 @@
 
 use std::path::Path;
 
+use bop_storage::log::record::{RecordHeader, RECORD_HEADER_LEN};
+use bop_storage::log::segment::SegmentHeader;
 use bop_storage::manifest::tables::{self, ChunkMeta, PageLoc, SegmentMeta};
 use bop_storage::page_store::chunk;
-use bop_storage::wal::record::{RecordHeader, RECORD_HEADER_LEN};
-use bop_storage::wal::segment::SegmentHeader;
 use bop_storage::{ChunkId, PageNo, StoreOptions};
 
 pub mod recovery;
 pub mod seeds;
 
-pub use recovery::wal_recovery;
+pub use recovery::log_recovery;
 
 /// Every target, by name (the names of `fuzz_targets/*.rs` and of the
 /// corpus directories).
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
-    ("wal_record", wal_record),
-    ("wal_segment_header", wal_segment_header),
-    ("wal_segment_index", wal_segment_index),
+    ("log_record", log_record),
+    ("log_segment_header", log_segment_header),
+    ("log_segment_index", log_segment_index),
     ("chunk_index", chunk_index),
     ("chunk_roundtrip", chunk_roundtrip),
     ("manifest_values", manifest_values),
     ("vfs_params", vfs_params),
-    ("wal_recovery", wal_recovery),
+    ("log_recovery", log_recovery),
 ];
 
 /// `RecordHeader::decode` on arbitrary bytes.
@@ -40,7 +40,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 /// `decode` slices `&b[..RECORD_HEADER_LEN]` and so panics on shorter
 /// input; its only caller (`verify_at` in recovery) checks the length first.
 /// The target keeps that contract.
-pub fn wal_record(data: &[u8]) {
+pub fn log_record(data: &[u8]) {
     if data.len() < RECORD_HEADER_LEN {
         return;
     }
@@ -66,7 +66,7 @@ pub fn wal_record(data: &[u8]) {
 }
 
 /// `SegmentHeader::decode` on arbitrary bytes (any length).
-pub fn wal_segment_header(data: &[u8]) {
+pub fn log_segment_header(data: &[u8]) {
     let path = Path::new("fuzz.seg");
     let Ok(h) = SegmentHeader::decode(data, path) else {
         return;
@@ -82,8 +82,8 @@ pub fn wal_segment_header(data: &[u8]) {
 /// LSN the bytes themselves state (so well-formed inputs get past the
 /// header): an index that decodes describes records that fit the segment,
 /// and encoding its entries again gives the same bytes.
-pub fn wal_segment_index(data: &[u8]) {
-    use bop_storage::wal::segment_index::{decode, IndexBuilder};
+pub fn log_segment_index(data: &[u8]) {
+    use bop_storage::log::segment_index::{decode, IndexBuilder};
     use bop_storage::{Lsn, SegmentId};
     const CAPACITY: u64 = 8 << 20;
     if data.len() < 32 {
@@ -282,16 +282,16 @@ pub fn vfs_params(data: &[u8]) {
     if let Some(mb) = p.max_txn_mb {
         assert!((1..=65536).contains(&mb));
     }
-    if let Some(mb) = p.wal_segment_mb {
+    if let Some(mb) = p.log_segment_mb {
         assert!((1..=4096).contains(&mb));
     }
-    if let Some(kb) = p.wal_buffer_kb {
+    if let Some(kb) = p.log_buffer_kb {
         assert!((64..=1 << 20).contains(&kb));
     }
-    if let Some(ms) = p.wal_busy_ms {
+    if let Some(ms) = p.log_busy_ms {
         assert!(ms <= 600_000);
     }
-    if let Some(n) = p.wal_sync_retries {
+    if let Some(n) = p.log_sync_retries {
         assert!(n <= 16);
     }
     if let Some(mb) = p.cache_mb {
@@ -310,10 +310,10 @@ pub fn vfs_params(data: &[u8]) {
     let mut again: Vec<(String, String)> = [
         p.page_size.map(|v| ("page_size", u64::from(v))),
         p.max_txn_mb.map(|v| ("max_txn_mb", v)),
-        p.wal_segment_mb.map(|v| ("wal_segment_mb", v)),
-        p.wal_buffer_kb.map(|v| ("wal_buffer_kb", v)),
-        p.wal_busy_ms.map(|v| ("wal_busy_ms", v)),
-        p.wal_sync_retries.map(|v| ("wal_sync_retries", v)),
+        p.log_segment_mb.map(|v| ("log_segment_mb", v)),
+        p.log_buffer_kb.map(|v| ("log_buffer_kb", v)),
+        p.log_busy_ms.map(|v| ("log_busy_ms", v)),
+        p.log_sync_retries.map(|v| ("log_sync_retries", v)),
         p.cache_mb.map(|v| ("cache_mb", v)),
         p.ckpt_wal_mb.map(|v| ("ckpt_wal_mb", v)),
         p.ckpt_age_s.map(|v| ("ckpt_age_s", v)),

@@ -39,9 +39,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use bop_storage::log::record::{RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
+use bop_storage::log::segment::{segment_file_name, SEGMENT_HEADER_LEN};
 use bop_storage::manifest::Manifest;
-use bop_storage::wal::record::{RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
-use bop_storage::wal::segment::{segment_file_name, SEGMENT_HEADER_LEN};
 use bop_storage::{Store, StoreOptions};
 
 pub const FIX_CRC: u8 = 1;
@@ -139,16 +139,16 @@ fn opts() -> StoreOptions {
 /// Returns the next frame number.
 pub fn write_txn(store: &Store, first_frame: u64, pages: &[(u32, u8)], db_size: u32) -> u64 {
     if first_frame == 1 {
-        store.wal_write(0, &wal_header()).unwrap();
+        store.wal_image_write(0, &wal_header()).unwrap();
     }
     let mut frame_no = first_frame;
     for (i, (pgno, fill)) in pages.iter().enumerate() {
         let off = 32 + (frame_no - 1) * FRAME;
         store
-            .wal_write(off, &frame_header(*pgno, i + 1 == pages.len(), db_size))
+            .wal_image_write(off, &frame_header(*pgno, i + 1 == pages.len(), db_size))
             .unwrap();
         store
-            .wal_write(off + 24, &vec![*fill; PAGE as usize])
+            .wal_image_write(off + 24, &vec![*fill; PAGE as usize])
             .unwrap();
         frame_no += 1;
     }
@@ -172,9 +172,9 @@ fn frame_header(pgno: u32, commit: bool, db_size: u32) -> [u8; 24] {
 }
 
 fn read_image(store: &Store) -> Vec<u8> {
-    let mut img = vec![0u8; store.wal_size() as usize];
+    let mut img = vec![0u8; store.wal_image_size() as usize];
     let n = store
-        .wal_read(0, &mut img)
+        .wal_image_read(0, &mut img)
         .expect("wal_read inside wal_size");
     assert_eq!(n, img.len(), "wal_read returned fewer bytes than wal_size");
     img
@@ -185,16 +185,16 @@ fn build_template(path: &Path, two_generations: bool) -> Template {
     {
         let store = Store::open_shared(path, &opts()).expect("create template store");
         let mut f = write_txn(&store, 1, &[(1, 0xa1)], 1);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
         f = write_txn(&store, f, &[(2, 0xa2), (3, 0xa3)], 3);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
         if two_generations {
             // SQLite restarts the WAL after a checkpoint: a new header at 0.
             f = write_txn(&store, 1, &[(1, 0xb1)], 3);
-            store.wal_sync().unwrap();
+            store.wal_image_sync().unwrap();
         }
         write_txn(&store, f, &[(4, 0xa4)], 4);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
         image = read_image(&store);
         // Leave the template as a crash would (not shut down cleanly), so
         // damaged records may be read as a torn tail: the interesting path.
@@ -370,7 +370,7 @@ pub fn segment_image(t: &Template, flags: u8, rest: &[u8]) -> Vec<u8> {
 }
 
 /// The fuzz target.
-pub fn wal_recovery(data: &[u8]) {
+pub fn log_recovery(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
@@ -436,7 +436,7 @@ fn write_after(store: Arc<Store>, dir: &Path, image: Vec<u8>) {
     }
     want.extend_from_slice(&frame_header(1, true, 1));
     want.extend_from_slice(&[0xc1; PAGE as usize]);
-    store.wal_sync().expect("commit after recovery");
+    store.wal_image_sync().expect("commit after recovery");
     assert_eq!(read_image(&store), want, "image after the new commit");
     drop(store);
     let got = match Store::open_shared(dir, &opts()) {

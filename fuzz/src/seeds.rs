@@ -1,10 +1,10 @@
 //! The seed corpus: small valid and near-valid inputs for every target.
 //! `tests/gen_corpus.rs` writes them to `corpus/<target>/`.
 
+use bop_storage::log::record::{RecordHeader, RECORD_HEADER_LEN};
+use bop_storage::log::segment::SegmentHeader;
 use bop_storage::manifest::tables::{key_u32, key_u64, ChunkMeta, PageLoc, SegmentMeta};
 use bop_storage::page_store::chunk;
-use bop_storage::wal::record::{RecordHeader, RECORD_HEADER_LEN};
-use bop_storage::wal::segment::SegmentHeader;
 use bop_storage::{ChunkId, DbId, Epoch, Lsn, PageNo, SegmentId};
 
 use crate::recovery::{self, FIX_CRC, HEADER, TEMPLATE_B, WRITE_AFTER};
@@ -31,42 +31,42 @@ pub fn all() -> Vec<Seed> {
     let mut out: Vec<Seed> = Vec::new();
     let mut add = |t: &'static str, name: &str, b: Vec<u8>| out.push((t, name.to_string(), b));
 
-    // wal_record
-    add("wal_record", "valid", record_header(7, 4120));
-    add("wal_record", "valid_empty_payload", record_header(1, 0));
+    // log_record
+    add("log_record", "valid", record_header(7, 4120));
+    add("log_record", "valid_empty_payload", record_header(1, 0));
     add(
-        "wal_record",
+        "log_record",
         "valid_max_len",
         record_header(u64::MAX, u32::MAX),
     );
-    add("wal_record", "zeros", vec![0; RECORD_HEADER_LEN]);
+    add("log_record", "zeros", vec![0; RECORD_HEADER_LEN]);
     let mut bad = record_header(7, 4120);
     bad[44] ^= 1;
-    add("wal_record", "bad_crc", bad);
+    add("log_record", "bad_crc", bad);
     let mut v2 = record_header(7, 4120);
     v2[4] = 2;
     let crc = crc32c::crc32c(&v2[..44]);
     v2[44..48].copy_from_slice(&crc.to_le_bytes());
-    add("wal_record", "version_2", v2);
+    add("log_record", "version_2", v2);
 
-    // wal_segment_header
+    // log_segment_header
     let sh = SegmentHeader {
         id: SegmentId(1),
         first_lsn: Lsn(1),
         capacity_bytes: 1 << 20,
     }
     .encode();
-    add("wal_segment_header", "valid_44", sh[..44].to_vec());
-    add("wal_segment_header", "valid_4096", sh.clone());
-    add("wal_segment_header", "short", sh[..43].to_vec());
+    add("log_segment_header", "valid_44", sh[..44].to_vec());
+    add("log_segment_header", "valid_4096", sh.clone());
+    add("log_segment_header", "short", sh[..43].to_vec());
     let mut bad = sh[..44].to_vec();
     bad[20] ^= 0x80;
-    add("wal_segment_header", "bad_crc", bad);
+    add("log_segment_header", "bad_crc", bad);
 
-    // wal_segment_index
+    // log_segment_index
     {
-        use bop_storage::log::frames::{FrameInfo, RecordFrames};
-        use bop_storage::wal::segment_index::{EntryHead, IndexBuilder};
+        use bop_storage::log::segment_index::{EntryHead, IndexBuilder};
+        use bop_storage::wal_image::frames::{FrameInfo, RecordFrames};
         let mut ix = IndexBuilder::new(SegmentId(3), Lsn(10));
         let head = |wal_offset, payload_len| EntryHead {
             db: bop_storage::DbId(0),
@@ -92,20 +92,20 @@ pub fn all() -> Vec<Seed> {
         ix.push(&head(0, 32 + 2 * 4120), Some(&frames));
         ix.push(&head(8272, 4120), None);
         let good = ix.finish();
-        add("wal_segment_index", "two_records", good.clone());
+        add("log_segment_index", "two_records", good.clone());
         add(
-            "wal_segment_index",
+            "log_segment_index",
             "empty",
             IndexBuilder::new(SegmentId(1), Lsn(1)).finish(),
         );
         add(
-            "wal_segment_index",
+            "log_segment_index",
             "truncated",
             good[..good.len() - 9].to_vec(),
         );
         let mut bad = good.clone();
         bad[40] ^= 4;
-        add("wal_segment_index", "bad_crc", bad);
+        add("log_segment_index", "bad_crc", bad);
     }
 
     // chunk_index
@@ -191,22 +191,26 @@ pub fn all() -> Vec<Seed> {
     for (name, s) in [
         (
             "all",
-            "page_size=8192&max_txn_mb=5&wal_segment_mb=16&vfs=bop",
+            "page_size=8192&max_txn_mb=5&log_segment_mb=16&vfs=bop",
         ),
         (
             "sqlite_keys",
             "vfs=bop&mode=rwc&cache=shared&psow=1&nolock=1&immutable=0",
         ),
         ("bad_page_size", "page_size=3000"),
-        ("out_of_range", "max_txn_mb=0&wal_segment_mb=4097"),
+        ("out_of_range", "max_txn_mb=0&log_segment_mb=4097"),
         ("unknown", "pagesize=4096"),
         ("spaces", "page_size= 65536 "),
         ("huge", "page_size=18446744073709551616"),
         (
-            "wal_bounds",
-            "wal_buffer_kb=128&wal_busy_ms=0&wal_sync_retries=5&nolock=1",
+            "log_bounds",
+            "log_buffer_kb=128&log_busy_ms=0&log_sync_retries=5&nolock=1",
         ),
-        ("wal_bounds_bad", "wal_buffer_kb=63&wal_sync_retries=17"),
+        ("log_bounds_bad", "log_buffer_kb=63&log_sync_retries=17"),
+        (
+            "older_names",
+            "wal_buffer_kb=128&wal_busy_ms=0&wal_sync_retries=5&wal_segment_mb=2",
+        ),
         ("cache", "cache_mb=16&io=std"),
         ("cache_bad", "cache_mb=1048577"),
         ("ckpt", "ckpt_wal_mb=0&ckpt_age_s=86400&ckpt_warn_s=3"),
@@ -216,7 +220,7 @@ pub fn all() -> Vec<Seed> {
         add("vfs_params", name, s.as_bytes().to_vec());
     }
 
-    // wal_recovery: flags byte, then the record area (or header + area)
+    // log_recovery: flags byte, then the record area (or header + area)
     for (tb, tname) in [(0u8, "a"), (TEMPLATE_B, "b")] {
         let t = recovery::template(tb != 0);
         let body = &t.body;
@@ -225,32 +229,32 @@ pub fn all() -> Vec<Seed> {
             v.extend_from_slice(b);
             v
         };
-        add("wal_recovery", &format!("{tname}_intact"), with(0, body));
+        add("log_recovery", &format!("{tname}_intact"), with(0, body));
         add(
-            "wal_recovery",
+            "log_recovery",
             &format!("{tname}_intact_write_after"),
             with(WRITE_AFTER, body),
         );
         add(
-            "wal_recovery",
+            "log_recovery",
             &format!("{tname}_fixcrc"),
             with(FIX_CRC | WRITE_AFTER, body),
         );
         add(
-            "wal_recovery",
+            "log_recovery",
             &format!("{tname}_empty"),
             with(WRITE_AFTER, &[]),
         );
         let mut h = t.seg_header[..44].to_vec();
         h.extend_from_slice(body);
         add(
-            "wal_recovery",
+            "log_recovery",
             &format!("{tname}_header"),
             with(HEADER | FIX_CRC, &h),
         );
         // torn tail: last record cut in half
         add(
-            "wal_recovery",
+            "log_recovery",
             &format!("{tname}_torn"),
             with(WRITE_AFTER, &body[..body.len() - 300]),
         );
@@ -258,12 +262,12 @@ pub fn all() -> Vec<Seed> {
         let mut d = body.clone();
         let second = 48 + u32::from_le_bytes(d[32..36].try_into().unwrap()) as usize;
         d[second + 48 + 100] ^= 0xff;
-        add("wal_recovery", &format!("{tname}_damaged_2"), with(0, &d));
+        add("log_recovery", &format!("{tname}_damaged_2"), with(0, &d));
         // second record's header zeroed
         let mut z = body.clone();
         z[second..second + 48].fill(0);
         add(
-            "wal_recovery",
+            "log_recovery",
             &format!("{tname}_zeroed_2"),
             with(WRITE_AFTER, &z),
         );
@@ -277,7 +281,7 @@ pub fn all() -> Vec<Seed> {
         }
         e[last + 40..last + 44].copy_from_slice(&99u32.to_le_bytes());
         add(
-            "wal_recovery",
+            "log_recovery",
             &format!("{tname}_future_epoch"),
             with(FIX_CRC | WRITE_AFTER, &e),
         );

@@ -1,5 +1,5 @@
 //! The WAL's unsynced-bytes bound reaches SQLite as SQLITE_BUSY: with a
-//! slow disk and a small buffer (`wal_buffer_kb`, `wal_busy_ms`), a write
+//! slow disk and a small buffer (`log_buffer_kb`, `log_busy_ms`), a write
 //! transaction that finds the buffer full waits its bound and then gets
 //! "database is locked"; once the disk catches up, writes succeed again and
 //! nothing committed is lost.
@@ -17,7 +17,7 @@ fn a_full_wal_buffer_is_sqlite_busy_then_writes_resume() {
     let path = dir.path().join("bp.db");
     let fs = SimFs::new();
     bop_vfs::testing::set_store_io(&path, Some(Arc::new(fs.clone())));
-    let params = [("wal_buffer_kb", "64"), ("wal_busy_ms", "20")];
+    let params = [("log_buffer_kb", "64"), ("log_busy_ms", "20")];
     let c = open_with(&path, &params);
     c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=0; CREATE TABLE t(v BLOB)")
         .unwrap();

@@ -188,7 +188,7 @@ struct Setup {
     cache_size: i64,
     synchronous: &'static str,
     /// bop's WAL segment size in MiB (small: segments fill and roll over).
-    wal_segment_mb: u32,
+    log_segment_mb: u32,
 }
 
 impl Setup {
@@ -197,14 +197,14 @@ impl Setup {
             connections: if seed % 2 == 1 { 2 } else { 1 },
             cache_size: if seed.is_multiple_of(3) { 10 } else { -2000 },
             synchronous: if seed % 5 == 4 { "FULL" } else { "NORMAL" },
-            wal_segment_mb: if seed % 4 == 2 { 1 } else { 16 },
+            log_segment_mb: if seed % 4 == 2 { 1 } else { 16 },
         }
     }
 
     fn header(&self) -> String {
         format!(
-            "# connections={} cache_size={} synchronous={} wal_segment_mb={}",
-            self.connections, self.cache_size, self.synchronous, self.wal_segment_mb
+            "# connections={} cache_size={} synchronous={} log_segment_mb={}",
+            self.connections, self.cache_size, self.synchronous, self.log_segment_mb
         )
     }
 
@@ -215,7 +215,7 @@ impl Setup {
             match k {
                 "connections" => s.connections = v.parse().ok()?,
                 "cache_size" => s.cache_size = v.parse().ok()?,
-                "wal_segment_mb" => s.wal_segment_mb = v.parse().ok()?,
+                "log_segment_mb" | "wal_segment_mb" => s.log_segment_mb = v.parse().ok()?,
                 "synchronous" => s.synchronous = if v == "FULL" { "FULL" } else { "NORMAL" },
                 _ => return None,
             }
@@ -289,8 +289,8 @@ impl Pair {
                 assert_eq!(mode, "wal");
             }
             configure(&s, self.setup);
-            let seg = self.setup.wal_segment_mb.to_string();
-            let b = bop_tests::open_with(&self.bop_path(), &[("wal_segment_mb", &seg)]);
+            let seg = self.setup.log_segment_mb.to_string();
+            let b = bop_tests::open_with(&self.bop_path(), &[("log_segment_mb", &seg)]);
             configure(&b, self.setup);
             self.stock.push(s);
             self.bop.push(b);

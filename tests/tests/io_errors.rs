@@ -208,7 +208,7 @@ fn real_disk_full_is_sqlite_full_and_recovers_when_space_returns() {
         return;
     };
     let path = dir.path().join("full.db");
-    let c = open_with(&path, &[("wal_segment_mb", "1")]);
+    let c = open_with(&path, &[("log_segment_mb", "1")]);
     c.pragma_update(None, "synchronous", "FULL").unwrap();
     c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
         .unwrap();

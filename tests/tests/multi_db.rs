@@ -84,7 +84,7 @@ fn databases_of_one_store_are_isolated_share_the_wal_and_survive_reopen() {
 fn a_shared_wal_segment_is_dropped_only_when_every_database_checkpointed() {
     let dir = tempdir();
     let store = dir.path().join("ck.bop");
-    let params = [("wal_segment_mb", "1")];
+    let params = [("log_segment_mb", "1")];
     let main = bop_tests::open_with(&store, &params);
     let a = bop_tests::open_with(&store.join("a"), &params);
     let b = bop_tests::open_with(&store.join("b"), &params);
@@ -100,20 +100,20 @@ fn a_shared_wal_segment_is_dropped_only_when_every_database_checkpointed() {
     };
     fill(&a);
     fill(&b);
-    let segs_before = stat(&a, "wal_segments");
+    let segs_before = stat(&a, "log_segments");
     assert!(segs_before >= 3, "{segs_before}");
     // `a` checkpoints and restarts its WAL image: `b` still needs the
     // segments, so none goes.
     a.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     a.execute("INSERT INTO t VALUES (1)", []).unwrap();
-    assert!(stat(&a, "wal_segments") >= segs_before);
+    assert!(stat(&a, "log_segments") >= segs_before);
     // Once `b` does too, the old segments are dropped (the main database,
     // open but without records, holds nothing back).
     b.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     b.execute("INSERT INTO t VALUES (1)", []).unwrap();
-    let segs_after = stat(&a, "wal_segments");
+    let segs_after = stat(&a, "log_segments");
     assert!(segs_after < segs_before, "{segs_after} vs {segs_before}");
     assert_eq!(count(&a, "t"), 301);
     assert_eq!(count(&b, "t"), 301);

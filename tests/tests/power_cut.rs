@@ -82,7 +82,7 @@ fn stat(stats: &str, key: &str) -> u64 {
 }
 
 /// Small WAL segments make scenarios roll, drop and reuse segments.
-const SMALL_SEGMENTS: &[(&str, &str)] = &[("wal_segment_mb", "1")];
+const SMALL_SEGMENTS: &[(&str, &str)] = &[("log_segment_mb", "1")];
 
 fn open_conn(path: &Path, full: bool, autockpt: u32) -> Connection {
     let c = Connection::open_with_flags(uri(path, SMALL_SEGMENTS), bop_tests::flags()).unwrap();

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use bop_storage::log::frames::{parse_record, GenerationState};
-use bop_storage::log::WalIndexSeed;
+use bop_storage::wal_image::frames::{parse_record, GenerationState};
+use bop_storage::wal_image::WalIndexSeed;
 use bop_tests::{assert_integrity, open_with, tempdir};
 use rusqlite::{Connection, OpenFlags};
 

@@ -35,7 +35,7 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)
     };
-    let syncs = get(&s1, "wal_syncs") - get(&s0, "wal_syncs");
+    let syncs = get(&s1, "log_syncs") - get(&s0, "log_syncs");
     println!(
         "{dbs} databases: {:.0} commits/s, {:.0} syncs/s, {:.1} commits per sync",
         n as f64 / secs,

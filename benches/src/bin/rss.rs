@@ -282,7 +282,7 @@ fn main() {
             // "Bounds"). Its memory is kept between flushes and grows in
             // powers of two, so it is at most that; a direct-I/O leader's
             // copy of the blocks it writes is as large again.
-            let max = bop_storage::wal::FlushConfig::default().unsynced_max_bytes;
+            let max = bop_storage::log::FlushConfig::default().unsynced_max_bytes;
             let gather = bop_storage::page_store::PageStoreConfig::default().chunk_bytes_max;
             (1u64, PENDING_KEEP_BYTES, gather, 2 * 2 * max)
         }
@@ -341,7 +341,7 @@ fn main() {
             "bop: largest pending transaction buffer {:.2} MiB; WAL unsynced peak {}, WAL buffer {}; backpressure waits {} rejections {}",
             mib(pending_peak),
             get("unsynced_bytes_peak"),
-            get("wal_buffer_bytes"),
+            get("log_buffer_bytes"),
             stat(&s, "backpressure_waits").unwrap_or(0),
             stat(&s, "backpressure_rejections").unwrap_or(0),
         );

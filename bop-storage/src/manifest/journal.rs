@@ -336,7 +336,7 @@ impl Manifest {
                             );
                             continue;
                         }
-                        let name = crate::wal::segment::segment_file_name(*s);
+                        let name = crate::log::segment::segment_file_name(*s);
                         remove(wal_dir.join(name), &mut report)?;
                     }
                 }

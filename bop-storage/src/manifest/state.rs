@@ -34,8 +34,8 @@ pub struct ManifestState {
     /// The lowest and highest WAL base (`checkpoint_lsn`) of all the
     /// store's databases: records below the lowest are needed by none;
     /// no new record may be numbered below the highest.
-    pub wal_base_min: Lsn,
-    pub wal_base_max: Lsn,
+    pub log_base_min: Lsn,
+    pub log_base_max: Lsn,
 }
 
 /// One atomic publication of checkpointed pages.
@@ -202,12 +202,12 @@ impl Manifest {
                     self.meta_u64(rtxn, &per_db(meta_key::CHECKPOINT_LSN, d))?
                 ))
             };
-            let mut wal_base_min = base_of(DbId::MAIN)?;
-            let mut wal_base_max = wal_base_min;
+            let mut log_base_min = base_of(DbId::MAIN)?;
+            let mut log_base_max = log_base_min;
             for (_, d) in &named {
                 let b = base_of(*d)?;
-                wal_base_min = wal_base_min.min(b);
-                wal_base_max = wal_base_max.max(b);
+                log_base_min = log_base_min.min(b);
+                log_base_max = log_base_max.max(b);
             }
             let per = |k: &[u8]| per_db(k, db);
             Ok(ManifestState {
@@ -222,8 +222,8 @@ impl Manifest {
                 segments,
                 chunks,
                 pages,
-                wal_base_min,
-                wal_base_max,
+                log_base_min,
+                log_base_max,
             })
         })
     }

@@ -334,7 +334,7 @@ fn one(
         "{what}: the journal replay left chunk files to the scan"
     );
     assert_eq!(
-        st.wal_stray_segments_removed, 0,
+        st.log_stray_segments_removed, 0,
         "{what}: the journal replay left segment files to the scan"
     );
     assert_eq!(st.manifest.journal_pending, 0, "{what}: journal replayed");

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bop_storage::log::{frame_cache_hits, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
+use bop_storage::wal_image::{frame_cache_hits, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
@@ -40,10 +40,10 @@ fn pages_of_a_durable_commit_are_read_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let (store, seg_reads) = open_counting(dir.path());
     let next = write_txn(&store, 1, &[(1, 0x11), (2, 0x22), (3, 0x33)], 3);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     write_txn(&store, next, &[(2, 0x44)], 3);
-    store.wal_sync().unwrap();
-    let cached = store.stats().log.frames_cached_at_commit;
+    store.wal_image_sync().unwrap();
+    let cached = store.stats().wal_image.frames_cached_at_commit;
     assert_eq!(cached, 4, "every page of both commits");
 
     let before = seg_reads.load(Ordering::SeqCst);
@@ -64,7 +64,7 @@ fn pages_of_a_durable_commit_are_read_from_the_cache() {
     let before = seg_reads.load(Ordering::SeqCst);
     // Reads that are not page-sized go to the record.
     let mut hdr = [0u8; 24];
-    store.wal_read(32, &mut hdr).unwrap();
+    store.wal_image_read(32, &mut hdr).unwrap();
     assert_eq!(u32::from_be_bytes(hdr[..4].try_into().unwrap()), 1);
     assert_eq!(seg_reads.load(Ordering::SeqCst), before + 1);
 }
@@ -75,7 +75,7 @@ fn a_normal_commit_is_not_cached() {
     let (store, seg_reads) = open_counting(dir.path());
     write_txn(&store, 1, &[(1, 0x51), (2, 0x52)], 2);
     store.end_write_transaction().unwrap();
-    assert_eq!(store.stats().log.frames_cached_at_commit, 0);
+    assert_eq!(store.stats().wal_image.frames_cached_at_commit, 0);
     // Written through the kernel's page cache, read from there each time.
     for _ in 0..2 {
         let before = seg_reads.load(Ordering::SeqCst);
@@ -93,17 +93,17 @@ fn a_record_over_the_bound_is_not_cached_at_commit() {
     let at_bound = ((CACHE_AT_COMMIT_RECORD_MAX_BYTES - 32) / frame) as u32;
     let pages: Vec<(u32, u8)> = (1..=at_bound).map(|p| (p, p as u8)).collect();
     let next = write_txn(&store, 1, &pages, at_bound);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     assert_eq!(
-        store.stats().log.frames_cached_at_commit,
+        store.stats().wal_image.frames_cached_at_commit,
         u64::from(at_bound)
     );
     let over = (CACHE_AT_COMMIT_RECORD_MAX_BYTES / frame + 1) as u32;
     let pages: Vec<(u32, u8)> = (1..=over).map(|p| (p, 0xEE)).collect();
     write_txn(&store, next, &pages, over);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     assert_eq!(
-        store.stats().log.frames_cached_at_commit,
+        store.stats().wal_image.frames_cached_at_commit,
         u64::from(at_bound),
         "a record over {CACHE_AT_COMMIT_RECORD_MAX_BYTES} bytes is not copied"
     );
@@ -122,9 +122,9 @@ fn a_page_rewritten_by_many_commits_keeps_one_entry() {
     let mut next = 1;
     for c in 0..COMMITS {
         next = write_txn(&store, next, &[(1, c as u8), (2, !(c as u8))], 2);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
     }
-    assert_eq!(store.stats().log.frames_cached_at_commit, 2 * COMMITS);
+    assert_eq!(store.stats().wal_image.frames_cached_at_commit, 2 * COMMITS);
     // Every commit after the first replaced the two entries of the one
     // before (other tests of this binary only add removals).
     let removed = bop_storage::cache::global().stats().removals - removals;
@@ -142,7 +142,7 @@ fn a_page_rewritten_by_many_commits_keeps_one_entry() {
     // SQLite restarts the WAL: the old generation's entries are dropped.
     let removals = bop_storage::cache::global().stats().removals;
     write_txn(&store, 1, &[(3, 0x33)], 3);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     let removed = bop_storage::cache::global().stats().removals - removals;
     assert!(removed >= 2, "{removed} removals at the restart");
     assert_eq!(read_frame(&store, 1), vec![0x33u8; PAGE as usize]);

@@ -13,7 +13,7 @@
 //! page store's pages.
 //!
 //! A page's newer frame *replaces* the entry of its older one, reusing its
-//! buffer (`SqliteLog::cached_frames` remembers each page's newest key): a
+//! buffer (`WalImage::cached_frames` remembers each page's newest key): a
 //! checkpoint reads only a page's newest frame, and commits that keep
 //! rewriting the same pages then cost no allocation and do not grow the
 //! cache. The entries of a generation are dropped when SQLite restarts the
@@ -21,7 +21,7 @@
 
 use crate::cache::{self, CacheKey};
 use crate::error::Result;
-use crate::wal::RecordLoc;
+use crate::log::RecordLoc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::committed::RecordRead;

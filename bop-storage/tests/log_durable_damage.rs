@@ -13,7 +13,7 @@ fn damaged_durable_record_is_an_error_naming_file_and_offset() {
         let mut f = 1;
         for i in 0..4u8 {
             f = write_txn(&store, f, &[(u32::from(i) + 1, i)], u32::from(i) + 1);
-            store.wal_sync().unwrap(); // each record durable before the next
+            store.wal_image_sync().unwrap(); // each record durable before the next
         }
         store.halt(); // a crash: without the durable LSNs this would look torn
     }

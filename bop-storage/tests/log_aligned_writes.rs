@@ -9,14 +9,14 @@ mod common;
 use std::sync::Arc;
 
 use bop_storage::io::sim::{CrashMode, SimFs, SimRng};
-use bop_storage::wal::WalConfig;
+use bop_storage::log::LogConfig;
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
 fn opts(fs: &SimFs) -> StoreOptions {
     StoreOptions {
         io: Arc::new(fs.clone()),
-        wal: WalConfig {
+        log: LogConfig {
             segment_bytes: 1 << 20,
             ..Default::default()
         },
@@ -40,7 +40,7 @@ fn an_aligned_only_wal_commits_rolls_and_recovers() {
             let pages: Vec<(u32, u8)> = (0..1 + t % 3).map(|p| (1 + p, t as u8)).collect();
             f = write_txn(&store, f, &pages, 3);
             if t % 2 == 0 {
-                store.wal_sync().unwrap();
+                store.wal_image_sync().unwrap();
                 acked = f - 1;
             } else {
                 store.end_write_transaction().unwrap();
@@ -48,7 +48,7 @@ fn an_aligned_only_wal_commits_rolls_and_recovers() {
         }
         let s = store.stats();
         assert!(
-            s.wal.segments_created + s.wal.segments_recycled >= 3,
+            s.log.segments_created + s.log.segments_recycled >= 3,
             "{s:?}"
         );
         store.halt();
@@ -56,7 +56,7 @@ fn an_aligned_only_wal_commits_rolls_and_recovers() {
     let fs = fs.crash(CrashMode::LoseAll, &mut SimRng::new(9));
     fs.set_log_alignment(4096);
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-    let frames = store.stats().wal_frames;
+    let frames = store.stats().wal_image_frames;
     assert!(frames >= acked, "{frames} frames, {acked} acknowledged");
     // The last acknowledged transaction is intact.
     assert_eq!(read_frame(&store, acked), vec![598u32 as u8; PAGE as usize]);
@@ -64,5 +64,5 @@ fn an_aligned_only_wal_commits_rolls_and_recovers() {
     // A clean close and reopen with the end marker written aligned.
     drop(store);
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-    assert_eq!(store.stats().wal_frames, frames);
+    assert_eq!(store.stats().wal_image_frames, frames);
 }

@@ -10,7 +10,7 @@
 //! below which its records are obsolete (checkpointed into its page store);
 //! recovery ignores its records below it. A segment is dropped only once
 //! no database needs a record in it, so a database that does not
-//! checkpoint keeps the WAL from shrinking (`wal_base_min` in the stats).
+//! checkpoint keeps the WAL from shrinking (`log_base_min` in the stats).
 //!
 //! Invariants:
 //! 1. `needs` has an entry for every database of the store, opened or not:
@@ -19,7 +19,7 @@
 //! 2. `recovered` holds, for each database not open in this process, the
 //!    records recovery found for it at or above its base.
 //!
-//! Lock order: a database's log lock, then `SharedWal::inner`, then the
+//! Lock order: a database's log lock, then `SharedLog::inner`, then the
 //! flush controller's lock.
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,28 +27,32 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::flush::Flusher;
 use super::recovery::RecoveredRecord;
-use super::writer::{RecordLoc, Wal, WalStats};
+use super::writer::{LogStats, RecordLoc, RecordLog};
 use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::types::{DbId, Lsn};
 
 #[derive(Debug)]
 struct Inner {
-    wal: Wal,
+    log: RecordLog,
     needs: BTreeMap<DbId, Option<Lsn>>,
     recovered: HashMap<DbId, Vec<RecoveredRecord>>,
 }
 
 #[derive(Debug)]
-pub struct SharedWal {
+pub struct SharedLog {
     inner: Mutex<Inner>,
     flusher: Arc<Flusher>,
 }
 
-impl SharedWal {
+impl SharedLog {
     /// Wraps a recovered WAL: splits its records by database, keeping each
     /// database's records at or above its base.
-    pub fn new(wal: Wal, records: Vec<RecoveredRecord>, bases: Vec<(DbId, Lsn)>) -> SharedWal {
+    pub fn new(
+        log: RecordLog,
+        records: Vec<RecoveredRecord>,
+        bases: Vec<(DbId, Lsn)>,
+    ) -> SharedLog {
         let bases: BTreeMap<DbId, Lsn> = bases.into_iter().collect();
         let mut needs: BTreeMap<DbId, Option<Lsn>> = bases.keys().map(|d| (*d, None)).collect();
         let mut recovered: HashMap<DbId, Vec<RecoveredRecord>> = HashMap::new();
@@ -67,10 +71,10 @@ impl SharedWal {
                 ),
             }
         }
-        let flusher = wal.flusher().clone();
-        SharedWal {
+        let flusher = log.flusher().clone();
+        SharedLog {
             inner: Mutex::new(Inner {
-                wal,
+                log,
                 needs,
                 recovered,
             }),
@@ -101,7 +105,7 @@ impl SharedWal {
 
     /// The next LSN: the base of a database created now.
     pub fn next_lsn(&self) -> Lsn {
-        self.lock().wal.next_lsn()
+        self.lock().log.next_lsn()
     }
 
     /// Adds a database created now (invariant 1).
@@ -109,7 +113,7 @@ impl SharedWal {
         self.lock().needs.insert(db, None);
     }
 
-    /// Appends one record of database `db` (see [`Wal::append`]).
+    /// Appends one record of database `db` (see [`RecordLog::append`]).
     pub fn append(
         &self,
         manifest: &Manifest,
@@ -117,11 +121,11 @@ impl SharedWal {
         buf: &mut [u8],
         wal_offset: u64,
         defer_write: bool,
-        frames: Option<&crate::log::frames::RecordFrames>,
+        frames: Option<&crate::wal_image::frames::RecordFrames>,
     ) -> Result<RecordLoc> {
         let mut g = self.lock();
         let loc = g
-            .wal
+            .log
             .append(manifest, db, buf, wal_offset, defer_write, frames)?;
         let need = g.needs.entry(db).or_default();
         if need.is_none() {
@@ -142,9 +146,9 @@ impl SharedWal {
     ) -> Result<()> {
         let mut g = self.lock();
         let old = g.needs.insert(db, has_records.then_some(base));
-        let next = g.wal.next_lsn();
+        let next = g.log.next_lsn();
         let min = g.needs.values().flatten().copied().min().unwrap_or(next);
-        let r = g.wal.drop_before(manifest, (db, base), min);
+        let r = g.log.drop_before(manifest, (db, base), min);
         if r.is_err() {
             // Not recorded: keep what was needed so nothing goes early.
             g.needs.insert(db, old.flatten());
@@ -165,21 +169,21 @@ impl SharedWal {
     /// delete one is logged, not an error: the next open adopts it).
     pub fn close(&self) -> Result<()> {
         let mut g = self.lock();
-        g.wal.mark_end()?;
-        g.wal.sync()?;
-        if let Err(e) = g.wal.drop_spares() {
+        g.log.mark_end()?;
+        g.log.sync()?;
+        if let Err(e) = g.log.drop_spares() {
             tracing::warn!(error = %e, "could not delete a spare WAL segment at close");
         }
         Ok(())
     }
 
     pub fn segment_count(&self) -> usize {
-        self.lock().wal.segment_count()
+        self.lock().log.segment_count()
     }
 
-    pub fn next_lsn_and_stats(&self) -> (Lsn, WalStats) {
+    pub fn next_lsn_and_stats(&self) -> (Lsn, LogStats) {
         let g = self.lock();
-        (g.wal.next_lsn(), g.wal.stats())
+        (g.log.next_lsn(), g.log.stats())
     }
 
     /// The oldest record some database still needs (the next LSN if none).
@@ -190,6 +194,6 @@ impl SharedWal {
             .flatten()
             .copied()
             .min()
-            .unwrap_or_else(|| g.wal.next_lsn())
+            .unwrap_or_else(|| g.log.next_lsn())
     }
 }

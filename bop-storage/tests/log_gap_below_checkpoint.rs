@@ -1,7 +1,7 @@
 //! Records below the checkpoint LSN may be lost unsynced (their pages are
 //! already in the page store). Recovery must then continue the log at the
 //! checkpoint LSN: commits made after that recovery survive the next open.
-//! (Found by the `wal_recovery` fuzz target.)
+//! (Found by the `log_recovery` fuzz target.)
 
 mod common;
 
@@ -29,20 +29,20 @@ fn commits_after_losing_records_below_the_checkpoint_survive() {
         store.end_write_transaction().unwrap();
         // SQLite checkpointed everything and truncated its WAL: the
         // checkpoint LSN moves past both records.
-        store.wal_truncate(0).unwrap();
+        store.wal_image_truncate(0).unwrap();
         store.halt();
     }
     // Power cut: the unsynced records are gone; the manifest is not.
     let fs = fs.crash(CrashMode::LoseAll, &mut SimRng::new(7));
     {
         let store = Store::open_shared(&path, &opts(&fs)).unwrap();
-        assert_eq!(store.wal_size(), 0);
+        assert_eq!(store.wal_image_size(), 0);
         write_txn(&store, 1, &[(3, 3)], 3);
-        store.wal_sync().unwrap(); // acknowledged under FULL
+        store.wal_image_sync().unwrap(); // acknowledged under FULL
     }
     let store = Store::open_shared(&path, &opts(&fs)).unwrap();
     assert_eq!(
-        store.wal_size(),
+        store.wal_image_size(),
         32 + FRAME,
         "the acknowledged commit is there"
     );

@@ -17,9 +17,9 @@ use common::*;
 fn build(path: &Path, clean_close: bool) {
     let store = open(path).unwrap();
     let f = write_txn(&store, 1, &[(1, 0xA1)], 1);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     write_txn(&store, f, &[(2, 0xA2)], 2);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     // SQLite's checkpoint copies the pages and syncs the database.
     store.db_write(0, &[0xA1; PAGE as usize]).unwrap();
     store
@@ -28,9 +28,9 @@ fn build(path: &Path, clean_close: bool) {
     store.db_sync().unwrap();
     // The next transaction restarts the WAL: generation 2.
     let g = write_txn(&store, 1, &[(1, 0xB1)], 2);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     write_txn(&store, g, &[(2, 0xB2)], 2);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     if !clean_close {
         store.halt();
     }
@@ -38,9 +38,13 @@ fn build(path: &Path, clean_close: bool) {
 
 fn check_generation_2(path: &Path) {
     let store = Store::open_shared(path, &Default::default()).unwrap();
-    assert_eq!(store.wal_frames(), 2, "generation 2's frames are recovered");
+    assert_eq!(
+        store.wal_image_frames(),
+        2,
+        "generation 2's frames are recovered"
+    );
     assert!(
-        store.stats().wal.records_skipped_at_open >= 1,
+        store.stats().log.records_skipped_at_open >= 1,
         "the damaged record is counted as skipped"
     );
     assert_eq!(read_frame(&store, 1), vec![0xB1u8; PAGE as usize]);

@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use bop_storage::io::sim::{CrashMode, SimFs, SimRng};
-use bop_storage::wal::segment_index;
+use bop_storage::log::segment_index;
 use bop_storage::{Lsn, SegmentId, Store, StoreOptions};
 use common::*;
 
@@ -25,7 +25,7 @@ fn fill(txn: usize, page: u32) -> u8 {
 
 fn opts() -> StoreOptions {
     let mut o = StoreOptions::default();
-    o.wal.segment_bytes = SEGMENT_BYTES;
+    o.log.segment_bytes = SEGMENT_BYTES;
     o
 }
 
@@ -37,7 +37,7 @@ fn write_all(store: &Store) -> Vec<u64> {
         firsts.push(f);
         let pages: Vec<(u32, u8)> = (1..=PAGES).map(|p| (p, fill(t, p))).collect();
         f = write_txn(store, f, &pages, PAGES);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
     }
     store.halt();
     firsts
@@ -65,9 +65,9 @@ fn sealed_segments_come_from_their_index_and_are_verified_at_first_read() {
         "every sealed segment"
     );
 
-    let verified_before = bop_storage::wal::lazy_verifications();
+    let verified_before = bop_storage::log::lazy_verifications();
     let store = Store::open_shared(&path, &opts()).unwrap();
-    let s = store.stats().wal;
+    let s = store.stats().log;
     assert_eq!(s.segments_indexed_at_open, segs.len() as u64 - 1);
     // The last segment's records (windows overlap where a record crosses
     // one) and its unwritten rest (searched for a record proving damage
@@ -77,7 +77,7 @@ fn sealed_segments_come_from_their_index_and_are_verified_at_first_read() {
         "only the last segment is read: {s:?}"
     );
     check_all(&store, &firsts);
-    assert!(bop_storage::wal::lazy_verifications() > verified_before);
+    assert!(bop_storage::log::lazy_verifications() > verified_before);
     store.verify().unwrap();
 }
 
@@ -98,7 +98,7 @@ fn damage_in_an_indexed_segment_is_an_error_at_first_read() {
     // Any page of the damaged record is refused, not only the damaged one.
     let mut buf = vec![0u8; PAGE as usize];
     let err = store
-        .wal_read(32 + (firsts[2] - 1) * FRAME + 24, &mut buf)
+        .wal_image_read(32 + (firsts[2] - 1) * FRAME + 24, &mut buf)
         .unwrap_err()
         .to_string();
     assert!(err.contains("corrupt"), "{err}");
@@ -138,7 +138,7 @@ fn an_index_that_does_not_check_out_is_ignored() {
     }
     std::fs::write(&idx[2], stale.finish()).unwrap();
     let store = Store::open_shared(&path, &opts()).unwrap();
-    assert_eq!(store.stats().wal.segments_indexed_at_open, sealed - 3);
+    assert_eq!(store.stats().log.segments_indexed_at_open, sealed - 3);
     check_all(&store, &firsts);
 }
 
@@ -160,7 +160,7 @@ fn index_files_lost_in_a_power_cut_only_cost_a_scan() {
         ..opts()
     };
     let store = Store::open_shared(&path, &o).unwrap();
-    assert_eq!(store.stats().wal.segments_indexed_at_open, 0);
+    assert_eq!(store.stats().log.segments_indexed_at_open, 0);
     check_all(&store, &firsts);
     // The next roll writes indexes again.
     let mut f = firsts[TXNS - 1] + u64::from(PAGES);
@@ -168,8 +168,8 @@ fn index_files_lost_in_a_power_cut_only_cost_a_scan() {
         let pages: Vec<(u32, u8)> = (1..=PAGES).map(|p| (p, fill(t, p))).collect();
         f = write_txn(&store, f, &pages, PAGES);
     }
-    store.wal_sync().unwrap();
-    assert!(store.stats().wal.segment_indexes_written >= 1);
+    store.wal_image_sync().unwrap();
+    assert!(store.stats().log.segment_indexes_written >= 1);
 }
 
 #[test]
@@ -181,11 +181,11 @@ fn a_large_indexed_record_is_verified_whole_past_its_first_megabyte() {
     // enough small ones to seal its segment.
     let big: Vec<(u32, u8)> = (1..=400).map(|p| (p, 9)).collect();
     let mut f = write_txn(&store, 1, &big, 400);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     for t in 0..30 {
         let pages: Vec<(u32, u8)> = (1..=PAGES).map(|p| (p, fill(t, p))).collect();
         f = write_txn(&store, f, &pages, 400);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
     }
     store.halt();
     drop(store);
@@ -197,9 +197,12 @@ fn a_large_indexed_record_is_verified_whole_past_its_first_megabyte() {
     std::fs::write(seg, &bytes).unwrap();
 
     let store = Store::open_shared(&path, &opts()).unwrap();
-    assert!(store.stats().wal.segments_indexed_at_open >= 1);
+    assert!(store.stats().log.segments_indexed_at_open >= 1);
     let mut buf = vec![0u8; PAGE as usize];
-    let err = store.wal_read(32 + 24, &mut buf).unwrap_err().to_string();
+    let err = store
+        .wal_image_read(32 + 24, &mut buf)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("corrupt"), "{err}");
     assert!(err.contains(&format!("offset {}", first + 48)), "{err}");
 }

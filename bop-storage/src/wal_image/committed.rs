@@ -1,7 +1,7 @@
 //! The committed part of the WAL image, readable without the log lock
 //! (`log/mod.rs` invariants 1 and 5, and its lock order).
 
-use crate::wal::RecordLoc;
+use crate::log::RecordLoc;
 use std::sync::{Arc, RwLock};
 
 use super::frame_cache::FrameCache;
@@ -62,7 +62,7 @@ pub struct CommittedView {
 impl CommittedView {
     /// Plans a read of `len` bytes at `offset` if they lie inside one
     /// committed record and no open transaction restarts the image
-    /// (invariant 5); `None` sends the caller to [`super::SqliteLog::plan_read`].
+    /// (invariant 5); `None` sends the caller to [`super::WalImage::plan_read`].
     pub fn plan_read(&self, offset: u64, len: usize) -> Option<RecordRead> {
         let c = self.committed.read().unwrap_or_else(|p| p.into_inner());
         let end = offset.checked_add(len as u64)?;

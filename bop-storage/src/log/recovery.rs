@@ -25,13 +25,13 @@ use super::flush::Flusher;
 use super::record::{HeaderDefect, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
 use super::segment::{parse_segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::segment_index::{self, parse_index_file_name, IndexBuilder, IndexEntry};
-use super::writer::{RecordLoc, Wal, WalConfig, SPARE_SEGMENTS_MAX};
+use super::writer::{LogConfig, RecordLoc, RecordLog, SPARE_SEGMENTS_MAX};
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
-use crate::log::frames::{parse_record, GenerationState, RecordFrames};
 use crate::manifest::{Manifest, ManifestState};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
+use crate::wal_image::frames::{parse_record, GenerationState, RecordFrames};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
@@ -64,17 +64,17 @@ pub struct ScanReport {
     pub records_skipped_below_checkpoint: u64,
 }
 
-impl Wal {
+impl RecordLog {
     /// Opens the WAL of a store, verifying all of it.
     pub fn open(
         dir: PathBuf,
         io: Arc<dyn IoBackend>,
-        config: WalConfig,
+        config: LogConfig,
         manifest: &Manifest,
         state: &ManifestState,
         epoch: Epoch,
         fail: Arc<FailState>,
-    ) -> Result<(Wal, Vec<RecoveredRecord>, ScanReport)> {
+    ) -> Result<(RecordLog, Vec<RecoveredRecord>, ScanReport)> {
         io.create_dir_all(&dir)?;
         // Invariant 4: sweep files the manifest does not know (keeping spares).
         let mut spares = Vec::new();
@@ -130,7 +130,7 @@ impl Wal {
         let mut expected = segments
             .first()
             .map(|s| s.header.first_lsn)
-            .unwrap_or(state.wal_base_max);
+            .unwrap_or(state.log_base_max);
         let mut last_epoch = Epoch(0);
         let mut generations: HashMap<DbId, GenerationState> = HashMap::new();
         // (segment index, offset) where appends continue.
@@ -145,7 +145,7 @@ impl Wal {
                 // unless every record in the gap is below the checkpoint
                 // (already in the page store: see `next_lsn` below).
                 let gap_below_checkpoint =
-                    seg.header.first_lsn > expected && seg.header.first_lsn <= state.wal_base_max;
+                    seg.header.first_lsn > expected && seg.header.first_lsn <= state.log_base_max;
                 if (records.is_empty() && si == 0) || gap_below_checkpoint {
                     expected = seg.header.first_lsn;
                 } else {
@@ -192,7 +192,7 @@ impl Wal {
                                 g.resume(header);
                             }
                         }
-                        if lsn >= state.wal_base_min {
+                        if lsn >= state.log_base_min {
                             records.push(RecoveredRecord {
                                 db: h.db,
                                 loc,
@@ -223,7 +223,7 @@ impl Wal {
                             payload_crc: h.payload_crc,
                             unverified: None,
                         };
-                        if h.lsn >= state.wal_base_min {
+                        if h.lsn >= state.log_base_min {
                             let payload = reader
                                 .get(pos + RECORD_HEADER_LEN as u64, h.payload_len as usize)?
                                 .expect("verified just now");
@@ -250,7 +250,7 @@ impl Wal {
                         pos += h.record_len();
                     }
                     Err(defect) => {
-                        let below_checkpoint = expected < state.wal_base_min;
+                        let below_checkpoint = expected < state.log_base_min;
                         if below_checkpoint {
                             // A damaged record the checkpoint covers: no
                             // database needs it, but the records after it
@@ -261,7 +261,7 @@ impl Wal {
                                 &mut reader,
                                 pos,
                                 expected,
-                                state.wal_base_min,
+                                state.log_base_min,
                                 last_epoch,
                                 epoch,
                             )? {
@@ -277,7 +277,7 @@ impl Wal {
                         }
                         let next_continues = segments.get(si + 1).is_some_and(|next| {
                             let first = next.header.first_lsn;
-                            first == expected || (first > expected && first <= state.wal_base_max)
+                            first == expected || (first > expected && first <= state.log_base_max)
                         });
                         if next_continues && (defect == HeaderDefect::Empty || below_checkpoint) {
                             // A clean end of a full segment, or a tail that
@@ -364,15 +364,15 @@ impl Wal {
         // checkpoint, or the next open would skip them: continue at the
         // checkpoint, in a new segment so LSNs stay consecutive within
         // every segment.
-        let roll_first = expected < state.wal_base_max;
-        let expected = expected.max(state.wal_base_max);
+        let roll_first = expected < state.log_base_max;
+        let expected = expected.max(state.log_base_max);
         let written = Lsn(expected.0 - 1);
         // Everything recovery read back is on disk now.
         let flusher = Flusher::new(config.flush, fail, written);
         if let Some(last) = segments.last() {
             flusher.set_segment(last.clone(), append_offset)?;
         }
-        let wal = Wal {
+        let wal = RecordLog {
             dir,
             io,
             config,
@@ -386,7 +386,7 @@ impl Wal {
             spares,
             preparer: Default::default(),
             index: if roll_first { None } else { index },
-            stats: super::writer::WalStats {
+            stats: super::writer::LogStats {
                 segments_indexed_at_open: report.segments_indexed,
                 recovery_bytes_scanned: report.bytes_scanned,
                 records_skipped_at_open: report.records_skipped_below_checkpoint,

@@ -11,13 +11,13 @@ use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_L
 use super::segment_index::{index_path, EntryHead, IndexBuilder};
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
-use crate::log::frames::RecordFrames;
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
+use crate::wal_image::frames::RecordFrames;
 
 /// WAL tuning.
 #[derive(Clone, Copy, Debug)]
-pub struct WalConfig {
+pub struct LogConfig {
     /// Preallocated size of a segment file. A record larger than this gets a
     /// segment of its own, sized to fit.
     pub segment_bytes: u64,
@@ -25,9 +25,9 @@ pub struct WalConfig {
     pub flush: FlushConfig,
 }
 
-impl Default for WalConfig {
+impl Default for LogConfig {
     fn default() -> Self {
-        WalConfig {
+        LogConfig {
             segment_bytes: 8 << 20,
             flush: FlushConfig::default(),
         }
@@ -112,10 +112,10 @@ pub fn lazy_verifications() -> u64 {
 
 /// The log writer. Owned by the store under its WAL lock.
 #[derive(Debug)]
-pub struct Wal {
+pub struct RecordLog {
     pub(super) dir: PathBuf,
     pub(super) io: Arc<dyn IoBackend>,
-    pub(super) config: WalConfig,
+    pub(super) config: LogConfig,
     /// Ordered by id (and so by LSN).
     pub(super) segments: Vec<Arc<Segment>>,
     /// Next write position in the last segment.
@@ -139,7 +139,7 @@ pub struct Wal {
     /// when it is sealed (`segment_index.rs`); `None` when it is not known
     /// whole (then the segment is scanned at open, as without an index).
     pub(super) index: Option<IndexBuilder>,
-    pub(super) stats: WalStats,
+    pub(super) stats: LogStats,
 }
 
 /// Segments kept for reuse at most.
@@ -147,7 +147,7 @@ pub const SPARE_SEGMENTS_MAX: usize = 2;
 
 /// Counters of the WAL writer.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct WalStats {
+pub struct LogStats {
     pub segments_created: u64,
     pub segments_recycled: u64,
     pub segments_prepared: u64,
@@ -162,7 +162,7 @@ pub struct WalStats {
     pub records_skipped_at_open: u64,
 }
 
-impl Wal {
+impl RecordLog {
     pub fn next_lsn(&self) -> Lsn {
         self.next_lsn
     }
@@ -187,8 +187,8 @@ impl Wal {
         self.segments.len()
     }
 
-    pub fn stats(&self) -> WalStats {
-        WalStats {
+    pub fn stats(&self) -> LogStats {
+        LogStats {
             segments_prepared: self
                 .preparer
                 .prepared

@@ -8,7 +8,7 @@
 //! - the **WAL image** lives in the store (`Store::wal_*`): standard SQLite
 //!   WAL bytes (header, frame headers with salts and checksums, pages),
 //!   written by [`BopWal::frames`]; each commit is sealed into one bop WAL
-//!   record (`Store::commit_phase_two`, or `Store::wal_sync` under
+//!   record (`Store::commit_phase_two`, or `Store::wal_image_sync` under
 //!   `synchronous=FULL`, which waits for the durable watermark);
 //! - the **index** (the wal-index's job) is in memory: the page number of
 //!   every committed frame and, per page, its frames in ascending order;
@@ -206,7 +206,7 @@ impl State {
     fn restart(&mut self, store: &Store) -> Result<()> {
         // Publishes checkpointed pages, then moves the database's WAL base
         // past the old generation (its segments can be dropped).
-        store.wal_truncate(0)?;
+        store.wal_image_truncate(0)?;
         self.gen += 1;
         self.header = self.header.restart(random_bytes());
         self.max_frame = 0;
@@ -282,8 +282,8 @@ impl Shared {
 
 /// Reads and validates the whole image (`format::parse_image`).
 pub fn read_image(store: &Store, page_size: u32) -> Result<ParsedImage> {
-    parse_image(store.wal_size(), page_size, |off, buf| {
-        let n = store.wal_read(off, buf)?;
+    parse_image(store.wal_image_size(), page_size, |off, buf| {
+        let n = store.wal_image_read(off, buf)?;
         if n != buf.len() {
             return Err(Error::Corrupt(format!("short read at WAL offset {off}")));
         }
@@ -451,12 +451,12 @@ impl BopWal {
         }
         // Truncating to 0 empties the image; only happens when it held
         // nothing committed (base == 0).
-        self.store().wal_truncate(end)?;
+        self.store().wal_image_truncate(end)?;
         Ok(())
     }
 
     fn read_exact(&self, offset: u64, out: &mut [u8]) -> Result<()> {
-        let n = self.store().wal_read(offset, out)?;
+        let n = self.store().wal_image_read(offset, out)?;
         if n != out.len() {
             return Err(Error::Corrupt(format!(
                 "short read of {} bytes at WAL offset {offset} (got {n})",
@@ -483,7 +483,7 @@ impl BopWal {
                 // The last page always gets a new frame: the commit frame.
                 if i != last {
                     if let Some(&f) = t.index.get(&p.pgno) {
-                        store.wal_write(frame_offset(f, ps) + 24, p.data)?;
+                        store.wal_image_write(frame_offset(f, ps) + 24, p.data)?;
                         continue;
                     }
                 }
@@ -500,7 +500,7 @@ impl BopWal {
                 let f = t.base + k as u32 + 1;
                 self.read_exact(frame_offset(f, ps) + 24, &mut page)?;
                 ck = encode_frame_header(&hdr, t.frames[k], 0, &page, ck, &mut fh);
-                store.wal_write(frame_offset(f, ps), &fh)?;
+                store.wal_image_write(frame_offset(f, ps), &fh)?;
             }
             let n_new = t.frames.len() - spilled;
             for j in 0..n_new {
@@ -508,15 +508,15 @@ impl BopWal {
                 let (h, d) = run[j * fl..(j + 1) * fl].split_at_mut(24);
                 ck = encode_frame_header(&hdr, t.frames[spilled + j], nt, d, ck, h);
             }
-            store.wal_write(frame_offset(first_new, ps), &run)?;
+            store.wal_image_write(frame_offset(first_new, ps), &run)?;
             // The commit frame's header once more, on its own: a 24-byte
             // frame header with a non-zero database size is how the store
             // recognizes the end of a transaction (as SQLite writes it).
             let last_f = t.next_frame() - 1;
             let at = (n_new - 1) * fl;
-            store.wal_write(frame_offset(last_f, ps), &run[at..at + 24])?;
+            store.wal_image_write(frame_offset(last_f, ps), &run[at..at + 24])?;
             if sync {
-                store.wal_sync()?;
+                store.wal_image_sync()?;
             } else {
                 store.commit_phase_two()?;
             }
@@ -783,7 +783,7 @@ impl VirtualWal for BopWal {
             .as_mut()
             .ok_or_else(|| Error::Invariant("xFrames outside a write transaction".into()))?;
         if !t.header_written {
-            store.wal_write(0, &t.header.encode())?;
+            store.wal_image_write(0, &t.header.encode())?;
             t.header_written = true;
         }
         if commit {
@@ -797,7 +797,7 @@ impl VirtualWal for BopWal {
             let mut run_start = None;
             for p in pages {
                 if let Some(&f) = t.index.get(&p.pgno) {
-                    store.wal_write(frame_offset(f, ps) + 24, p.data)?;
+                    store.wal_image_write(frame_offset(f, ps) + 24, p.data)?;
                     continue;
                 }
                 let f = t.push(p.pgno);
@@ -808,7 +808,7 @@ impl VirtualWal for BopWal {
                 run.extend_from_slice(p.data);
             }
             if let Some(f) = run_start {
-                store.wal_write(frame_offset(f, ps), &run)?;
+                store.wal_image_write(frame_offset(f, ps), &run)?;
             }
             Ok(())
         })();
@@ -866,7 +866,7 @@ impl VirtualWal for BopWal {
         if !copy.is_empty() {
             // Only durable frames may reach the page store: a page copied
             // from a commit a crash then loses would mix two versions.
-            store.wal_sync()?;
+            store.wal_image_sync()?;
             let mut page = vec![0u8; ps as usize];
             for &(pgno, frame) in &copy {
                 self.read_exact(frame_offset(frame, ps) + 24, &mut page)?;

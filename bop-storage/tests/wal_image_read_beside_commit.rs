@@ -106,7 +106,7 @@ fn a_transaction_restarting_the_image_reads_its_own_frames() {
     write_txn(&store, 1, &[(1, 0xA1), (2, 0xA2), (3, 0xA3)], 3);
     store.end_write_transaction().unwrap();
     assert_eq!(read_frame(&store, 2), vec![0xA2u8; PAGE as usize]);
-    let generation = store.wal_generation();
+    let generation = store.wal_image_generation();
 
     // SQLite restarts the WAL: a new header at offset 0, then frames over
     // the old generation's offsets, not committed yet.
@@ -114,30 +114,34 @@ fn a_transaction_restarting_the_image_reads_its_own_frames() {
     hdr[..4].copy_from_slice(&0x377f0682u32.to_be_bytes());
     hdr[8..12].copy_from_slice(&PAGE.to_be_bytes());
     hdr[12..16].copy_from_slice(&1u32.to_be_bytes());
-    store.wal_write(0, &hdr).unwrap();
+    store.wal_image_write(0, &hdr).unwrap();
     let mut fh = [0u8; 24];
     fh[..4].copy_from_slice(&5u32.to_be_bytes());
-    store.wal_write(32, &fh).unwrap();
-    store.wal_write(32 + 24, &[0xB5; PAGE as usize]).unwrap();
+    store.wal_image_write(32, &fh).unwrap();
+    store
+        .wal_image_write(32 + 24, &[0xB5; PAGE as usize])
+        .unwrap();
     // The writer reads its spilled frame back: its bytes, not the old ones.
     assert_eq!(read_frame(&store, 1), vec![0xB5u8; PAGE as usize]);
     let mut h = [0u8; 32];
-    store.wal_read(0, &mut h).unwrap();
+    store.wal_image_read(0, &mut h).unwrap();
     assert_eq!(h, hdr, "the new header");
 
     // The commit frame; sealed, the new generation is what every reader sees.
     fh[..4].copy_from_slice(&6u32.to_be_bytes());
     fh[4..8].copy_from_slice(&6u32.to_be_bytes());
-    store.wal_write(32 + FRAME, &fh).unwrap();
+    store.wal_image_write(32 + FRAME, &fh).unwrap();
     store
-        .wal_write(32 + FRAME + 24, &[0xB6; PAGE as usize])
+        .wal_image_write(32 + FRAME + 24, &[0xB6; PAGE as usize])
         .unwrap();
     store.end_write_transaction().unwrap();
-    assert_eq!(store.wal_generation(), generation + 1);
+    assert_eq!(store.wal_image_generation(), generation + 1);
     assert_eq!(read_frame(&store, 1), vec![0xB5u8; PAGE as usize]);
     assert_eq!(read_frame(&store, 2), vec![0xB6u8; PAGE as usize]);
     let mut past = vec![0xFFu8; PAGE as usize];
-    let n = store.wal_read(32 + 2 * FRAME + 24, &mut past).unwrap();
+    let n = store
+        .wal_image_read(32 + 2 * FRAME + 24, &mut past)
+        .unwrap();
     assert_eq!(n, 0, "the old generation's third frame is gone");
     assert!(past.iter().all(|&b| b == 0));
 }

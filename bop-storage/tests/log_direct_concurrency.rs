@@ -46,7 +46,7 @@ fn normal_commits_beside_direct_leader_writes_all_survive() {
                         for t in 0..150u32 {
                             f = write_txn(st, f, &[(1 + t % 5, (t % 251) as u8)], 5);
                             if i < 3 {
-                                st.wal_sync().unwrap();
+                                st.wal_image_sync().unwrap();
                             } else {
                                 // Now and then, so most syncs see no NORMAL
                                 // commit before they start and write their
@@ -73,7 +73,7 @@ fn normal_commits_beside_direct_leader_writes_all_survive() {
     fs.set_log_alignment(4096);
     for (n, want) in dbs.iter().zip(frames) {
         let st = Store::open_db_shared(&path, Some(n), &opts(&fs)).unwrap();
-        assert_eq!(st.stats().wal_frames, want, "database {n}");
+        assert_eq!(st.stats().wal_image_frames, want, "database {n}");
         assert_eq!(read_frame(&st, want), vec![149u8; PAGE as usize]);
         st.verify().unwrap();
     }

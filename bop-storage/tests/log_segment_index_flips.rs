@@ -18,7 +18,7 @@ fn fill(txn: usize, page: u32) -> u8 {
 
 fn opts() -> StoreOptions {
     let mut o = StoreOptions::default();
-    o.wal.segment_bytes = SEGMENT_BYTES;
+    o.log.segment_bytes = SEGMENT_BYTES;
     o
 }
 
@@ -34,7 +34,7 @@ fn a_flipped_byte_in_a_segment_index_is_never_trusted() {
             firsts.push(f);
             let pages: Vec<(u32, u8)> = (1..=PAGES).map(|p| (p, fill(t, p))).collect();
             f = write_txn(&store, f, &pages, PAGES);
-            store.wal_sync().unwrap();
+            store.wal_image_sync().unwrap();
         }
         store.halt();
     }
@@ -49,7 +49,7 @@ fn a_flipped_byte_in_a_segment_index_is_never_trusted() {
         let copy = root.path().join("intact.db");
         copy_dir(&template, &copy);
         let store = Store::open_shared(&copy, &opts()).unwrap();
-        assert_eq!(store.stats().wal.segments_indexed_at_open, 1);
+        assert_eq!(store.stats().log.segments_indexed_at_open, 1);
         store.halt();
     }
 
@@ -65,7 +65,7 @@ fn a_flipped_byte_in_a_segment_index_is_never_trusted() {
         let store = Store::open_shared(&copy, &opts())
             .unwrap_or_else(|e| panic!("byte {i} of {n} flipped: open failed: {e}"));
         assert_eq!(
-            store.stats().wal.segments_indexed_at_open,
+            store.stats().log.segments_indexed_at_open,
             0,
             "byte {i} of {n} flipped: the index was trusted"
         );

@@ -3,12 +3,12 @@
 //! ends. Records that straddle window edges, records larger than a window
 //! and records in a second segment all come back byte for byte; damage
 //! far past a window edge of a segment recovery reads (one without an
-//! index, `wal_segment_index.rs`) is still found and proven durable by a
+//! index, `log_segment_index.rs`) is still found and proven durable by a
 //! record several windows later.
 
 mod common;
 
-use bop_storage::wal::recovery::RECOVERY_WINDOW_BYTES;
+use bop_storage::log::recovery::RECOVERY_WINDOW_BYTES;
 use common::*;
 
 /// Transactions of these many pages: small ones, ones that end past a
@@ -29,7 +29,7 @@ fn write_all(path: &std::path::Path) -> (Vec<u64>, u64) {
         firsts.push(f);
         let pages: Vec<(u32, u8)> = (1..=n).map(|p| (p, fill(t, p))).collect();
         f = write_txn(&store, f, &pages, n);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
     }
     store.halt();
     (firsts, f)
@@ -48,8 +48,8 @@ fn records_across_window_edges_and_segments_come_back_whole() {
     );
 
     let store = open(&path).unwrap();
-    assert_eq!(store.stats().wal_frames, next - 1);
-    assert!(store.stats().wal_segments >= 2);
+    assert_eq!(store.stats().wal_image_frames, next - 1);
+    assert!(store.stats().log_segments >= 2);
     for (t, &n) in TXN_PAGES.iter().enumerate() {
         for p in [1, n.div_ceil(2), n] {
             let got = read_frame(&store, firsts[t] + u64::from(p) - 1);
@@ -100,16 +100,16 @@ fn a_clean_reopen_reads_the_log_and_not_the_rest_of_its_segment() {
         let mut f = 1;
         for t in 0..3u8 {
             f = write_txn(&store, f, &[(1, t), (2, t)], 2);
-            store.wal_sync().unwrap();
+            store.wal_image_sync().unwrap();
         }
         // Dropped without a crash: a clean shutdown.
     }
     let store = open(&path).unwrap();
     let s = store.stats();
-    assert_eq!(s.wal_frames, 6);
+    assert_eq!(s.wal_image_frames, 6);
     assert!(
-        s.wal.recovery_bytes_scanned <= RECOVERY_WINDOW_BYTES as u64,
+        s.log.recovery_bytes_scanned <= RECOVERY_WINDOW_BYTES as u64,
         "the 8 MiB segment past the end marker is not searched: {:?}",
-        s.wal
+        s.log
     );
 }

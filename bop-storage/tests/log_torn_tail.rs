@@ -10,11 +10,11 @@ fn torn_tail_recovers_to_last_whole_commit() {
     {
         let store = open(&path).unwrap();
         let mut f = write_txn(&store, 1, &[(1, 0xa1)], 1);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
         f = write_txn(&store, f, &[(2, 0xa2), (3, 0xa3)], 3);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
         write_txn(&store, f, &[(4, 0xa4)], 4);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
         // Crash instead of closing cleanly: a torn tail is only possible
         // after a crash.
         store.halt();
@@ -33,7 +33,7 @@ fn torn_tail_recovers_to_last_whole_commit() {
 
     let store = open(&path).unwrap();
     assert_eq!(
-        store.wal_size(),
+        store.wal_image_size(),
         32 + 3 * FRAME,
         "three frames of two whole commits"
     );
@@ -41,10 +41,10 @@ fn torn_tail_recovers_to_last_whole_commit() {
     assert_eq!(read_frame(&store, 3), vec![0xa3; PAGE as usize]);
     // New commits continue after the cut and survive another reopen.
     write_txn(&store, 4, &[(4, 0xb4)], 4);
-    store.wal_sync().unwrap();
+    store.wal_image_sync().unwrap();
     drop(store);
     let store = open(&path).unwrap();
-    assert_eq!(store.wal_size(), 32 + 4 * FRAME);
+    assert_eq!(store.wal_image_size(), 32 + 4 * FRAME);
     assert_eq!(read_frame(&store, 4), vec![0xb4; PAGE as usize]);
 }
 
@@ -74,14 +74,14 @@ fn stale_record_after_a_cut_is_never_resurrected() {
     std::fs::write(&seg, &bytes).unwrap();
     {
         let store = open(&path).unwrap();
-        assert_eq!(store.wal_size(), 32 + FRAME, "cut at record 2");
+        assert_eq!(store.wal_image_size(), 32 + FRAME, "cut at record 2");
         write_txn(&store, 2, &[(2, 0x22)], 2);
         store.end_write_transaction().unwrap();
         store.halt(); // crash again, so the next open scans as after a crash
     }
     let store = open(&path).unwrap();
     assert_eq!(
-        store.wal_size(),
+        store.wal_image_size(),
         32 + 2 * FRAME,
         "old record 3 must not come back"
     );
@@ -122,9 +122,9 @@ fn a_cut_torn_tail_does_not_make_the_next_clean_open_fail() {
     {
         let store = open(&path).unwrap();
         let f = write_txn(&store, 1, &[(1, 1)], 1);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
         write_txn(&store, f, &[(2, 2), (3, 3), (4, 4)], 4);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
         store.halt();
     }
     let seg = only_segment(&path);
@@ -134,15 +134,15 @@ fn a_cut_torn_tail_does_not_make_the_next_clean_open_fail() {
     std::fs::write(&seg, &bytes).unwrap();
     {
         let store = open(&path).unwrap(); // cuts the tail
-        assert_eq!(store.wal_size(), 32 + FRAME);
+        assert_eq!(store.wal_image_size(), 32 + FRAME);
         // Clean close without new records, then with a shorter one.
     }
     {
         let store = open(&path).unwrap();
         write_txn(&store, 2, &[(2, 0x22)], 2);
-        store.wal_sync().unwrap();
+        store.wal_image_sync().unwrap();
     }
     let store = open(&path).unwrap();
-    assert_eq!(store.wal_size(), 32 + 2 * FRAME);
+    assert_eq!(store.wal_image_size(), 32 + 2 * FRAME);
     assert_eq!(read_frame(&store, 2), vec![0x22; PAGE as usize]);
 }

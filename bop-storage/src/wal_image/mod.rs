@@ -1,0 +1,640 @@
+//! The SQLite WAL image kept in bop's WAL.
+//!
+//! SQLite believes it writes a `-wal` file. bop keeps that file's image as
+//! WAL records: each record is one committed transaction, a contiguous byte
+//! range of the image (SQLite's own frame headers and pages, and the 32-byte
+//! WAL header when the range starts at offset 0, which starts a new
+//! *generation* of the image). Frames of a transaction that is still open
+//! are held in `pending` and served from there; they become a record when
+//! the transaction is sealed (see [`WalImage::seal`]).
+//!
+//! Invariants:
+//! 1. `committed.records` are the current generation, contiguous from
+//!    offset 0: `records[0].wal_offset == 0` and each starts where the
+//!    previous ends; `committed.end` is where the last one ends (0 when
+//!    empty). They change only under the log lock *and* the `committed`
+//!    lock, so [`CommittedView`] can read them with the second alone.
+//! 2. `pending` covers `[pending_start, pending_start + pending_len())` and
+//!    `pending_start` is `committed.end`, or 0 when the open transaction
+//!    restarted the image.
+//! 3. `commit_end`, when set, lies inside the pending range and is the end
+//!    of the last frame written with a non-zero "database size" field: the
+//!    end of a complete transaction.
+//! 4. When `frames_known`, `frames` lists every frame of `records` in order
+//!    (page number and commit size, read from SQLite's frame headers),
+//!    `wal_header` is the header of `records[0]`, and each record's
+//!    `last_cksum` is its last frame's checksum: what a wal-index needs,
+//!    so SQLite can be spared reading the whole image again at open
+//!    ([`WalImage::wal_index_seed`]).
+//! 5. `committed.restarting` is true whenever the open transaction
+//!    restarts the image (`pending_start == 0`) while records exist: then
+//!    bytes below `committed.end` may be the open transaction's, and only
+//!    the log can say which.
+//!
+//! Durable commits also put their pages into the page cache
+//! (`frame_cache.rs`).
+//!
+//! Lock order: the log lock (the store's), then `committed`; nothing is
+//! taken under `committed`, and no I/O runs under it. A reader that
+//! takes `committed` alone ([`CommittedView::plan_read`]) never waits for
+//! a commit's I/O, which happens under the log lock only.
+
+use crate::cache::{self, CacheKey};
+use crate::error::{Result, StorageError};
+use crate::log::record::RECORD_HEADER_LEN;
+use crate::log::{RecordLoc, RecoveredRecord, SharedLog};
+use crate::manifest::Manifest;
+use crate::page_store::PageStore;
+use crate::types::DbId;
+use crate::types::Lsn;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+mod committed;
+mod frame_cache;
+pub mod frames;
+
+use committed::{Committed, ImageRecord};
+pub use committed::{CommittedView, RecordRead};
+pub use frame_cache::{frame_cache_hits, FrameCache, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
+
+pub use frames::{FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN};
+/// Capacity of the pending buffer kept between transactions.
+const PENDING_KEEP_BYTES: usize = 8 << 20;
+
+/// What a wal-index is built from: the image's WAL header, every frame in
+/// order, and the checksum of the last frame (invariant 4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalIndexSeed {
+    pub header: [u8; SQLITE_WAL_HEADER_LEN as usize],
+    pub frames: Vec<FrameInfo>,
+    pub last_cksum: [u32; 2],
+}
+
+/// Counters of the log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WalImageStats {
+    pub records: u64,
+    pub record_bytes: u64,
+    /// Pages durable commits copied into the page cache when sealed.
+    pub frames_cached_at_commit: u64,
+    pub syncs: u64,
+    pub generations: u64,
+    pub pending_bytes: u64,
+    pub pending_bytes_peak: u64,
+}
+
+#[derive(Debug)]
+pub struct WalImage {
+    /// The store's WAL, shared with its other databases.
+    pub(crate) log: Arc<SharedLog>,
+    /// This database within the store.
+    pub(crate) db: DbId,
+    /// Invariants 1 and 5.
+    committed: Arc<RwLock<Committed>>,
+    frame_cache: FrameCache,
+    /// The page cache key of the newest frame of each page this log put
+    /// there when sealing (one entry per page of the current generation,
+    /// at most: bounded like `frames`).
+    cached_frames: HashMap<u32, CacheKey>,
+    /// `RECORD_HEADER_LEN` bytes of room, then the pending image bytes, so a
+    /// sealed transaction is written with one call and no copy.
+    pending: Vec<u8>,
+    pending_start: u64,
+    commit_end: Option<u64>,
+    frame_len: u64,
+    max_txn_bytes: u64,
+    /// Invariant 4.
+    frames: Vec<FrameInfo>,
+    wal_header: Option<[u8; SQLITE_WAL_HEADER_LEN as usize]>,
+    frames_known: bool,
+    generation: frames::GenerationState,
+    /// The `-wal` file exists (opened or holding records).
+    pub exists: bool,
+    /// The thread of the connection holding SQLite's WAL write lock, when
+    /// SQLite uses shared-memory locks (not in `locking_mode=EXCLUSIVE`).
+    /// Only that thread may seal: another connection's xSync (a concurrent
+    /// checkpointer) must not seal a transaction whose commit frame is
+    /// written but whose frame checksums SQLite is still rewriting.
+    pub writer: Option<std::thread::ThreadId>,
+    pub stats: WalImageStats,
+}
+
+impl WalImage {
+    pub fn new(
+        log: Arc<SharedLog>,
+        db: DbId,
+        recovered: Vec<RecoveredRecord>,
+        page_size: u32,
+        max_txn_bytes: u64,
+    ) -> Result<WalImage> {
+        // Keep the newest generation: from the last record at offset 0.
+        let start = recovered.iter().rposition(|r| r.wal_offset == 0);
+        let mut records = Vec::new();
+        let mut end = 0;
+        let mut frames = Vec::new();
+        let mut wal_header = None;
+        let mut frames_known = true;
+        if let Some(start) = start {
+            for r in &recovered[start..] {
+                if r.wal_offset != end {
+                    return Err(StorageError::corrupt(
+                        &r.loc.segment.path,
+                        r.loc.payload_offset,
+                        format!(
+                            "WAL record {} continues the image at {} instead of {end}",
+                            r.loc.lsn, r.wal_offset
+                        ),
+                    ));
+                }
+                end += u64::from(r.loc.payload_len);
+                let mut last_cksum = [0, 0];
+                match &r.frames {
+                    Some(f) if frames_known => {
+                        if r.wal_offset == 0 {
+                            wal_header = f.header;
+                        }
+                        frames.extend_from_slice(&f.frames);
+                        last_cksum = f.last_cksum;
+                    }
+                    _ => frames_known = false,
+                }
+                records.push(ImageRecord {
+                    wal_offset: r.wal_offset,
+                    loc: r.loc.clone(),
+                    last_cksum,
+                    pages_cached: false,
+                });
+            }
+        } else if let Some(r) = recovered.first() {
+            return Err(StorageError::corrupt(
+                &r.loc.segment.path,
+                r.loc.payload_offset,
+                "WAL records do not start a SQLite WAL image",
+            ));
+        }
+        let exists = !records.is_empty();
+        if !frames_known {
+            frames.clear();
+            wal_header = None;
+        }
+        let mut generation = frames::GenerationState::default();
+        if let Some(h) = &wal_header {
+            generation.resume(h);
+        }
+        Ok(WalImage {
+            log,
+            db,
+            committed: Arc::new(RwLock::new(Committed {
+                records,
+                end,
+                restarting: false,
+            })),
+            frame_cache: FrameCache {
+                owner: cache::next_owner_id(),
+                page_len: page_size as usize,
+            },
+            cached_frames: HashMap::new(),
+            pending: vec![0; RECORD_HEADER_LEN],
+            pending_start: end,
+            commit_end: None,
+            frame_len: SQLITE_FRAME_HEADER_LEN + u64::from(page_size),
+            max_txn_bytes,
+            frames,
+            wal_header,
+            frames_known,
+            generation,
+            exists,
+            writer: None,
+            stats: WalImageStats::default(),
+        })
+    }
+
+    /// The committed image, read under the log lock.
+    fn committed(&self) -> RwLockReadGuard<'_, Committed> {
+        self.committed.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The committed image, changed under the log lock (invariant 1).
+    fn committed_mut(&self) -> RwLockWriteGuard<'_, Committed> {
+        self.committed.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A handle that reads committed bytes without the log lock.
+    pub fn view(&self) -> CommittedView {
+        CommittedView {
+            committed: self.committed.clone(),
+            frames: self.frame_cache,
+        }
+    }
+
+    /// Copies the pages of a record just written into the page cache
+    /// (`payload` is the record's image bytes, starting at WAL offset
+    /// `wal_offset`).
+    fn cache_frames(&mut self, loc: &RecordLoc, wal_offset: u64, payload_len: usize) {
+        let payload = &self.pending[RECORD_HEADER_LEN..RECORD_HEADER_LEN + payload_len];
+        let end = wal_offset + payload_len as u64;
+        let mut frame = wal_offset.max(SQLITE_WAL_HEADER_LEN);
+        debug_assert!((frame - SQLITE_WAL_HEADER_LEN).is_multiple_of(self.frame_len));
+        while frame + self.frame_len <= end {
+            let header_at = (frame - wal_offset) as usize;
+            let pgno = u32::from_be_bytes(
+                payload[header_at..header_at + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            let within = frame + SQLITE_FRAME_HEADER_LEN - wal_offset;
+            let page = &payload[within as usize..within as usize + self.frame_cache.page_len];
+            let key = self.frame_cache.key(loc, within);
+            let older = self.cached_frames.insert(pgno, key);
+            cache::global().replace(older.as_ref(), key, page);
+            self.stats.frames_cached_at_commit += 1;
+            frame += self.frame_len;
+        }
+    }
+
+    /// Drops the page cache entries of the generation SQLite is done with.
+    fn forget_cached_frames(&mut self) {
+        for (_, key) in self.cached_frames.drain() {
+            cache::global().remove(&key);
+        }
+        // Do not keep the memory of one huge generation for ever.
+        self.cached_frames.shrink_to(1024);
+    }
+
+    fn committed_end(&self) -> u64 {
+        self.committed().end
+    }
+
+    fn pending_len(&self) -> u64 {
+        (self.pending.len() - RECORD_HEADER_LEN) as u64
+    }
+
+    fn pending_active(&self) -> bool {
+        self.pending.len() > RECORD_HEADER_LEN
+    }
+
+    /// Size of the `-wal` file as SQLite sees it.
+    pub fn size(&self) -> u64 {
+        let end = self.committed_end();
+        if self.pending_active() {
+            end.max(self.pending_start + self.pending_len())
+        } else {
+            end
+        }
+    }
+
+    /// Records SQLite writing `data` at `offset` of the `-wal` file.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        if offset == 0 {
+            // A new WAL header: the open transaction restarts the image.
+            self.pending.truncate(RECORD_HEADER_LEN);
+            self.pending_start = 0;
+            self.commit_end = None;
+            let mut c = self.committed_mut();
+            c.restarting = !c.records.is_empty();
+        } else if !self.pending_active() {
+            let end = {
+                let mut c = self.committed_mut();
+                c.restarting = false;
+                c.end
+            };
+            self.pending_start = end;
+        }
+        if offset < self.pending_start {
+            return Err(StorageError::Invariant(format!(
+                "write at WAL offset {offset} would change a committed frame (committed up to {})",
+                self.committed_end()
+            )));
+        }
+        let rel = (offset - self.pending_start) as usize;
+        let end = rel + data.len();
+        if end as u64 > self.max_txn_bytes {
+            return Err(StorageError::Limit(format!(
+                "transaction exceeds max_txn_bytes ({} bytes); raise the limit (URI parameter max_txn_mb) or commit in smaller transactions",
+                self.max_txn_bytes
+            )));
+        }
+        let need = RECORD_HEADER_LEN + end;
+        if self.pending.len() < need {
+            self.pending.resize(need, 0);
+        }
+        self.pending[RECORD_HEADER_LEN + rel..need].copy_from_slice(data);
+        self.stats.pending_bytes = self.pending_len();
+        self.stats.pending_bytes_peak = self.stats.pending_bytes_peak.max(self.stats.pending_bytes);
+        // A frame header with a non-zero "database size after commit" field
+        // ends a transaction.
+        if data.len() as u64 == SQLITE_FRAME_HEADER_LEN
+            && offset >= SQLITE_WAL_HEADER_LEN
+            && (offset - SQLITE_WAL_HEADER_LEN).is_multiple_of(self.frame_len)
+            && u32::from_be_bytes(data[4..8].try_into().expect("4 bytes")) != 0
+        {
+            let frame_end = offset + self.frame_len;
+            self.commit_end = Some(self.commit_end.map_or(frame_end, |e| e.max(frame_end)));
+        }
+        Ok(())
+    }
+
+    /// Plans a read of `buf.len()` bytes at `offset`: bytes of the open
+    /// transaction are copied now (under the log lock); bytes in records
+    /// are returned as reads to do after the lock is released (records are
+    /// immutable and their segment stays open while a `RecordLoc` lives).
+    /// Returns how many bytes are inside the file (the rest is zeroed).
+    pub fn plan_read(&self, offset: u64, buf: &mut [u8], out: &mut Vec<RecordRead>) -> usize {
+        let size = self.size();
+        let c = self.committed();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            if pos >= size {
+                buf[done..].fill(0);
+                return done;
+            }
+            let pend_end = self.pending_start + self.pending_len();
+            if self.pending_active() && pos >= self.pending_start && pos < pend_end {
+                let n = ((pend_end - pos) as usize).min(buf.len() - done);
+                let from = RECORD_HEADER_LEN + (pos - self.pending_start) as usize;
+                buf[done..done + n].copy_from_slice(&self.pending[from..from + n]);
+                done += n;
+                continue;
+            }
+            let i = c.records.partition_point(|r| r.wal_offset <= pos) - 1;
+            let r = &c.records[i];
+            let within = pos - r.wal_offset;
+            let n = ((u64::from(r.loc.payload_len) - within) as usize).min(buf.len() - done);
+            out.push(RecordRead {
+                loc: r.loc.clone(),
+                within,
+                buf_at: done,
+                len: n,
+                pages_cached: r.pages_cached,
+            });
+            done += n;
+        }
+        done
+    }
+
+    /// Turns the pending transaction, if it is complete, into one WAL record
+    /// written with one call. Frames after the commit frame (left over from
+    /// a rolled-back transaction) are discarded.
+    pub fn seal(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
+        self.seal_inner(manifest, pages, false)
+    }
+
+    /// Seals like [`WalImage::seal`]; with `defer_write` the record may
+    /// wait in the flush buffer for the sync the caller waits for next.
+    fn seal_inner(
+        &mut self,
+        manifest: &Manifest,
+        pages: &PageStore,
+        defer_write: bool,
+    ) -> Result<()> {
+        let Some(commit_end) = self.commit_end.take() else {
+            return Ok(());
+        };
+        let len = (commit_end - self.pending_start) as usize;
+        self.pending.truncate(RECORD_HEADER_LEN + len);
+        let restart = self.pending_start == 0;
+        if restart && !self.committed().records.is_empty() {
+            // The previous generation is about to be forgotten: everything
+            // SQLite checkpointed from it must be durable first.
+            pages.publish(manifest)?;
+        }
+        // Read the frame headers now (a few per commit); applied below once
+        // the record is written.
+        let mut generation = self.generation;
+        let parsed = frames::parse_record(
+            &mut generation,
+            self.pending_start,
+            &self.pending[RECORD_HEADER_LEN..],
+        );
+        let result = self.log.append(
+            manifest,
+            self.db,
+            &mut self.pending,
+            self.pending_start,
+            defer_write,
+            parsed.as_ref(),
+        );
+        let pending_start = self.pending_start;
+        let mut pages_cached = false;
+        if let Ok(loc) = &result {
+            if restart {
+                self.forget_cached_frames();
+            }
+            if defer_write && len as u64 <= CACHE_AT_COMMIT_RECORD_MAX_BYTES {
+                self.cache_frames(loc, pending_start, len);
+                pages_cached = true;
+            }
+        }
+        self.pending.truncate(RECORD_HEADER_LEN);
+        // Do not keep the memory of one huge transaction for ever.
+        self.pending.shrink_to(PENDING_KEEP_BYTES);
+        self.stats.pending_bytes = 0;
+        let loc = result?;
+        self.stats.records += 1;
+        self.stats.record_bytes += len as u64;
+        if restart {
+            self.stats.generations += 1;
+            // Release the old records first so their segments can be reused.
+            let had_old = !self.committed_mut().take().is_empty();
+            self.frames.clear();
+            self.wal_header = None;
+            self.frames_known = true;
+            if had_old {
+                self.log.set_base(manifest, self.db, loc.lsn, true)?;
+            }
+        }
+        debug_assert_eq!(pending_start, self.committed_end(), "invariant 1");
+        self.generation = generation;
+        let mut last_cksum = [0, 0];
+        match parsed {
+            Some(f) if self.frames_known => {
+                if restart {
+                    self.wal_header = f.header;
+                }
+                self.frames.extend_from_slice(&f.frames);
+                last_cksum = f.last_cksum;
+            }
+            _ => {
+                self.frames_known = false;
+                self.frames = Vec::new();
+                self.wal_header = None;
+            }
+        }
+        let end = pending_start + len as u64;
+        {
+            let mut c = self.committed_mut();
+            c.records.push(ImageRecord {
+                wal_offset: pending_start,
+                loc,
+                last_cksum,
+                pages_cached,
+            });
+            c.end = end;
+            debug_assert!(!c.restarting, "invariant 5");
+        }
+        self.pending_start = end;
+        self.exists = true;
+        Ok(())
+    }
+
+    /// Whether the calling thread may seal: it holds the write lock, or no
+    /// one holds it through shared memory (exclusive locking mode).
+    pub fn may_seal(&self) -> bool {
+        self.writer.is_none_or(|t| t == std::thread::current().id())
+    }
+
+    /// Seals (if this thread may) and returns the LSN that must become
+    /// durable: the caller waits for it outside the log lock.
+    pub fn seal_for_sync(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<Lsn> {
+        if self.may_seal() {
+            self.seal_inner(manifest, pages, true)?;
+        }
+        self.stats.syncs += 1;
+        Ok(self.log.written_lsn())
+    }
+
+    /// Empties the image (SQLite truncated the `-wal` file to 0 or deleted
+    /// it). Checkpointed pages are published first.
+    pub fn reset(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
+        pages.publish(manifest)?;
+        self.pending.truncate(RECORD_HEADER_LEN);
+        self.commit_end = None;
+        if !self.committed_mut().take().is_empty() {
+            let base = self.log.next_lsn();
+            self.log.set_base(manifest, self.db, base, false)?;
+        }
+        self.frames.clear();
+        self.forget_cached_frames();
+        self.wal_header = None;
+        self.frames_known = true;
+        self.pending_start = 0;
+        Ok(())
+    }
+
+    /// SQLite truncated the `-wal` file to `size` bytes.
+    pub fn truncate(&mut self, manifest: &Manifest, pages: &PageStore, size: u64) -> Result<()> {
+        if size == 0 {
+            return self.reset(manifest, pages);
+        }
+        if self.pending_active()
+            && size < self.pending_start + self.pending_len()
+            && size >= self.pending_start
+        {
+            let keep = (size - self.pending_start) as usize;
+            self.pending.truncate(RECORD_HEADER_LEN + keep);
+            if self.commit_end.is_some_and(|e| e > size) {
+                self.commit_end = None;
+            }
+        }
+        // Committed frames of the current generation are never cut: SQLite
+        // only truncates frames it no longer needs (journal_size_limit).
+        Ok(())
+    }
+
+    /// Takes the records of the current image (the database is closing).
+    pub fn take_records(&mut self) -> Vec<RecoveredRecord> {
+        self.forget_cached_frames();
+        let records = self.committed_mut().take();
+        let known = self.frames_known;
+        let all_frames = std::mem::take(&mut self.frames);
+        let mut header = self.wal_header.take();
+        let mut next_frame = 0usize;
+        let frame_len = self.frame_len;
+        records
+            .into_iter()
+            .map(|r| {
+                let frames = known.then(|| {
+                    let body = u64::from(r.loc.payload_len)
+                        - if r.wal_offset == 0 {
+                            SQLITE_WAL_HEADER_LEN
+                        } else {
+                            0
+                        };
+                    let n = (body / frame_len) as usize;
+                    let f = all_frames[next_frame..next_frame + n].to_vec();
+                    next_frame += n;
+                    RecordFrames {
+                        header: if r.wal_offset == 0 {
+                            header.take()
+                        } else {
+                            None
+                        },
+                        frames: f,
+                        last_cksum: r.last_cksum,
+                    }
+                });
+                RecoveredRecord {
+                    db: self.db,
+                    loc: r.loc,
+                    wal_offset: r.wal_offset,
+                    frames,
+                }
+            })
+            .collect()
+    }
+
+    /// What a wal-index of the committed image is built from, when bop
+    /// knows every frame of it (invariant 4) and no transaction is open.
+    pub fn wal_index_seed(&self) -> Option<WalIndexSeed> {
+        if !self.frames_known || self.pending_active() {
+            return None;
+        }
+        let last_cksum = self.committed().records.last()?.last_cksum;
+        debug_assert_eq!(self.frames.len() as u64, self.frame_count(), "invariant 4");
+        Some(WalIndexSeed {
+            header: self.wal_header?,
+            frames: self.frames.clone(),
+            last_cksum,
+        })
+    }
+
+    /// The records of the current image (for verification outside the lock).
+    pub fn record_locs(&self) -> Vec<RecordLoc> {
+        self.committed()
+            .records
+            .iter()
+            .map(|r| r.loc.clone())
+            .collect()
+    }
+
+    pub fn frame_count(&self) -> u64 {
+        self.committed_end().saturating_sub(SQLITE_WAL_HEADER_LEN) / self.frame_len
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.committed().records.len()
+    }
+}
+
+/// Builds page 1 of an empty database in WAL mode: SQLite sees a valid,
+/// empty database whose header already selects WAL (bytes 18 and 19 = 2).
+pub fn empty_database_page1(page_size: u32) -> Vec<u8> {
+    let mut p = vec![0u8; page_size as usize];
+    p[..16].copy_from_slice(b"SQLite format 3\0");
+    let encoded_size: u16 = if page_size == 65536 {
+        1
+    } else {
+        page_size as u16
+    };
+    p[16..18].copy_from_slice(&encoded_size.to_be_bytes());
+    p[18] = 2; // file format write version: WAL
+    p[19] = 2; // file format read version: WAL
+    p[21] = 64; // max embedded payload fraction
+    p[22] = 32; // min embedded payload fraction
+    p[23] = 32; // leaf payload fraction
+    p[24..28].copy_from_slice(&1u32.to_be_bytes()); // change counter
+    p[28..32].copy_from_slice(&1u32.to_be_bytes()); // database size in pages
+    p[92..96].copy_from_slice(&1u32.to_be_bytes()); // version-valid-for
+    p[96..100].copy_from_slice(&3_040_001u32.to_be_bytes()); // SQLITE_VERSION_NUMBER
+                                                             // B-tree page header of the empty sqlite_schema table: a leaf table page.
+    p[100] = 0x0d;
+    let content_start: u16 = if page_size == 65536 {
+        0
+    } else {
+        page_size as u16
+    };
+    p[105..107].copy_from_slice(&content_start.to_be_bytes());
+    p
+}

@@ -1,6 +1,0 @@
-#![no_main]
-//! cargo-fuzz entry point; the target's logic and properties are in
-//! `src/lib.rs` (`bop_fuzz::wal_segment_header`) so the stable corpus replay test runs
-//! the very same code.
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| bop_fuzz::wal_segment_header(data));
