@@ -333,8 +333,7 @@ impl Store {
     pub fn db_truncate(&self, size: u64) -> Result<()> {
         self.guarded(|| {
             self.pages
-                .truncate(size.div_ceil(u64::from(self.page_size)) as u32);
-            Ok(())
+                .truncate(size.div_ceil(u64::from(self.page_size)) as u32)
         })
     }
 

@@ -1,7 +1,9 @@
 //! The `page_size` URI parameter: honoured for new stores, bad values
-//! rejected.
+//! rejected with a message naming them, another page size than an existing
+//! store's refused at open.
 
-use bop_tests::{assert_integrity, close, open, open_with, tempdir, try_open_with};
+use bop_tests::{assert_integrity, close, code, open, open_with, tempdir, try_open_with};
+use rusqlite::ErrorCode;
 
 fn page_size(conn: &rusqlite::Connection) -> i64 {
     conn.query_row("PRAGMA page_size", [], |r| r.get(0))
@@ -58,16 +60,34 @@ fn bad_page_sizes_are_rejected() {
             // check, the first read would have to fail instead.
             c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
         });
-        match result {
+        let e = match result {
             Ok(ps) => panic!("page_size={bad:?} was accepted (PRAGMA page_size = {ps})"),
-            Err(e) => println!(
-                "page_size={bad:?} rejected: {e} ({:?})",
-                bop_rusqlite::last_error()
-            ),
-        }
+            Err(e) => e,
+        };
+        let msg = bop_rusqlite::last_error().unwrap_or_default();
+        assert!(
+            msg.contains(&format!("page_size={bad}"))
+                || msg.contains(&format!("page_size={bad:?}")),
+            "page_size={bad:?}: {e}: {msg}"
+        );
+        assert!(!store.exists(), "page_size={bad:?}: no store is created");
     }
 }
 
+/// Opens `store` with `page_size=ps` and runs a query: the error, if any,
+/// with bop's message.
+fn open_and_read(store: &std::path::Path, ps: &str) -> Result<i64, (rusqlite::Error, String)> {
+    try_open_with(store, &[("page_size", ps)])
+        .and_then(|c| c.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0)))
+        .map_err(|e| (e, bop_rusqlite::last_error().unwrap_or_default()))
+}
+
+/// `StoreOptions::page_size` and the URI parameter: the page size of a new
+/// store; an existing store "must be opened with its own page size or
+/// none". Another page size is refused at open with an error naming both,
+/// whether the store is closed or already open in the process; the store
+/// is untouched and keeps its page size. (SQLite's own `PRAGMA page_size =
+/// N` on an existing database is a no-op, as in stock SQLite.)
 #[test]
 fn existing_store_keeps_its_page_size() {
     let dir = tempdir();
@@ -76,19 +96,23 @@ fn existing_store_keeps_its_page_size() {
     conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
         .unwrap();
     close(conn);
-    // Asking for another page size for an existing store must never yield a
-    // database read with the wrong page size: either the open is refused or
-    // the store's own page size wins.
-    match try_open_with(&store, &[("page_size", "4096")]).and_then(|c| {
-        c.query_row(
-            "SELECT (SELECT page_size FROM pragma_page_size), x FROM t",
-            [],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )
-    }) {
-        Ok(got) => assert_eq!(got, (8192, 1)),
-        Err(e) => println!("refused: {e}"),
-    }
+    let want = "page_size=4096 does not match the store's page size 8192";
+    // The store closed: refused by the open.
+    let (e, msg) = open_and_read(&store, "4096").expect_err("another page size must be refused");
+    assert!(msg.contains(want), "{e}: {msg}");
+    assert_eq!(code(&e), Some(ErrorCode::CannotOpen), "{e}: {msg}");
+    // The store open in this process: refused the same way.
+    let held = open(&store);
+    let (e, msg) = open_and_read(&store, "4096").expect_err("refused while open too");
+    assert!(msg.contains(want), "{e}: {msg}");
+    assert_eq!(code(&e), Some(ErrorCode::CannotOpen), "{e}: {msg}");
+    // Its own page size, or none, opens it.
+    assert_eq!(open_and_read(&store, "8192").map_err(|e| e.1), Ok(1));
+    // SQL cannot change it either: the pragma is a no-op on a database with
+    // content (SQLite's behaviour), not an error.
+    held.execute_batch("PRAGMA page_size = 4096").unwrap();
+    assert_eq!(page_size(&held), 8192);
+    close(held);
     let conn = open(&store);
     assert_eq!(page_size(&conn), 8192);
     assert_integrity(&conn);

@@ -77,11 +77,15 @@ fn this_process_is_refused_while_a_child_owns_the_store() {
     kill9(&mut child);
     match r {
         Ok(n) => panic!("opened a store another process owns (read {n} rows)"),
-        Err(e) => assert!(
-            e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
-                || e.to_string().to_lowercase().contains("locked"),
-            "expected SQLITE_BUSY / database is locked, got {e}"
-        ),
+        Err(e) => {
+            let msg = bop_rusqlite::last_error().unwrap_or_default();
+            assert_eq!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseBusy),
+                "{e}: {msg}"
+            );
+            assert!(msg.contains("locked by another process"), "{e}: {msg}");
+        }
     }
     // The owner is gone (SIGKILL releases the flock): now it opens, with the
     // child's three transactions.

@@ -23,6 +23,30 @@
 //!    "delete chunks"
 //!    intent (settled once the unlinks are durable), so the replay at open
 //!    finds every file a crash left; the scan at open is a backstop.
+//!
+//! Lock poisoning. As everywhere in the engine, a lock a panic poisoned is
+//! used on (its guard recovered), never unwrapped into a second panic, and
+//! writes after the panic are refused by the store's failed state. `inner`
+//! is taken only through `PageStore::read`, which recovers the guard, and
+//! `PageStore::write`, which refuses once poisoned. A panic can poison it
+//! only while it is write-locked (`write_page`, `truncate`, `publish`,
+//! `release_reservation`), and in those the calls that can panic short of a
+//! broken invariant are the file system's and the manifest's. They come
+//! before the in-memory changes that depend on them (a spill writes and
+//! syncs its chunk file, then records it in `chunks`, then points the index
+//! at it, and only then empties `pending`), so a panic leaves `Inner` as a
+//! reader needs it: every indexed page in an existing, synced chunk, pages
+//! not yet written out still in `pending`, which reads consult first; at
+//! worst a chunk file or a chunk-id reservation the journal replays at the
+//! next open (invariant 5). Reads therefore go on after a panic and return
+//! the newest image. What a panic may leave out of step is the in-memory
+//! state against the manifest (for example a publish committed but `dirty`
+//! not cleared), so nothing is changed or made durable any more: once
+//! `inner` is poisoned every change is refused with
+//! [`StorageError::Failed`], which [`Store`](crate::Store)'s write path
+//! turns into the store's failed state (the front ends' panic guards fail
+//! the store already). The next open starts from the manifest, where a
+//! publish is one transaction: all of a checkpoint or none of it.
 
 pub mod chunk;
 mod fd_cache;
@@ -31,7 +55,7 @@ use fd_cache::FdCache;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::cache::{self, CacheKey};
 use crate::error::{Result, StorageError};
@@ -126,6 +150,9 @@ pub struct PageStore {
     io: Arc<dyn IoBackend>,
     page_size: u32,
     config: PageStoreConfig,
+    /// Taken only through `read` (recovers a poisoned guard) and `write`
+    /// (refuses once poisoned): the lock-poisoning policy in the module
+    /// documentation.
     inner: RwLock<Inner>,
     /// Open chunk handles, bounded. Lock order: `inner`, then `files`.
     files: FdCache,
@@ -239,14 +266,34 @@ impl PageStore {
         self.page_size
     }
 
+    /// Locks `inner` to read, also after a panic poisoned it (see the
+    /// module documentation: a panic leaves it readable).
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks `inner` to change it; refused once a panic poisoned it (see
+    /// the module documentation).
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Inner>> {
+        self.inner.write().map_err(|_| StorageError::Failed {
+            path: self.dir.parent().unwrap_or(&self.dir).to_path_buf(),
+            reason: format!(
+                "a panic interrupted a change to the page store {}; it refuses changes \
+                 until the store is reopened",
+                self.dir.display()
+            ),
+            errno: None,
+        })
+    }
+
     /// Current size of the database image in pages (including unpublished
     /// checkpoint writes).
     pub fn db_pages(&self) -> u32 {
-        self.inner.read().expect("page store lock").db_pages
+        self.read().db_pages
     }
 
     pub fn stats(&self) -> PageStoreStats {
-        let g = self.inner.read().expect("page store lock");
+        let g = self.read();
         PageStoreStats {
             db_pages: g.db_pages,
             chunks: g.chunks.len(),
@@ -267,7 +314,7 @@ impl PageStore {
     pub fn read_page(&self, pgno: PageNo, buf: &mut [u8]) -> Result<bool> {
         debug_assert_eq!(buf.len(), self.page_size as usize);
         let (file, path, offset, crc, key) = {
-            let g = self.inner.read().expect("page store lock");
+            let g = self.read();
             if pgno.0 == 0 || pgno.0 > g.db_pages {
                 buf.fill(0);
                 return Ok(false);
@@ -340,7 +387,7 @@ impl PageStore {
     /// Writes one whole page (checkpoint backfill).
     pub fn write_page(&self, pgno: PageNo, data: &[u8]) -> Result<()> {
         debug_assert_eq!(data.len(), self.page_size as usize);
-        let mut g = self.inner.write().expect("page store lock");
+        let mut g = self.write()?;
         g.pending.insert(pgno.0, data.into());
         if pgno.0 > g.db_pages {
             g.db_pages = pgno.0;
@@ -354,8 +401,8 @@ impl PageStore {
     }
 
     /// Shrinks (or grows, with zero pages) the database image.
-    pub fn truncate(&self, db_pages: u32) {
-        let mut g = self.inner.write().expect("page store lock");
+    pub fn truncate(&self, db_pages: u32) -> Result<()> {
+        let mut g = self.write()?;
         let g = &mut *g;
         g.pending.retain(|&p, _| p <= db_pages);
         for p in (db_pages as usize)..g.index.len() {
@@ -368,6 +415,7 @@ impl PageStore {
         }
         g.index.resize(db_pages as usize, None);
         g.db_pages = db_pages;
+        Ok(())
     }
 
     /// Writes the pending pages as a new (unpublished) chunk.
@@ -403,21 +451,10 @@ impl PageStore {
             let _ = self.io.remove_file(&path);
             return Err(e);
         }
+        // The chunk is recorded before the index points at it, and the
+        // pages leave `pending` last: a panic in between leaves every page
+        // readable (see the module documentation).
         g.next_chunk_id = ChunkId(id.0 + 1);
-        let pending = std::mem::take(&mut g.pending);
-        for (slot, (&p, _)) in pending.iter().enumerate() {
-            let loc = PageLoc {
-                chunk: id,
-                slot: slot as u32,
-                crc: crcs[slot],
-            };
-            if let Some(old) = g.index[p as usize - 1].replace(loc) {
-                let c = g.chunks.get_mut(&old.chunk).expect("invariant 2");
-                c.live -= 1;
-                g.live_changed.insert(old.chunk);
-            }
-            g.dirty.insert(p);
-        }
         self.files.insert(id, file);
         g.chunks.insert(
             id,
@@ -430,6 +467,20 @@ impl PageStore {
             },
         );
         g.live_changed.insert(id);
+        for (slot, &p) in g.pending.keys().enumerate() {
+            let loc = PageLoc {
+                chunk: id,
+                slot: slot as u32,
+                crc: crcs[slot],
+            };
+            if let Some(old) = g.index[p as usize - 1].replace(loc) {
+                let c = g.chunks.get_mut(&old.chunk).expect("invariant 2");
+                c.live -= 1;
+                g.live_changed.insert(old.chunk);
+            }
+            g.dirty.insert(p);
+        }
+        g.pending.clear();
         Ok(())
     }
 
@@ -523,7 +574,7 @@ impl PageStore {
 
     /// Reads and verifies every page the index points at; returns how many.
     pub fn verify_all(&self) -> Result<u64> {
-        let g = self.inner.read().expect("page store lock");
+        let g = self.read();
         let mut buf = vec![0u8; self.page_size as usize];
         let mut checked = 0;
         for (i, loc) in g.index.iter().enumerate() {
@@ -537,7 +588,7 @@ impl PageStore {
 
     /// Makes every write so far part of the durable store, atomically.
     pub fn publish(&self, manifest: &Manifest) -> Result<()> {
-        let mut g = self.inner.write().expect("page store lock");
+        let mut g = self.write()?;
         self.spill(&mut g)?;
         if !g.dirty.is_empty() {
             // Only when this publish carries a checkpoint: compaction rides
@@ -610,8 +661,11 @@ impl PageStore {
 
     /// Settles the chunk-id reservation (call after the last publish, at
     /// close: no chunk file is in flight then).
+    ///
+    /// After a panic (the lock poisoned) nothing is settled: the journal's
+    /// replay at the next open does it.
     pub fn release_reservation(&self, manifest: &Manifest) {
-        let mut g = self.inner.write().expect("page store lock");
+        let Ok(mut g) = self.write() else { return };
         if g.pending.is_empty() && g.dirty.is_empty() && g.live_changed.is_empty() {
             for id in std::mem::take(&mut g.in_flight) {
                 manifest.journal_done(id);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// How to get the system packages these tests need.
-pub const APT_HINT: &str = "install them with `apt-get install -y sqlite3 libsqlite3-dev gcc`";
+pub const APT_HINT: &str = "install them with `apt-get install -y sqlite3 libsqlite3-dev gcc g++`";
 
 /// `ffi/`.
 pub fn manifest_dir() -> PathBuf {
