@@ -86,7 +86,8 @@ int bop_register_vfs(const bop_sqlite_api *api, int make_default);
  * The latest error message bop recorded on the calling thread: by
  * bop_register_vfs, by the extension entry points, or by the VFS while
  * SQLite used it (SQLite's own message, from sqlite3_errmsg(), is often
- * less precise). NULL if there is none.
+ * less precise). NULL if there is none; a successful bop_register_vfs or
+ * extension init clears it.
  *
  * The string belongs to bop; it stays valid until the next call to a bop_*
  * function on the same thread. Copy it to keep it.

@@ -1,7 +1,7 @@
 /*
  * bop_libsql.h - C API of libbop_libsql.so: libSQL with bop as its storage
- * engine (bop's page store for the database, bop's WAL as libSQL's virtual
- * WAL).
+ * engine (bop's page store for the database; the store's WAL image, kept
+ * in bop's record log, as libSQL's virtual WAL).
  *
  * The library contains its own copy of libSQL (SQLite 3.47 with libSQL's
  * extensions); its sqlite3_* symbols are not exported. A connection from

@@ -1,11 +1,13 @@
-//! bop-libsql's one error type, and the one place it becomes an SQLite
-//! result code ([`Error::code`]).
+//! bop-libsql's one error type. Its own conditions (busy, stale snapshot,
+//! a corrupt WAL image, ...) have their SQLite codes here; engine errors
+//! get theirs from bop-frontend's one mapping, keyed by what the virtual
+//! WAL was doing ([`Error::code_at`]).
 
-use std::cell::RefCell;
 use std::ffi::c_int;
 
+use bop_frontend::sys::*;
+use bop_frontend::{sqlite_code, Op};
 use bop_storage::StorageError;
-use libsql_ffi as ffi;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -34,9 +36,6 @@ pub enum Error {
     /// A bop-libsql invariant does not hold; the operation is refused.
     #[error("bop-libsql: internal invariant violated: {0}")]
     Invariant(String),
-    /// A panic was caught at the C boundary.
-    #[error("bop-libsql: internal error (panic): {0}")]
-    Panic(String),
     /// An SQLite call (through libSQL) failed, or a callback SQLite gave us
     /// returned an error code that must be passed back unchanged.
     #[error("{message} (SQLite code {code})")]
@@ -44,49 +43,29 @@ pub enum Error {
 }
 
 impl Error {
-    /// The SQLite result code for this error.
-    pub fn code(&self) -> c_int {
+    /// The SQLite result code for this error returned during `op` (which
+    /// picks the code of an engine error; see `bop_frontend::sqlite_code`).
+    pub fn code_at(&self, op: Op) -> c_int {
         match self {
-            Error::Storage(e) => match e {
-                _ if e.is_disk_full() => ffi::SQLITE_FULL,
-                StorageError::Io { .. } => ffi::SQLITE_IOERR,
-                StorageError::Corrupt { .. } => ffi::SQLITE_CORRUPT,
-                StorageError::Locked { .. } | StorageError::Busy(_) => ffi::SQLITE_BUSY,
-                StorageError::Config(_) => ffi::SQLITE_MISUSE,
-                StorageError::Format { .. } => ffi::SQLITE_NOTADB,
-                StorageError::Limit(_) => ffi::SQLITE_FULL,
-                StorageError::CursorLagged { .. } => ffi::SQLITE_ERROR,
-                StorageError::Manifest { .. }
-                | StorageError::Failed { .. }
-                | StorageError::Invariant(_) => ffi::SQLITE_IOERR,
-            },
-            Error::Busy(_) => ffi::SQLITE_BUSY,
-            Error::BusySnapshot(_) => ffi::SQLITE_BUSY_SNAPSHOT,
-            Error::Corrupt(_) => ffi::SQLITE_CORRUPT,
-            Error::Misuse(_) => ffi::SQLITE_MISUSE,
-            Error::CantOpen(_) => ffi::SQLITE_CANTOPEN,
-            Error::Invariant(_) => ffi::SQLITE_IOERR,
-            Error::Panic(_) => ffi::SQLITE_INTERNAL,
+            Error::Storage(e) => sqlite_code(e, op),
+            Error::Busy(_) => SQLITE_BUSY,
+            Error::BusySnapshot(_) => SQLITE_BUSY_SNAPSHOT,
+            Error::Corrupt(_) => SQLITE_CORRUPT,
+            Error::Misuse(_) => SQLITE_MISUSE,
+            Error::CantOpen(_) => SQLITE_CANTOPEN,
+            Error::Invariant(_) => SQLITE_IOERR,
             Error::Sqlite { code, .. } => *code,
         }
     }
 
+    /// The SQLite result code for this error outside a particular
+    /// operation (an engine error gets its plain code).
+    pub fn code(&self) -> c_int {
+        self.code_at(Op::Other)
+    }
+
     /// Whether SQLite's busy handler may retry the operation.
     pub fn is_busy(&self) -> bool {
-        self.code() & 0xff == ffi::SQLITE_BUSY
+        self.code() & 0xff == SQLITE_BUSY
     }
-}
-
-thread_local! {
-    static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// The message of the last error bop-libsql returned to SQLite on this
-/// thread (SQLite's own message carries only the code).
-pub fn last_error() -> Option<String> {
-    LAST_ERROR.with(|e| e.borrow().clone())
-}
-
-pub(crate) fn set_last_error(msg: String) {
-    LAST_ERROR.with(|e| *e.borrow_mut() = Some(msg));
 }

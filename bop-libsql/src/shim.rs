@@ -1,65 +1,48 @@
-//! The FFI shim: all of bop-libsql's `unsafe`.
+//! The FFI shim, the top layer of bop-libsql: all of its `unsafe` and
+//! `extern "C"` items. Nothing else in the crate imports this file.
 //!
-//! - libSQL's WAL manager and WAL methods: each `extern "C"` function checks
-//!   its pointers, catches panics (nothing unwinds into C; a panic in a
-//!   method that writes also fails the store) and calls the safe
-//!   [`VirtualWal`] trait (`wal.rs`);
+//! - libSQL's WAL manager and WAL methods: each `extern "C"` function runs
+//!   its body in bop-frontend's panic guard (nothing unwinds into C; a
+//!   panic in a method that writes also fails the store), checks its
+//!   pointers and calls the safe [`VirtualWal`] trait (`virtual_wal.rs`);
 //! - registration of the `bop` VFS in libSQL's bundled SQLite;
 //! - [`Connection`] / [`Statement`]: a small safe wrapper of `sqlite3 *`;
 //! - the C API (`include/bop_libsql.h`).
 //!
-//! Errors become SQLite codes only through [`Error::code`] (`report`).
+//! Errors become SQLite codes only through [`Error::code_at`] (`report`),
+//! whose engine errors go through bop-frontend's one mapping.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_uchar, c_uint, c_void, CStr, CString};
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::ptr::{null, null_mut};
 use std::sync::OnceLock;
 
+use bop_frontend::{guard, report_code, Op};
 use libsql_ffi as ffi;
 
-use crate::error::{set_last_error, Error, Result};
+use crate::error::{Error, Result};
+use crate::types::{OpenFlags, Value};
 use crate::virtual_wal::{self, BopWal, CheckpointMode, CheckpointPage, Page, VirtualWal};
-use crate::{OpenFlags, Value};
 
 const OK: c_int = ffi::SQLITE_OK;
 
 // ----- errors and panics -----
 
-/// Reports an error (thread's last error; `sqlite3_log` unless it is only
-/// "busy", which SQLite's busy handler retries) and returns its code.
-fn report(e: &Error) -> c_int {
-    let code = e.code();
-    let msg = e.to_string();
-    if !e.is_busy() {
-        tracing::warn!(code, "{msg}");
-        if let Ok(c) = CString::new(msg.replace('%', "%%")) {
-            // SAFETY: sqlite3_log of the linked libSQL; the format string
-            // has no conversions left, so no variadic argument is read.
-            unsafe { ffi::sqlite3_log(code, c.as_ptr()) };
-        }
-    }
-    set_last_error(msg);
+/// Reports an error returned during `op` (the thread's last error;
+/// `sqlite3_log` unless SQLite's busy handler retries it) and returns its
+/// code.
+fn report(e: &Error, op: Op) -> c_int {
+    let code = e.code_at(op);
+    report_code(code, &e.to_string(), op);
     code
 }
 
-fn code_of(r: Result<()>) -> c_int {
+fn code_of(r: Result<()>, op: Op) -> c_int {
     match r {
         Ok(()) => OK,
-        Err(e) => report(&e),
-    }
-}
-
-/// Runs `f`, turning a panic into `on_panic`.
-fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(p) => {
-            report(&Error::Panic(bop_storage::error::panic_message(p.as_ref())));
-            on_panic
-        }
+        Err(e) => report(&e, op),
     }
 }
 
@@ -72,30 +55,27 @@ unsafe fn wal<'a, W>(p: *mut ffi::wal_impl) -> &'a mut W {
     unsafe { &mut *(p as *mut W) }
 }
 
-/// [`guard`] for a method that may change the store: a panic there also
-/// puts the store in the failed state (it refuses writes until reopened,
-/// and recovery starts from what is durable).
+/// Runs `body` on the WAL `p` in the panic guard for a method that may
+/// change the store: a panic also fails the store (see
+/// `bop_frontend::guard_write`).
 ///
 /// # Safety
 /// As [`wal`].
 unsafe fn guard_write<W: VirtualWal>(
+    what: &str,
     p: *mut ffi::wal_impl,
     on_panic: c_int,
     body: impl FnOnce(&mut W) -> c_int,
 ) -> c_int {
-    // SAFETY: per the contract.
-    let w = unsafe { wal::<W>(p) };
-    match catch_unwind(AssertUnwindSafe(|| body(w))) {
-        Ok(v) => v,
-        Err(payload) => {
-            let e = Error::Panic(bop_storage::error::panic_message(payload.as_ref()));
-            // SAFETY: per the contract; the closure holding the other
-            // reference has unwound.
-            unsafe { wal::<W>(p) }.fail(e.to_string());
-            report(&e);
-            on_panic
-        }
-    }
+    bop_frontend::guard_write(
+        what,
+        on_panic,
+        // SAFETY: per the contract; the body's reference has unwound when
+        // this runs.
+        |msg| unsafe { wal::<W>(p) }.fail(msg.to_owned()),
+        // SAFETY: per the contract.
+        || body(unsafe { wal::<W>(p) }),
+    )
 }
 
 /// # Safety
@@ -112,12 +92,16 @@ unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
 
 unsafe extern "C" fn vfs_find(name: *const c_char) -> *mut c_void {
     // SAFETY: forwarded to libSQL with bop-vfs's argument.
-    unsafe { ffi::sqlite3_vfs_find(name) }.cast()
+    guard("sqlite3_vfs_find", null_mut(), || unsafe {
+        ffi::sqlite3_vfs_find(name).cast()
+    })
 }
 
 unsafe extern "C" fn vfs_register(vfs: *mut c_void, make_default: c_int) -> c_int {
     // SAFETY: bop-vfs passes its process-lifetime sqlite3_vfs.
-    unsafe { ffi::sqlite3_vfs_register(vfs.cast(), make_default) }
+    guard("sqlite3_vfs_register", ffi::SQLITE_INTERNAL, || unsafe {
+        ffi::sqlite3_vfs_register(vfs.cast(), make_default)
+    })
 }
 
 /// `sqlite3_open_v2` for bop's background checkpointer: a libSQL
@@ -130,12 +114,20 @@ unsafe extern "C" fn ckpt_open(
     vfs: *const c_char,
 ) -> c_int {
     // SAFETY: the checkpointer's NUL-terminated URI and out pointer.
-    unsafe { ffi::libsql_open_v3(name, db.cast(), flags, vfs, wal_manager()) }
+    guard(
+        "sqlite3_open_v2 (checkpointer)",
+        ffi::SQLITE_INTERNAL,
+        || unsafe { ffi::libsql_open_v3(name, db.cast(), flags, vfs, wal_manager()) },
+    )
 }
 
 unsafe extern "C" fn ckpt_close(db: *mut c_void) -> c_int {
     // SAFETY: a handle from ckpt_open, closed once.
-    unsafe { ffi::sqlite3_close(db.cast()) }
+    guard(
+        "sqlite3_close (checkpointer)",
+        ffi::SQLITE_INTERNAL,
+        || unsafe { ffi::sqlite3_close(db.cast()) },
+    )
 }
 
 unsafe extern "C" fn ckpt_exec(
@@ -147,7 +139,11 @@ unsafe extern "C" fn ckpt_exec(
 ) -> c_int {
     // SAFETY: a handle from ckpt_open and NUL-terminated SQL; the
     // checkpointer passes no callback.
-    unsafe { ffi::sqlite3_exec(db.cast(), sql, None, arg, err) }
+    guard(
+        "sqlite3_exec (checkpointer)",
+        ffi::SQLITE_INTERNAL,
+        || unsafe { ffi::sqlite3_exec(db.cast(), sql, None, arg, err) },
+    )
 }
 
 unsafe extern "C" fn ckpt_wal_checkpoint(
@@ -158,7 +154,11 @@ unsafe extern "C" fn ckpt_wal_checkpoint(
     ckpt: *mut c_int,
 ) -> c_int {
     // SAFETY: a handle from ckpt_open; the out pointers are the caller's.
-    unsafe { ffi::sqlite3_wal_checkpoint_v2(db.cast(), name, mode, log, ckpt) }
+    guard(
+        "sqlite3_wal_checkpoint_v2 (checkpointer)",
+        ffi::SQLITE_INTERNAL,
+        || unsafe { ffi::sqlite3_wal_checkpoint_v2(db.cast(), name, mode, log, ckpt) },
+    )
 }
 
 /// Initializes libSQL and registers the `bop` VFS in it (once per process).
@@ -171,6 +171,8 @@ pub(crate) fn init() -> Result<()> {
         if rc != OK {
             return Err(format!("sqlite3_initialize failed with code {rc}"));
         }
+        // SAFETY: sqlite3_log of the libSQL linked into this binary.
+        unsafe { bop_frontend::install_log_sink(ffi::sqlite3_log) };
         let api = bop_vfs::SqliteApi {
             vfs_find,
             vfs_register,
@@ -200,7 +202,7 @@ pub(crate) fn init() -> Result<()> {
 
 fn wal_manager() -> ffi::libsql_wal_manager {
     ffi::libsql_wal_manager {
-        // No shared memory: the index is in process memory (wal.rs).
+        // No shared memory: the index is in process memory (virtual_wal.rs).
         bUsesShm: 0,
         xOpen: Some(m_open),
         xClose: Some(m_close::<BopWal>),
@@ -220,10 +222,13 @@ unsafe extern "C" fn m_open(
     name: *const c_char,
     out: *mut ffi::libsql_wal,
 ) -> c_int {
-    guard(ffi::SQLITE_CANTOPEN, || {
+    guard("xOpen (WAL manager)", ffi::SQLITE_CANTOPEN, || {
         // SAFETY: libSQL passes the database's NUL-terminated file name.
         let Some(path) = (unsafe { cstr(name) }) else {
-            return report(&Error::CantOpen("the database has no file name".into()));
+            return report(
+                &Error::CantOpen("the database has no file name".into()),
+                Op::Open,
+            );
         };
         match virtual_wal::open(Path::new(path)) {
             Ok(w) => {
@@ -235,7 +240,7 @@ unsafe extern "C" fn m_open(
                 }
                 OK
             }
-            Err(e) => report(&e),
+            Err(e) => report(&e, Op::Open),
         }
     })
 }
@@ -248,13 +253,13 @@ unsafe extern "C" fn m_close<W: VirtualWal>(
     _n_buf: c_int,
     _buf: *mut c_uchar,
 ) -> c_int {
-    if p.is_null() {
-        return OK;
-    }
-    guard(ffi::SQLITE_IOERR, || {
+    guard("xClose (WAL manager)", ffi::SQLITE_IOERR, || {
+        if p.is_null() {
+            return OK;
+        }
         // SAFETY: `p` is the Box m_open leaked; libSQL closes it once.
         let w = unsafe { Box::from_raw(p as *mut W) };
-        code_of(w.close())
+        code_of(w.close(), Op::Other)
     })
 }
 
@@ -263,8 +268,8 @@ unsafe extern "C" fn m_log_destroy(
     _vfs: *mut ffi::sqlite3_vfs,
     _name: *const c_char,
 ) -> c_int {
-    // bop's WAL is part of the store; it is never deleted from outside.
-    OK
+    // The WAL image is part of the store; it is never deleted from outside.
+    guard("xLogDestroy", ffi::SQLITE_INTERNAL, || OK)
 }
 
 unsafe extern "C" fn m_log_exists(
@@ -273,7 +278,7 @@ unsafe extern "C" fn m_log_exists(
     name: *const c_char,
     exists: *mut c_int,
 ) -> c_int {
-    guard(ffi::SQLITE_IOERR, || {
+    guard("xLogExists", ffi::SQLITE_IOERR, || {
         // SAFETY: NUL-terminated name from libSQL.
         let path = unsafe { cstr(name) };
         let e = path
@@ -285,7 +290,9 @@ unsafe extern "C" fn m_log_exists(
     })
 }
 
-unsafe extern "C" fn m_destroy(_data: *mut ffi::wal_manager_impl) {}
+unsafe extern "C" fn m_destroy(_data: *mut ffi::wal_manager_impl) {
+    guard("xDestroy (WAL manager)", (), || ())
+}
 
 // ----- the WAL methods -----
 
@@ -326,13 +333,14 @@ fn methods<W: VirtualWal>() -> ffi::libsql_wal_methods {
 unsafe extern "C" fn x_limit(_p: *mut ffi::wal_impl, _limit: std::ffi::c_longlong) {
     // journal_size_limit: bop reclaims WAL space itself (restart after a
     // complete checkpoint).
+    guard("xLimit", (), || ())
 }
 
 unsafe extern "C" fn x_begin_read<W: VirtualWal>(
     p: *mut ffi::wal_impl,
     changed: *mut c_int,
 ) -> c_int {
-    guard(ffi::SQLITE_IOERR, || {
+    guard("xBeginReadTransaction", ffi::SQLITE_IOERR, || {
         // SAFETY: pData from m_open.
         match unsafe { wal::<W>(p) }.begin_read() {
             Ok(c) => {
@@ -340,14 +348,16 @@ unsafe extern "C" fn x_begin_read<W: VirtualWal>(
                 unsafe { *changed = c_int::from(c) };
                 OK
             }
-            Err(e) => report(&e),
+            Err(e) => report(&e, Op::Read),
         }
     })
 }
 
 unsafe extern "C" fn x_end_read<W: VirtualWal>(p: *mut ffi::wal_impl) {
-    // SAFETY: pData from m_open.
-    guard((), || unsafe { wal::<W>(p) }.end_read())
+    guard("xEndReadTransaction", (), || {
+        // SAFETY: pData from m_open.
+        unsafe { wal::<W>(p) }.end_read()
+    })
 }
 
 unsafe extern "C" fn x_find_frame<W: VirtualWal>(
@@ -355,7 +365,7 @@ unsafe extern "C" fn x_find_frame<W: VirtualWal>(
     pgno: c_uint,
     out: *mut c_uint,
 ) -> c_int {
-    guard(ffi::SQLITE_IOERR, || {
+    guard("xFindFrame", ffi::SQLITE_IOERR, || {
         // SAFETY: pData from m_open.
         match unsafe { wal::<W>(p) }.find_frame(pgno) {
             Ok(f) => {
@@ -363,7 +373,7 @@ unsafe extern "C" fn x_find_frame<W: VirtualWal>(
                 unsafe { *out = f };
                 OK
             }
-            Err(e) => report(&e),
+            Err(e) => report(&e, Op::Read),
         }
     })
 }
@@ -374,11 +384,11 @@ unsafe extern "C" fn x_read_frame<W: VirtualWal>(
     n: c_int,
     out: *mut c_uchar,
 ) -> c_int {
-    guard(ffi::SQLITE_IOERR_READ, || {
+    guard("xReadFrame", ffi::SQLITE_IOERR_READ, || {
         // SAFETY: libSQL passes a writable buffer of `n` bytes.
         let buf = unsafe { std::slice::from_raw_parts_mut(out, n.max(0) as usize) };
         // SAFETY: pData from m_open.
-        code_of(unsafe { wal::<W>(p) }.read_frame(frame, buf))
+        code_of(unsafe { wal::<W>(p) }.read_frame(frame, buf), Op::Read)
     })
 }
 
@@ -388,27 +398,35 @@ unsafe extern "C" fn x_read_frame_raw<W: VirtualWal>(
     n: c_int,
     out: *mut c_uchar,
 ) -> c_int {
-    guard(ffi::SQLITE_IOERR_READ, || {
+    guard("xReadFrameRaw", ffi::SQLITE_IOERR_READ, || {
         // SAFETY: libSQL passes a writable buffer of `n` bytes.
         let buf = unsafe { std::slice::from_raw_parts_mut(out, n.max(0) as usize) };
         // SAFETY: pData from m_open.
-        code_of(unsafe { wal::<W>(p) }.read_frame_raw(frame, buf))
+        code_of(unsafe { wal::<W>(p) }.read_frame_raw(frame, buf), Op::Read)
     })
 }
 
 unsafe extern "C" fn x_dbsize<W: VirtualWal>(p: *mut ffi::wal_impl) -> c_uint {
     // SAFETY: pData from m_open.
-    guard(0, || unsafe { wal::<W>(p) }.db_size())
+    guard("xDbsize", 0, || unsafe { wal::<W>(p) }.db_size())
 }
 
 unsafe extern "C" fn x_begin_write<W: VirtualWal>(p: *mut ffi::wal_impl) -> c_int {
     // SAFETY: pData from m_open.
-    unsafe { guard_write::<W>(p, ffi::SQLITE_IOERR, |w| code_of(w.begin_write())) }
+    unsafe {
+        guard_write::<W>("xBeginWriteTransaction", p, ffi::SQLITE_IOERR, |w| {
+            code_of(w.begin_write(), Op::Write)
+        })
+    }
 }
 
 unsafe extern "C" fn x_end_write<W: VirtualWal>(p: *mut ffi::wal_impl) -> c_int {
     // SAFETY: pData from m_open.
-    unsafe { guard_write::<W>(p, ffi::SQLITE_IOERR, |w| code_of(w.end_write())) }
+    unsafe {
+        guard_write::<W>("xEndWriteTransaction", p, ffi::SQLITE_IOERR, |w| {
+            code_of(w.end_write(), Op::Write)
+        })
+    }
 }
 
 type UndoFn = unsafe extern "C" fn(*mut c_void, c_uint) -> c_int;
@@ -434,11 +452,15 @@ unsafe extern "C" fn x_undo<W: VirtualWal>(
         }
     };
     // SAFETY: pData from m_open.
-    unsafe { guard_write::<W>(p, ffi::SQLITE_IOERR, |w| code_of(w.undo(&mut cb))) }
+    unsafe {
+        guard_write::<W>("xUndo", p, ffi::SQLITE_IOERR, |w| {
+            code_of(w.undo(&mut cb), Op::Write)
+        })
+    }
 }
 
 unsafe extern "C" fn x_savepoint<W: VirtualWal>(p: *mut ffi::wal_impl, data: *mut c_uint) {
-    guard((), || {
+    guard("xSavepoint", (), || {
         // SAFETY: pData from m_open.
         let d = unsafe { wal::<W>(p) }.savepoint();
         // SAFETY: `data` is WAL_SAVEPOINT_NDATA (4) writable words.
@@ -452,9 +474,9 @@ unsafe extern "C" fn x_savepoint_undo<W: VirtualWal>(
 ) -> c_int {
     // SAFETY: pData from m_open; `data` is 4 words written by x_savepoint.
     unsafe {
-        guard_write::<W>(p, ffi::SQLITE_IOERR, |w| {
+        guard_write::<W>("xSavepointUndo", p, ffi::SQLITE_IOERR, |w| {
             let d = &mut *(data as *mut [u32; 4]);
-            code_of(w.savepoint_undo(d))
+            code_of(w.savepoint_undo(d), Op::Write)
         })
     }
 }
@@ -464,7 +486,7 @@ unsafe extern "C" fn x_frame_count<W: VirtualWal>(
     _locked: c_int,
     out: *mut c_uint,
 ) -> c_int {
-    guard(ffi::SQLITE_IOERR, || {
+    guard("xFrameCount", ffi::SQLITE_IOERR, || {
         // SAFETY: pData from m_open; `out` is writable.
         unsafe { *out = wal::<W>(p).frame_count() };
         OK
@@ -482,7 +504,7 @@ unsafe extern "C" fn x_frames<W: VirtualWal>(
 ) -> c_int {
     // SAFETY: pData from m_open.
     unsafe {
-        guard_write::<W>(p, ffi::SQLITE_IOERR_WRITE, |w| {
+        guard_write::<W>("xFrames", p, ffi::SQLITE_IOERR_WRITE, |w| {
             let ps = page_size.max(0) as usize;
             let mut pages = Vec::new();
             let mut cur = list;
@@ -498,7 +520,10 @@ unsafe extern "C" fn x_frames<W: VirtualWal>(
             }
             let before = w.frame_count();
             let sync = sync_flags & 0x03 != 0;
-            let rc = code_of(w.frames(page_size as u32, &pages, n_truncate, is_commit != 0, sync));
+            let rc = code_of(
+                w.frames(page_size as u32, &pages, n_truncate, is_commit != 0, sync),
+                Op::Write,
+            );
             if !n_frames.is_null() {
                 // SAFETY: non-null out-parameter.
                 *n_frames = if rc == OK && is_commit != 0 {
@@ -571,7 +596,7 @@ unsafe extern "C" fn x_checkpoint<W: VirtualWal>(
     };
     // SAFETY: pData from m_open.
     unsafe {
-        guard_write::<W>(p, ffi::SQLITE_IOERR, |w| {
+        guard_write::<W>("xCheckpoint", p, ffi::SQLITE_IOERR, |w| {
             let on_page: Option<&mut virtual_wal::CheckpointCallback<'_>> = if cb.is_some() {
                 Some(&mut page_fn)
             } else {
@@ -592,62 +617,78 @@ unsafe extern "C" fn x_checkpoint<W: VirtualWal>(
                         OK
                     }
                 }
-                Err(e) => report(&e),
+                Err(e) => report(&e, Op::Other),
             }
         })
     }
 }
 
 unsafe extern "C" fn x_callback<W: VirtualWal>(p: *mut ffi::wal_impl) -> c_int {
-    // SAFETY: pData from m_open.
-    guard(0, || unsafe { wal::<W>(p) }.callback() as c_int)
+    guard("xCallback", 0, || {
+        // SAFETY: pData from m_open.
+        unsafe { wal::<W>(p) }.callback() as c_int
+    })
 }
 
 unsafe extern "C" fn x_exclusive_mode<W: VirtualWal>(p: *mut ffi::wal_impl, op: c_int) -> c_int {
-    // SAFETY: pData from m_open.
-    guard(0, || unsafe { wal::<W>(p) }.exclusive_mode(op))
+    guard("xExclusiveMode", 0, || {
+        // SAFETY: pData from m_open.
+        unsafe { wal::<W>(p) }.exclusive_mode(op)
+    })
 }
 
 unsafe extern "C" fn x_heap_memory(_p: *mut ffi::wal_impl) -> c_int {
-    0
+    guard("xHeapMemory", 0, || 0)
 }
+
+// Snapshots (sqlite3_snapshot_*) are not supported.
 
 unsafe extern "C" fn x_snapshot_get(
     _p: *mut ffi::wal_impl,
     _s: *mut *mut ffi::sqlite3_snapshot,
 ) -> c_int {
-    ffi::SQLITE_ERROR
+    guard("xSnapshotGet", ffi::SQLITE_ERROR, || ffi::SQLITE_ERROR)
 }
 
-unsafe extern "C" fn x_snapshot_open(_p: *mut ffi::wal_impl, _s: *mut ffi::sqlite3_snapshot) {}
+unsafe extern "C" fn x_snapshot_open(_p: *mut ffi::wal_impl, _s: *mut ffi::sqlite3_snapshot) {
+    guard("xSnapshotOpen", (), || ())
+}
 
 unsafe extern "C" fn x_snapshot_recover(_p: *mut ffi::wal_impl) -> c_int {
-    ffi::SQLITE_ERROR
+    guard("xSnapshotRecover", ffi::SQLITE_ERROR, || ffi::SQLITE_ERROR)
 }
 
 unsafe extern "C" fn x_snapshot_check(_p: *mut c_void, _s: *mut ffi::sqlite3_snapshot) -> c_int {
-    ffi::SQLITE_ERROR
+    guard("xSnapshotCheck", ffi::SQLITE_ERROR, || ffi::SQLITE_ERROR)
 }
 
-unsafe extern "C" fn x_snapshot_unlock(_p: *mut ffi::wal_impl) {}
+unsafe extern "C" fn x_snapshot_unlock(_p: *mut ffi::wal_impl) {
+    guard("xSnapshotUnlock", (), || ())
+}
 
 unsafe extern "C" fn x_framesize<W: VirtualWal>(p: *mut ffi::wal_impl) -> c_int {
-    // SAFETY: pData from m_open.
-    guard(0, || unsafe { wal::<W>(p) }.page_size() as c_int)
+    guard("xFramesize", 0, || {
+        // SAFETY: pData from m_open.
+        unsafe { wal::<W>(p) }.page_size() as c_int
+    })
 }
 
 unsafe extern "C" fn x_file(_p: *mut ffi::wal_impl) -> *mut ffi::sqlite3_file {
-    // There is no WAL file: the WAL is part of the store.
-    null_mut()
+    // There is no WAL file: the WAL image is part of the store.
+    guard("xFile", null_mut(), null_mut)
 }
 
 unsafe extern "C" fn x_write_lock(_p: *mut ffi::wal_impl, _lock: c_int) -> c_int {
-    OK
+    guard("xWriteLock", ffi::SQLITE_INTERNAL, || OK)
 }
 
-unsafe extern "C" fn x_db(_p: *mut ffi::wal_impl, _db: *mut ffi::sqlite3) {}
+unsafe extern "C" fn x_db(_p: *mut ffi::wal_impl, _db: *mut ffi::sqlite3) {
+    guard("xDb", (), || ())
+}
 
-unsafe extern "C" fn x_savepoint_forget(_p: *mut ffi::wal_impl, _data: *mut c_uint) {}
+unsafe extern "C" fn x_savepoint_forget(_p: *mut ffi::wal_impl, _data: *mut c_uint) {
+    guard("xSavepointForget", (), || ())
+}
 
 // ----- connections -----
 
@@ -667,6 +708,8 @@ unsafe impl Send for Connection {}
 fn open_raw(path: &CStr, flags: c_int) -> Result<*mut ffi::sqlite3> {
     init()?;
     let mut db = null_mut();
+    // What bop reports while libSQL opens (the VFS's reason) joins the error.
+    bop_frontend::clear_last_error();
     // SAFETY: valid NUL-terminated strings; `db` receives the handle.
     let rc = unsafe {
         ffi::libsql_open_v3(
@@ -682,7 +725,7 @@ fn open_raw(path: &CStr, flags: c_int) -> Result<*mut ffi::sqlite3> {
             "open {}: {}{}",
             path.to_string_lossy(),
             errmsg(db),
-            crate::last_error()
+            bop_frontend::last_error()
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default()
         );
@@ -1147,7 +1190,9 @@ thread_local! {
 #[no_mangle]
 pub unsafe extern "C" fn bop_libsql_open(path: *const c_char, db: *mut *mut ffi::sqlite3) -> c_int {
     // SAFETY: forwarded contract.
-    unsafe { bop_libsql_open_v2(path, db, OpenFlags::default().0) }
+    guard("bop_libsql_open", ffi::SQLITE_CANTOPEN, || unsafe {
+        bop_libsql_open_v2(path, db, OpenFlags::default().0)
+    })
 }
 
 /// [`bop_libsql_open`] with SQLite's `SQLITE_OPEN_*` flags.
@@ -1160,9 +1205,12 @@ pub unsafe extern "C" fn bop_libsql_open_v2(
     db: *mut *mut ffi::sqlite3,
     flags: c_int,
 ) -> c_int {
-    guard(ffi::SQLITE_CANTOPEN, || {
+    guard("bop_libsql_open_v2", ffi::SQLITE_CANTOPEN, || {
         if path.is_null() || db.is_null() {
-            return report(&Error::Misuse("bop_libsql_open: null argument".into()));
+            return report(
+                &Error::Misuse("bop_libsql_open: null argument".into()),
+                Op::Open,
+            );
         }
         // SAFETY: `db` is writable.
         unsafe { *db = null_mut() };
@@ -1174,7 +1222,7 @@ pub unsafe extern "C" fn bop_libsql_open_v2(
                 unsafe { *db = h };
                 OK
             }
-            Err(e) => report(&e),
+            Err(e) => report(&e, Op::Open),
         }
     })
 }
@@ -1192,7 +1240,7 @@ pub unsafe extern "C" fn bop_libsql_exec(
     errmsg: *mut *mut c_char,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    guard(ffi::SQLITE_INTERNAL, || unsafe {
+    guard("bop_libsql_exec", ffi::SQLITE_INTERNAL, || unsafe {
         ffi::sqlite3_exec(db, sql, callback, arg, errmsg)
     })
 }
@@ -1204,7 +1252,9 @@ pub unsafe extern "C" fn bop_libsql_exec(
 #[no_mangle]
 pub unsafe extern "C" fn bop_libsql_errmsg(db: *mut ffi::sqlite3) -> *const c_char {
     // SAFETY: forwarded contract.
-    guard(null(), || unsafe { ffi::sqlite3_errmsg(db) })
+    guard("bop_libsql_errmsg", null(), || unsafe {
+        ffi::sqlite3_errmsg(db)
+    })
 }
 
 /// `sqlite3_free` (for messages from [`bop_libsql_exec`]).
@@ -1214,7 +1264,7 @@ pub unsafe extern "C" fn bop_libsql_errmsg(db: *mut ffi::sqlite3) -> *const c_ch
 #[no_mangle]
 pub unsafe extern "C" fn bop_libsql_free(p: *mut c_void) {
     // SAFETY: forwarded contract.
-    guard((), || unsafe { ffi::sqlite3_free(p) })
+    guard("bop_libsql_free", (), || unsafe { ffi::sqlite3_free(p) })
 }
 
 /// Closes a connection from [`bop_libsql_open`].
@@ -1224,7 +1274,7 @@ pub unsafe extern "C" fn bop_libsql_free(p: *mut c_void) {
 #[no_mangle]
 pub unsafe extern "C" fn bop_libsql_close(db: *mut ffi::sqlite3) -> c_int {
     // SAFETY: forwarded contract.
-    guard(ffi::SQLITE_INTERNAL, || unsafe {
+    guard("bop_libsql_close", ffi::SQLITE_INTERNAL, || unsafe {
         ffi::sqlite3_close_v2(db)
     })
 }
@@ -1233,8 +1283,8 @@ pub unsafe extern "C" fn bop_libsql_close(db: *mut ffi::sqlite3) -> c_int {
 /// thread ("" if none); valid until the next call on this thread.
 #[no_mangle]
 pub extern "C" fn bop_libsql_last_error() -> *const c_char {
-    guard(null(), || {
-        let msg = crate::last_error().unwrap_or_default();
+    guard("bop_libsql_last_error", null(), || {
+        let msg = bop_frontend::last_error().unwrap_or_default();
         LAST_ERROR_C.with(|c| {
             *c.borrow_mut() = CString::new(msg.replace('\0', " ")).unwrap_or_default();
             c.borrow().as_ptr()

@@ -5,10 +5,10 @@
 //!
 //! Per database (one [`Shared`] per store database in the process, shared
 //! by every libSQL connection to it):
-//! - the **WAL image** lives in the store (`Store::wal_*`): standard SQLite
-//!   WAL bytes (header, frame headers with salts and checksums, pages),
-//!   written by [`BopWal::frames`]; each commit is sealed into one bop WAL
-//!   record (`Store::commit_phase_two`, or `Store::wal_image_sync` under
+//! - the **WAL image** lives in the store (`Store::wal_image_*`): standard
+//!   SQLite WAL bytes (header, frame headers with salts and checksums,
+//!   pages), written by [`BopWal::frames`]; each commit is sealed into one
+//!   record of the record log (`Store::commit_phase_two`, or `Store::wal_image_sync` under
 //!   `synchronous=FULL`, which waits for the durable watermark);
 //! - the **index** (the wal-index's job) is in memory: the page number of
 //!   every committed frame and, per page, its frames in ascending order;
@@ -204,8 +204,9 @@ impl State {
     /// Empties the image: the next commit writes a new header (sequence and
     /// salt-1 incremented, a new salt-2) at offset 0.
     fn restart(&mut self, store: &Store) -> Result<()> {
-        // Publishes checkpointed pages, then moves the database's WAL base
-        // past the old generation (its segments can be dropped).
+        // Publishes checkpointed pages, then moves the database's base in
+        // the record log past the old generation (its segments can be
+        // dropped).
         store.wal_image_truncate(0)?;
         self.gen += 1;
         self.header = self.header.restart(random_bytes());
@@ -641,7 +642,8 @@ impl VirtualWal for BopWal {
                 "write transaction without a read transaction".into(),
             ));
         };
-        // Backpressure: wait (bounded) for room in the WAL's write buffer.
+        // Backpressure: wait (bounded) for room in the record log's write
+        // buffer.
         self.store().admit_writer()?;
         let mut st = self.shared.state();
         if let Some(w) = st.writer {

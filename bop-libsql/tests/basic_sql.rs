@@ -56,8 +56,8 @@ fn basic_sql() {
     // bop stores are always in WAL mode (refused by the bop VFS).
     let e = c.execute_batch("PRAGMA journal_mode=DELETE").unwrap_err();
     assert!(e.to_string().contains("always use WAL"), "{e}");
-    // Under synchronous=FULL a commit returns once its WAL record is
-    // durable: the durable watermark covers the last record.
+    // Under synchronous=FULL a commit returns once its record in the
+    // record log is durable: the durable watermark covers the last record.
     c.execute_batch("PRAGMA synchronous=FULL").unwrap();
     let syncs = stat(&c, "log_syncs");
     c.execute("INSERT INTO t VALUES (2000, 'durable')", &[])
@@ -66,7 +66,8 @@ fn basic_sql() {
     assert!(stat(&c, "log_syncs") > syncs);
     drop(c);
 
-    // A bop store: a directory with the manifest, WAL segments, chunks.
+    // A bop store: a directory with the manifest, the record log's
+    // segments (in `wal/`, the name on disk), chunks.
     assert!(path.is_dir());
     assert!(path.join("manifest").is_dir());
     assert!(path.join("wal").is_dir());

@@ -1,5 +1,5 @@
 //! Corruption sweep through the libSQL front end: one random byte flipped
-//! in a page chunk or a WAL segment of a store written through libSQL and
+//! in a page chunk or a record-log segment of a store written through libSQL and
 //! closed cleanly, then the store opened and every row read through
 //! libSQL. Each trial must end in an error (at open or at a read) or
 //! return every row with its value: after a clean close nothing can be a
@@ -73,7 +73,7 @@ fn scan(path: &Path) -> Result<i64, String> {
     Ok(rows.len() as i64)
 }
 
-/// The store's page chunks and WAL segments (the manifest is LMDB's: its
+/// The store's page chunks and record-log segments (the manifest is LMDB's: its
 /// own sweep is `bop-storage/tests/corruption_sweep.rs`).
 fn targets(store: &Path) -> Vec<(PathBuf, bool)> {
     let mut out = Vec::new();
@@ -141,7 +141,7 @@ fn a_flipped_byte_is_an_error_or_a_prefix_of_whole_transactions() {
             Ok(n) if n == TXNS * PER_TXN => whole += 1,
             Ok(n) => panic!(
                 "trial {trial}: byte {at} of {rel:?} (a {}) flipped: {n} of {} rows read without an error",
-                if *is_chunk { "chunk" } else { "WAL segment" },
+                if *is_chunk { "chunk" } else { "record-log segment" },
                 TXNS * PER_TXN
             ),
         }

@@ -10,41 +10,60 @@
 //!         | rusqlite::OpenFlags::SQLITE_OPEN_URI,
 //! ).unwrap();
 //! ```
+//!
+//! The `extern "C"` functions below hand rusqlite's SQLite to bop-vfs; like
+//! every `extern "C"` function of bop they run in bop-frontend's panic
+//! guard.
 
 use std::ffi::{c_char, c_int, c_void};
+use std::ptr::null_mut;
 
+use bop_frontend::guard;
+use bop_frontend::sys::SQLITE_INTERNAL;
 use rusqlite::ffi;
 
 pub use bop_vfs::{last_error, RegisterError, VFS_NAME};
 
 unsafe extern "C" fn vfs_find(name: *const c_char) -> *mut c_void {
-    // SAFETY: same contract as sqlite3_vfs_find.
-    unsafe { ffi::sqlite3_vfs_find(name).cast() }
+    guard("sqlite3_vfs_find", null_mut(), || {
+        // SAFETY: same contract as sqlite3_vfs_find.
+        unsafe { ffi::sqlite3_vfs_find(name).cast() }
+    })
 }
 
 unsafe extern "C" fn vfs_register(vfs: *mut c_void, make_default: c_int) -> c_int {
-    // SAFETY: bop-vfs passes a sqlite3_vfs that lives for the process.
-    unsafe { ffi::sqlite3_vfs_register(vfs.cast(), make_default) }
+    guard("sqlite3_vfs_register", SQLITE_INTERNAL, || {
+        // SAFETY: bop-vfs passes a sqlite3_vfs that lives for the process.
+        unsafe { ffi::sqlite3_vfs_register(vfs.cast(), make_default) }
+    })
 }
 
 unsafe extern "C" fn uri_parameter(file: *const c_char, key: *const c_char) -> *const c_char {
-    // SAFETY: `file` is a filename SQLite passed to xOpen.
-    unsafe { ffi::sqlite3_uri_parameter(file as _, key) }
+    guard("sqlite3_uri_parameter", std::ptr::null(), || {
+        // SAFETY: `file` is a filename SQLite passed to xOpen.
+        unsafe { ffi::sqlite3_uri_parameter(file as _, key) }
+    })
 }
 
 unsafe extern "C" fn uri_key(file: *const c_char, n: c_int) -> *const c_char {
-    // SAFETY: `file` is a filename SQLite passed to xOpen.
-    unsafe { ffi::sqlite3_uri_key(file as _, n) }
+    guard("sqlite3_uri_key", std::ptr::null(), || {
+        // SAFETY: `file` is a filename SQLite passed to xOpen.
+        unsafe { ffi::sqlite3_uri_key(file as _, n) }
+    })
 }
 
 unsafe extern "C" fn malloc(n: c_int) -> *mut c_void {
-    // SAFETY: plain allocation.
-    unsafe { ffi::sqlite3_malloc(n) }
+    guard("sqlite3_malloc", null_mut(), || {
+        // SAFETY: plain allocation.
+        unsafe { ffi::sqlite3_malloc(n) }
+    })
 }
 
 unsafe extern "C" fn free(p: *mut c_void) {
-    // SAFETY: `p` came from sqlite3_malloc.
-    unsafe { ffi::sqlite3_free(p) }
+    guard("sqlite3_free", (), || {
+        // SAFETY: `p` came from sqlite3_malloc.
+        unsafe { ffi::sqlite3_free(p) }
+    })
 }
 
 unsafe extern "C" fn open_v2(
@@ -53,13 +72,17 @@ unsafe extern "C" fn open_v2(
     flags: c_int,
     vfs: *const c_char,
 ) -> c_int {
-    // SAFETY: same contract as sqlite3_open_v2.
-    unsafe { ffi::sqlite3_open_v2(name, db.cast(), flags, vfs) }
+    guard("sqlite3_open_v2", SQLITE_INTERNAL, || {
+        // SAFETY: same contract as sqlite3_open_v2.
+        unsafe { ffi::sqlite3_open_v2(name, db.cast(), flags, vfs) }
+    })
 }
 
 unsafe extern "C" fn close(db: *mut c_void) -> c_int {
-    // SAFETY: `db` came from sqlite3_open_v2.
-    unsafe { ffi::sqlite3_close(db.cast()) }
+    guard("sqlite3_close", SQLITE_INTERNAL, || {
+        // SAFETY: `db` came from sqlite3_open_v2.
+        unsafe { ffi::sqlite3_close(db.cast()) }
+    })
 }
 
 unsafe extern "C" fn exec(
@@ -69,9 +92,11 @@ unsafe extern "C" fn exec(
     arg: *mut c_void,
     errmsg: *mut *mut c_char,
 ) -> c_int {
-    debug_assert!(callback.is_null());
-    // SAFETY: same contract as sqlite3_exec; bop passes no callback.
-    unsafe { ffi::sqlite3_exec(db.cast(), sql, None, arg, errmsg) }
+    guard("sqlite3_exec", SQLITE_INTERNAL, || {
+        debug_assert!(callback.is_null());
+        // SAFETY: same contract as sqlite3_exec; bop passes no callback.
+        unsafe { ffi::sqlite3_exec(db.cast(), sql, None, arg, errmsg) }
+    })
 }
 
 unsafe extern "C" fn wal_checkpoint_v2(
@@ -81,8 +106,10 @@ unsafe extern "C" fn wal_checkpoint_v2(
     log: *mut c_int,
     ckpt: *mut c_int,
 ) -> c_int {
-    // SAFETY: same contract as sqlite3_wal_checkpoint_v2.
-    unsafe { ffi::sqlite3_wal_checkpoint_v2(db.cast(), name, mode, log, ckpt) }
+    guard("sqlite3_wal_checkpoint_v2", SQLITE_INTERNAL, || {
+        // SAFETY: same contract as sqlite3_wal_checkpoint_v2.
+        unsafe { ffi::sqlite3_wal_checkpoint_v2(db.cast(), name, mode, log, ckpt) }
+    })
 }
 
 /// Registers the VFS `bop` (not as the default). Idempotent.

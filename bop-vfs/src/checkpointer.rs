@@ -36,15 +36,29 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::ffi::CString;
+use std::ffi::{c_int, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use crate::errors::report;
-use crate::sys::{SQLITE_BUSY, SQLITE_WARNING};
-use crate::vfs::DbShared;
+use bop_frontend::report;
+use bop_frontend::sys::{SQLITE_BUSY, SQLITE_MISUSE, SQLITE_WARNING};
+use bop_storage::Store;
+
+/// Runs one PASSIVE checkpoint on a connection of bop's own to the database
+/// `uri` (a `file:` URI naming the VFS bop): returns the frames in the WAL
+/// and the frames checkpointed, or SQLite's error code. The FFI shim
+/// installs it at registration ([`install_runner`]) when the front end gave
+/// SQLite's checkpoint functions; without it the policy is off.
+pub type Runner = fn(&CStr) -> Result<(i32, i32), c_int>;
+
+static RUNNER: OnceLock<Runner> = OnceLock::new();
+
+/// Installs the function that runs checkpoints (once per process).
+pub fn install_runner(run: Runner) {
+    let _ = RUNNER.set(run);
+}
 
 /// The policy of one database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +107,22 @@ pub struct CkptCounters {
     pub busy: AtomicU64,
     pub errors: AtomicU64,
     pub blocked_warnings: AtomicU64,
+}
+
+impl CkptCounters {
+    /// The counters as `PRAGMA bop_stats` names them.
+    pub fn pairs(&self) -> [(&'static str, u64); 7] {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("ckpt_requests", l(&self.requests)),
+            ("ckpt_runs", l(&self.runs)),
+            ("ckpt_complete", l(&self.complete)),
+            ("ckpt_incomplete", l(&self.incomplete)),
+            ("ckpt_busy", l(&self.busy)),
+            ("ckpt_errors", l(&self.errors)),
+            ("ckpt_blocked_warnings", l(&self.blocked_warnings)),
+        ]
+    }
 }
 
 #[derive(Debug, Default)]
@@ -216,13 +246,13 @@ impl CkptState {
     }
 }
 
-/// Called after each commit with the database's WAL image size and
-/// generation: requests a checkpoint when the size passes the policy.
-pub fn after_commit(db: &Arc<DbShared>, wal_bytes: u64, generation: u64) {
-    let c = &db.ckpt;
+/// Called after each commit of the database whose checkpointer state is
+/// `c`: requests a checkpoint when its WAL image passes the policy's size.
+pub fn after_commit(c: &Arc<CkptState>, store: &Arc<Store>) {
     if !c.cfg.enabled() {
         return;
     }
+    let (wal_bytes, generation) = (store.wal_image_size(), store.wal_image_generation());
     let max = c.cfg.wal_bytes_max;
     let wanted = {
         let mut s = c.lock();
@@ -244,18 +274,18 @@ pub fn after_commit(db: &Arc<DbShared>, wal_bytes: u64, generation: u64) {
         wanted
     };
     if wanted {
-        request(c, Arc::downgrade(db), None);
+        request(c, Arc::downgrade(store), None);
     }
 }
 
-/// A queued checkpoint: the database's checkpointer state, and the
-/// database itself by a weak reference (a queued request never keeps a
-/// store open; see `run`).
-type Job = (Arc<CkptState>, Weak<DbShared>);
+/// A queued checkpoint: the database's checkpointer state, and its store
+/// by a weak reference (a queued request never keeps a store open; see
+/// `run`).
+type Job = (Arc<CkptState>, Weak<Store>);
 
 /// Queues a checkpoint (at most one queued per database), at once or at
 /// `due`.
-fn request(c: &Arc<CkptState>, db: Weak<DbShared>, due: Option<Instant>) {
+fn request(c: &Arc<CkptState>, db: Weak<Store>, due: Option<Instant>) {
     let Some(t) = thread() else { return };
     if c.queued.swap(true, Ordering::AcqRel) {
         return;
@@ -270,15 +300,16 @@ fn request(c: &Arc<CkptState>, db: Weak<DbShared>, due: Option<Instant>) {
     t.wake.notify_one();
 }
 
-/// Makes the checkpointer look at `db` for age triggers.
-pub fn register(db: &Arc<DbShared>) {
-    if !db.ckpt.cfg.enabled() || db.ckpt.cfg.age_ms == 0 {
+/// Makes the checkpointer look at the database of `c` (on `store`) for
+/// age triggers.
+pub fn register(c: &Arc<CkptState>, store: &Arc<Store>) {
+    if !c.cfg.enabled() || c.cfg.age_ms == 0 {
         return;
     }
     let Some(t) = thread() else { return };
     let mut q = t.lock();
     q.known.retain(|(_, w)| w.strong_count() > 0);
-    q.known.push((db.ckpt.clone(), Arc::downgrade(db)));
+    q.known.push((c.clone(), Arc::downgrade(store)));
 }
 
 struct Queue {
@@ -300,12 +331,13 @@ impl Checkpointer {
     }
 }
 
-/// The checkpointer thread, started on first use; `None` where the front
-/// end gave no checkpoint functions (the C API) or the thread cannot start.
+/// The checkpointer thread, started on first use; `None` where no
+/// [`Runner`] was installed (the C API gives no checkpoint functions) or
+/// the thread cannot start.
 fn thread() -> Option<&'static Checkpointer> {
     static T: OnceLock<Option<Checkpointer>> = OnceLock::new();
     T.get_or_init(|| {
-        crate::shim::api().and_then(|a| a.checkpoint)?;
+        RUNNER.get()?;
         let spawned = std::thread::Builder::new()
             .name("bop-checkpoint".into())
             .spawn(|| {
@@ -370,12 +402,11 @@ fn run_loop(t: &'static Checkpointer) {
             }
         };
         match next {
-            Some((c, db)) => {
+            Some((c, store)) => {
                 // A panic must not end the thread (and must not leave
                 // `running` set: `run` clears it on unwind).
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&c, &db)));
-                if let Err(p) = r {
-                    tracing::error!(panic = %bop_storage::error::panic_message(&*p), "checkpointer panicked");
+                if let Err(msg) = bop_frontend::catch("the checkpointer", || run(&c, &store)) {
+                    tracing::error!("{msg}");
                 }
             }
             None => {
@@ -384,7 +415,7 @@ fn run_loop(t: &'static Checkpointer) {
                 q.known.retain(|(_, w)| w.strong_count() > 0);
                 let known = q.known.clone();
                 drop(q);
-                for (c, db) in known {
+                for (c, store) in known {
                     let due = {
                         let mut s = c.lock();
                         let due = s.user_files > 0
@@ -400,7 +431,7 @@ fn run_loop(t: &'static Checkpointer) {
                         due
                     };
                     if due {
-                        request(&c, db, None);
+                        request(&c, store, None);
                     }
                 }
             }
@@ -420,30 +451,30 @@ impl Drop for Running<'_> {
 
 /// Runs one checkpoint on this (the checkpointer's) thread.
 ///
-/// The database is reached only while `running` is set and only if an
-/// application connection had it open when the run started: the last close
-/// waits for `running` to clear (invariant 2), so this thread never holds
-/// the last reference to a store and never closes one.
-fn run(c: &Arc<CkptState>, weak: &Weak<DbShared>) {
+/// The store is reached only while `running` is set and only if an
+/// application connection had its database open when the run started: the
+/// last close waits for `running` to clear (invariant 2), so this thread
+/// never holds the last reference to a store and never closes one.
+fn run(c: &Arc<CkptState>, weak: &Weak<Store>) {
     c.queued.store(false, Ordering::Release);
-    let db = {
+    let store = {
         let mut s = c.lock();
         if s.user_files == 0 {
             return; // Nobody uses it any more: the last close checkpoints.
         }
-        let Some(db) = weak.upgrade() else { return };
+        let Some(store) = weak.upgrade() else { return };
         s.running = true;
-        db
+        store
     };
     let _running = Running(c);
-    let result = match file_uri(&c.path) {
-        Some(uri) => {
+    let result = match (file_uri(&c.path), RUNNER.get()) {
+        (Some(uri), Some(runner)) => {
             INTERNAL.with(|f| f.set(true));
-            let r = crate::shim::passive_checkpoint(&uri);
+            let r = runner(&uri);
             INTERNAL.with(|f| f.set(false));
             r
         }
-        None => Err(crate::sys::SQLITE_MISUSE),
+        _ => Err(SQLITE_MISUSE),
     };
     c.counters.runs.fetch_add(1, Ordering::Relaxed);
     // Commits that arrived while it ran are not covered: SQLite restarts
@@ -451,12 +482,10 @@ fn run(c: &Arc<CkptState>, weak: &Weak<DbShared>) {
     // shortly (a follow-up copies only those).
     let max = c.cfg.wal_bytes_max;
     let behind = match result {
-        Ok((log, _)) => {
-            db.store.wal_image_frames() > log as u64 && db.store.wal_image_size() >= max
-        }
+        Ok((log, _)) => store.wal_image_frames() > log as u64 && store.wal_image_size() >= max,
         Err(_) => false,
     };
-    drop(db);
+    drop(store);
     let mut s = c.lock();
     match result {
         Ok((log, done)) if done >= log => {

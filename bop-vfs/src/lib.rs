@@ -2,8 +2,9 @@
 //! bop storage engine.
 //!
 //! - The main database file is served by bop's page store.
-//! - The `-wal` file is virtual: each committed transaction becomes one bop
-//!   WAL record (see `bop_storage::wal_image`).
+//! - The `-wal` file is virtual: it is the store's WAL image, in which each
+//!   committed transaction is one record of bop's record log (see
+//!   `bop_storage::wal_image`).
 //! - The `-shm` wal-index lives in process memory, shared by every
 //!   connection to the database in this process.
 //! - Temporary files (VACUUM's temp database, statement journals) go to the
@@ -15,27 +16,30 @@
 //! them from the SQLite that rusqlite links; a C program takes them from its
 //! own SQLite through `include/bop.h`.
 //!
-//! Layers: [`sys`] (C types), `shim` (every `extern "C"` entry: panics
-//! caught, pointers checked, then a call into safe code), `vfs` / `file`
-//! (safe logic), `locks` and `shm` (in-process lock tables and wal-index
-//! memory), `errors` (the one mapping from errors to SQLite codes), `uri`
-//! (parameters).
+//! Layers, top down (each imports only those below it): `shim` (every
+//! `extern "C"` entry: run in bop-frontend's panic guard, pointers checked,
+//! then a call into safe code; registration); `file` (per-handle logic);
+//! `vfs` (names, opening stores, the per-database state); `checkpointer`
+//! (the checkpoint policy: the shim installs the function that runs a
+//! checkpoint), `uri` (parameters), `locks` and `shm` (in-process lock
+//! tables and wal-index memory), `wal_index` (the wal-index bop builds);
+//! `api` (what a front end hands in). Errors become SQLite codes, panics
+//! error codes, and `PRAGMA bop_stats` its line, in `bop_frontend`.
 
+mod api;
 mod checkpointer;
-mod errors;
 mod file;
 mod locks;
 mod shim;
 mod shm;
-pub mod sys;
 mod uri;
 mod vfs;
 mod wal_index;
 
-use std::ffi::{c_char, c_int, c_void};
-
-pub use bop_storage::error::panic_message;
-pub use errors::last_error;
+pub use api::{CheckpointApi, RegisterError, SqliteApi, VFS_NAME};
+pub use bop_frontend::last_error;
+pub use bop_frontend::sys;
+pub use uri::{Params, PARAMS_DOC};
 
 /// Hooks for tests and tools that drive stores opened through the VFS.
 pub mod testing {
@@ -84,75 +88,23 @@ pub mod testing {
     pub fn verify(path: &Path) -> Option<Result<VerifyReport, StorageError>> {
         crate::vfs::find_open(&key(path)).map(|db| db.store.verify())
     }
+
+    /// Makes the next call on this thread of a method bop passes through to
+    /// the default VFS (xDlOpen, xDlError, xDlSym, xDlClose, xRandomness,
+    /// xSleep, xCurrentTime, xGetLastError, xCurrentTimeInt64) panic inside
+    /// bop, before it reaches the default VFS: tests check that the panic
+    /// guard turns it into an error value and a message.
+    pub fn panic_in_next_pass_through() {
+        crate::shim::panic_in_next_pass_through();
+    }
 }
-pub use uri::{Params, PARAMS_DOC};
+
 /// The engine store behind a database this process has open through the
 /// VFS, by the full pathname SQLite uses for it (what xFullPathname
 /// returned). Front ends that drive the store's SQLite WAL image themselves
 /// (bop-libsql's virtual WAL) find the store the main file was opened on.
 pub fn open_store(path: &std::path::Path) -> Option<std::sync::Arc<bop_storage::Store>> {
     vfs::find_open(path).map(|db| db.store.clone())
-}
-
-/// The VFS name used in `file:PATH?vfs=bop`.
-pub const VFS_NAME: &str = "bop";
-
-/// The SQLite functions bop-vfs calls. All must stay valid for the life of
-/// the process.
-#[derive(Clone, Copy, Debug)]
-pub struct SqliteApi {
-    /// `sqlite3_vfs_find`
-    pub vfs_find: unsafe extern "C" fn(*const c_char) -> *mut c_void,
-    /// `sqlite3_vfs_register`
-    pub vfs_register: unsafe extern "C" fn(*mut c_void, c_int) -> c_int,
-    /// `sqlite3_malloc`: strings handed back to SQLite (pragma results) are
-    /// allocated with it because SQLite frees them with `sqlite3_free`.
-    pub malloc: unsafe extern "C" fn(c_int) -> *mut c_void,
-    /// `sqlite3_free`
-    pub free: unsafe extern "C" fn(*mut c_void),
-    /// `sqlite3_uri_parameter`
-    pub uri_parameter: unsafe extern "C" fn(*const c_char, *const c_char) -> *const c_char,
-    /// `sqlite3_uri_key` (SQLite >= 3.31)
-    pub uri_key: unsafe extern "C" fn(*const c_char, c_int) -> *const c_char,
-    /// `sqlite3_log`: where the VFS reports the details behind an error code.
-    pub log: unsafe extern "C" fn(c_int, *const c_char, ...),
-    /// What bop's background checkpointer needs (see `checkpointer.rs`);
-    /// `None` turns the checkpoint policy off.
-    pub checkpoint: Option<CheckpointApi>,
-}
-
-/// The SQLite functions of bop's background checkpointer: it opens its own
-/// connection to a database whose WAL passed the policy's size or age, runs
-/// a PASSIVE checkpoint (which never blocks readers or the writer), and
-/// closes the connection.
-#[derive(Clone, Copy, Debug)]
-pub struct CheckpointApi {
-    /// `sqlite3_open_v2`
-    pub open_v2:
-        unsafe extern "C" fn(*const c_char, *mut *mut c_void, c_int, *const c_char) -> c_int,
-    /// `sqlite3_close`
-    pub close: unsafe extern "C" fn(*mut c_void) -> c_int,
-    /// `sqlite3_exec` (with no callback: the connection reads the schema,
-    /// which opens its WAL, before it checkpoints)
-    pub exec: unsafe extern "C" fn(
-        *mut c_void,
-        *const c_char,
-        *mut c_void,
-        *mut c_void,
-        *mut *mut c_char,
-    ) -> c_int,
-    /// `sqlite3_wal_checkpoint_v2`
-    pub wal_checkpoint_v2:
-        unsafe extern "C" fn(*mut c_void, *const c_char, c_int, *mut c_int, *mut c_int) -> c_int,
-}
-
-/// Why registration failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    #[error("bop: sqlite3_vfs_register failed with code {0}")]
-    Sqlite(c_int),
-    #[error("bop: the default VFS was not found (sqlite3_vfs_find(NULL) returned NULL)")]
-    NoDefaultVfs,
 }
 
 /// Registers the VFS `bop` for the whole process (once; later calls return

@@ -12,7 +12,7 @@
 use std::ffi::c_int;
 use std::sync::Mutex;
 
-use crate::sys::*;
+use bop_frontend::sys::*;
 
 /// Identifies one open file handle.
 pub type ConnId = u64;

@@ -1,19 +1,24 @@
-//! The FFI shim: every `extern "C"` function SQLite calls. Each one checks
-//! its pointers, catches panics (nothing unwinds into C) and calls safe code
-//! in `vfs.rs` / `file.rs`. All of bop-vfs's `unsafe` is in this file.
+//! The FFI shim, the top layer of bop-vfs: every `extern "C"` function
+//! SQLite calls, and registration. Each function runs its body in
+//! bop-frontend's panic guard (nothing unwinds into C), checks its pointers
+//! and calls safe code in `file.rs` / `vfs.rs`. Nothing else in the crate
+//! imports this file. All of bop-vfs's `unsafe` is here.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::size_of;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::ptr::null_mut;
 use std::sync::{Mutex, OnceLock};
 
-use crate::errors::{report, to_code, Op};
+use bop_frontend::sys::*;
+use bop_frontend::{guard, report, to_code, Op};
+
+use crate::api::{RegisterError, SqliteApi, VFS_NAME};
+use crate::checkpointer;
 use crate::file::{BopFile, MainFile, PragmaOutcome, WalFile};
-use crate::sys::*;
 use crate::uri::Params;
 use crate::vfs::{self, NameKind};
-use crate::{RegisterError, SqliteApi};
 
 /// Process-wide state fixed at registration.
 struct Globals {
@@ -31,10 +36,6 @@ unsafe impl Send for Globals {}
 unsafe impl Sync for Globals {}
 
 static GLOBALS: OnceLock<Globals> = OnceLock::new();
-
-pub fn api() -> Option<&'static SqliteApi> {
-    GLOBALS.get().map(|g| &g.api)
-}
 
 fn globals() -> &'static Globals {
     GLOBALS.get().expect("bop VFS used before registration")
@@ -71,51 +72,27 @@ static IO_METHODS: sqlite3_io_methods = sqlite3_io_methods {
     xUnfetch: None,
 };
 
-use bop_storage::error::panic_message;
-
-/// Runs `f`, turning a panic into `on_panic` (after reporting it).
-fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(payload) => {
-            let msg = panic_message(payload.as_ref());
-            report(
-                SQLITE_INTERNAL,
-                &format!("bop: internal error (panic): {msg}"),
-            );
-            on_panic
-        }
-    }
-}
-
-/// Like [`guard`] for a method that may change the file's store: a panic
-/// there also puts the store in the failed state (it refuses writes until
-/// reopened, when recovery starts from what is durable), because a write
-/// path interrupted half-way must not be continued.
+/// Runs `body` on the state of the file `f` in the panic guard for a
+/// method that may change the file's store: a panic also fails the store
+/// (see `bop_frontend::guard_write`).
 ///
 /// # Safety
 /// `f` must be a `RawFile` opened by `x_open` with a live state.
 unsafe fn guard_write(
+    what: &str,
     f: *mut sqlite3_file,
     on_panic: c_int,
     body: impl FnOnce(&mut BopFile) -> c_int,
 ) -> c_int {
-    guard(on_panic, || {
+    bop_frontend::guard_write(
+        what,
+        on_panic,
+        // SAFETY: per the contract; the body's reference to the state is
+        // gone (it unwound) when this runs.
+        |msg| unsafe { state(f) }.store().fail(msg.to_owned()),
         // SAFETY: per the contract.
-        let file = unsafe { state(f) };
-        match catch_unwind(AssertUnwindSafe(|| body(&mut *file))) {
-            Ok(v) => v,
-            Err(payload) => {
-                let msg = format!(
-                    "bop: internal error (panic): {}",
-                    panic_message(payload.as_ref())
-                );
-                file.store().fail(msg.clone());
-                report(on_panic, &msg);
-                on_panic
-            }
-        }
-    })
+        || body(unsafe { state(f) }),
+    )
 }
 
 /// # Safety
@@ -155,10 +132,10 @@ fn sqlite_string(s: &str) -> *mut c_char {
 /// Opens a connection of bop's own to the database `uri` (a `file:` URI
 /// naming the VFS bop), runs a PASSIVE checkpoint on it and closes it.
 /// Returns the frames in the WAL and the frames checkpointed, or SQLite's
-/// error code. Called only by the checkpointer thread, never from inside a
-/// VFS method.
-pub(crate) fn passive_checkpoint(uri: &std::ffi::CStr) -> Result<(i32, i32), c_int> {
-    let Some(api) = api().and_then(|a| a.checkpoint) else {
+/// error code. The checkpointer's [`checkpointer::Runner`]: called only by
+/// its thread, never from inside a VFS method.
+fn passive_checkpoint(uri: &CStr) -> Result<(i32, i32), c_int> {
+    let Some(api) = GLOBALS.get().and_then(|g| g.api.checkpoint) else {
         return Err(SQLITE_MISUSE);
     };
     let mut db: *mut c_void = std::ptr::null_mut();
@@ -221,6 +198,10 @@ pub(crate) fn passive_checkpoint(uri: &std::ffi::CStr) -> Result<(i32, i32), c_i
 /// Serializes registration: no caller returns before the VFS is registered.
 static REGISTER: Mutex<bool> = Mutex::new(false);
 
+/// Registers the VFS (see `crate::register`).
+///
+/// # Safety
+/// As `crate::register`.
 pub(crate) unsafe fn register(api: SqliteApi, make_default: bool) -> Result<(), RegisterError> {
     let mut registered = REGISTER.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(g) = GLOBALS.get() {
@@ -275,6 +256,13 @@ pub(crate) unsafe fn register(api: SqliteApi, make_default: bool) -> Result<(), 
     if GLOBALS.set(g).is_err() {
         unreachable!("GLOBALS is only set under the REGISTER lock");
     }
+    // The SQLite that uses the VFS is where errors are logged.
+    // SAFETY: `log` is sqlite3_log of the SQLite that will use the VFS,
+    // valid for the rest of the process (the caller's contract).
+    unsafe { bop_frontend::install_log_sink(api.log) };
+    if api.checkpoint.is_some() {
+        checkpointer::install_runner(passive_checkpoint);
+    }
     // SAFETY: `vfs` is leaked and so lives for the process.
     let rc = unsafe { (api.vfs_register)(vfs.cast(), c_int::from(make_default)) };
     if rc != SQLITE_OK {
@@ -321,8 +309,7 @@ unsafe extern "C" fn x_open(
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    guard(SQLITE_CANTOPEN, || {
-        let g = globals();
+    guard("xOpen", SQLITE_CANTOPEN, || {
         // SAFETY: SQLite hands us `szOsFile` writable bytes at `file`.
         unsafe { (*file).pMethods = std::ptr::null() };
         let is_main = flags & SQLITE_OPEN_MAIN_DB != 0;
@@ -345,17 +332,10 @@ unsafe extern "C" fn x_open(
                 }
             }
             // Temporary and other files: the default VFS opens them in place.
+            let (d, open) = default_method("xOpen", |v| v.xOpen);
             // SAFETY: `szOsFile` covers the default VFS's file size; the
             // arguments are SQLite's own.
-            return unsafe {
-                ((*g.default_vfs).xOpen.expect("xOpen"))(
-                    g.default_vfs,
-                    name,
-                    file,
-                    flags,
-                    out_flags,
-                )
-            };
+            return unsafe { open(d, name, file, flags, out_flags) };
         }
         let Some(path) = path else {
             report(SQLITE_CANTOPEN, "bop: a bop database needs a file name");
@@ -402,7 +382,7 @@ unsafe extern "C" fn x_open(
 }
 
 unsafe extern "C" fn x_close(f: *mut sqlite3_file) -> c_int {
-    guard(SQLITE_IOERR, || {
+    guard("xClose", SQLITE_IOERR, || {
         let raw = f as *mut RawFile;
         // SAFETY: opened by x_open; after this the handle is gone.
         unsafe {
@@ -420,7 +400,7 @@ unsafe extern "C" fn x_read(
     amt: c_int,
     off: sqlite3_int64,
 ) -> c_int {
-    guard(SQLITE_IOERR_READ, || {
+    guard("xRead", SQLITE_IOERR_READ, || {
         // SAFETY: SQLite passes a writable buffer of `amt` bytes.
         let buf = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, amt as usize) };
         // SAFETY: file opened by x_open.
@@ -434,24 +414,32 @@ unsafe extern "C" fn x_write(
     amt: c_int,
     off: sqlite3_int64,
 ) -> c_int {
-    // SAFETY: SQLite passes a readable buffer of `amt` bytes.
-    let data = unsafe { std::slice::from_raw_parts(buf as *const u8, amt as usize) };
     // SAFETY: file opened by x_open.
-    unsafe { guard_write(f, SQLITE_IOERR_WRITE, |file| file.write(data, off as u64)) }
+    unsafe {
+        guard_write("xWrite", f, SQLITE_IOERR_WRITE, |file| {
+            // SAFETY: SQLite passes a readable buffer of `amt` bytes.
+            let data = std::slice::from_raw_parts(buf as *const u8, amt as usize);
+            file.write(data, off as u64)
+        })
+    }
 }
 
 unsafe extern "C" fn x_truncate(f: *mut sqlite3_file, size: sqlite3_int64) -> c_int {
     // SAFETY: file opened by x_open.
-    unsafe { guard_write(f, SQLITE_IOERR_TRUNCATE, |file| file.truncate(size as u64)) }
+    unsafe {
+        guard_write("xTruncate", f, SQLITE_IOERR_TRUNCATE, |file| {
+            file.truncate(size as u64)
+        })
+    }
 }
 
 unsafe extern "C" fn x_sync(f: *mut sqlite3_file, _flags: c_int) -> c_int {
     // SAFETY: file opened by x_open.
-    unsafe { guard_write(f, SQLITE_IOERR_FSYNC, |file| file.sync()) }
+    unsafe { guard_write("xSync", f, SQLITE_IOERR_FSYNC, |file| file.sync()) }
 }
 
 unsafe extern "C" fn x_file_size(f: *mut sqlite3_file, out: *mut sqlite3_int64) -> c_int {
-    guard(SQLITE_IOERR, || {
+    guard("xFileSize", SQLITE_IOERR, || {
         // SAFETY: file opened by x_open; `out` is writable.
         unsafe { *out = state(f).size() as sqlite3_int64 };
         SQLITE_OK
@@ -460,16 +448,18 @@ unsafe extern "C" fn x_file_size(f: *mut sqlite3_file, out: *mut sqlite3_int64) 
 
 unsafe extern "C" fn x_lock(f: *mut sqlite3_file, level: c_int) -> c_int {
     // SAFETY: file opened by x_open.
-    guard(SQLITE_IOERR, || unsafe { state(f) }.lock(level))
+    guard("xLock", SQLITE_IOERR, || unsafe { state(f) }.lock(level))
 }
 
 unsafe extern "C" fn x_unlock(f: *mut sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: file opened by x_open.
-    guard(SQLITE_IOERR, || unsafe { state(f) }.unlock(level))
+    guard("xUnlock", SQLITE_IOERR, || {
+        // SAFETY: file opened by x_open.
+        unsafe { state(f) }.unlock(level)
+    })
 }
 
 unsafe extern "C" fn x_check_reserved_lock(f: *mut sqlite3_file, out: *mut c_int) -> c_int {
-    guard(SQLITE_IOERR, || {
+    guard("xCheckReservedLock", SQLITE_IOERR, || {
         // SAFETY: file opened by x_open; `out` is writable.
         unsafe { *out = c_int::from(state(f).check_reserved()) };
         SQLITE_OK
@@ -479,7 +469,11 @@ unsafe extern "C" fn x_check_reserved_lock(f: *mut sqlite3_file, out: *mut c_int
 unsafe extern "C" fn x_file_control(f: *mut sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
     // SAFETY: file opened by x_open (COMMIT_PHASETWO seals: a write path).
     // SAFETY: `arg` is what SQLite passed with `op`.
-    unsafe { guard_write(f, SQLITE_IOERR, |file| file_control(file, op, arg)) }
+    unsafe {
+        guard_write("xFileControl", f, SQLITE_IOERR, |file| {
+            file_control(file, op, arg)
+        })
+    }
 }
 
 /// # Safety
@@ -488,7 +482,7 @@ unsafe fn file_control(file: &mut BopFile, op: c_int, arg: *mut c_void) -> c_int
     match op {
         SQLITE_FCNTL_VFSNAME => {
             // SAFETY: for VFSNAME, `arg` is a `char **` SQLite frees.
-            unsafe { *(arg as *mut *mut c_char) = sqlite_string(crate::VFS_NAME) };
+            unsafe { *(arg as *mut *mut c_char) = sqlite_string(VFS_NAME) };
             SQLITE_OK
         }
         SQLITE_FCNTL_COMMIT_PHASETWO => match file {
@@ -530,12 +524,14 @@ unsafe fn file_control(file: &mut BopFile, op: c_int, arg: *mut c_void) -> c_int
 }
 
 unsafe extern "C" fn x_sector_size(_f: *mut sqlite3_file) -> c_int {
-    4096
+    guard("xSectorSize", 4096, || 4096)
 }
 
 unsafe extern "C" fn x_device_characteristics(f: *mut sqlite3_file) -> c_int {
-    // SAFETY: file opened by x_open.
-    guard(0, || unsafe { state(f) }.device_characteristics())
+    guard("xDeviceCharacteristics", 0, || {
+        // SAFETY: file opened by x_open.
+        unsafe { state(f) }.device_characteristics()
+    })
 }
 
 unsafe extern "C" fn x_shm_map(
@@ -545,7 +541,7 @@ unsafe extern "C" fn x_shm_map(
     extend: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    guard(SQLITE_IOERR_SHMMAP, || {
+    guard("xShmMap", SQLITE_IOERR_SHMMAP, || {
         // SAFETY: file opened by x_open.
         let BopFile::Main(main) = (unsafe { state(f) }) else {
             return SQLITE_IOERR_SHMMAP;
@@ -570,7 +566,7 @@ unsafe extern "C" fn x_shm_lock(
     // SAFETY: file opened by x_open. Releasing the write lock seals the
     // transaction: a write path.
     unsafe {
-        guard_write(f, SQLITE_IOERR, |file| match file {
+        guard_write("xShmLock", f, SQLITE_IOERR, |file| match file {
             BopFile::Main(main) => main.shm_lock(offset as usize, n as usize, flags),
             BopFile::Wal(_) => SQLITE_IOERR,
         })
@@ -578,11 +574,13 @@ unsafe extern "C" fn x_shm_lock(
 }
 
 unsafe extern "C" fn x_shm_barrier(_f: *mut sqlite3_file) {
-    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    guard("xShmBarrier", (), || {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst)
+    })
 }
 
 unsafe extern "C" fn x_shm_unmap(f: *mut sqlite3_file, _delete: c_int) -> c_int {
-    guard(SQLITE_IOERR, || {
+    guard("xShmUnmap", SQLITE_IOERR, || {
         // SAFETY: file opened by x_open.
         if let BopFile::Main(main) = unsafe { state(f) } {
             // Regions stay mapped while any connection to the database is
@@ -598,8 +596,7 @@ unsafe extern "C" fn x_delete(
     name: *const c_char,
     sync_dir: c_int,
 ) -> c_int {
-    guard(SQLITE_IOERR_DELETE, || {
-        let g = globals();
+    guard("xDelete", SQLITE_IOERR_DELETE, || {
         // SAFETY: NUL-terminated name from SQLite.
         let Some(path) = (unsafe { cstr(name) }) else {
             return SQLITE_IOERR_DELETE;
@@ -620,10 +617,11 @@ unsafe extern "C" fn x_delete(
                 );
                 SQLITE_IOERR_DELETE
             }
-            // SAFETY: default VFS with SQLite's own arguments.
-            NameKind::Other => unsafe {
-                ((*g.default_vfs).xDelete.expect("xDelete"))(g.default_vfs, name, sync_dir)
-            },
+            NameKind::Other => {
+                let (d, delete) = default_method("xDelete", |v| v.xDelete);
+                // SAFETY: default VFS with SQLite's own arguments.
+                unsafe { delete(d, name, sync_dir) }
+            }
         }
     })
 }
@@ -634,8 +632,7 @@ unsafe extern "C" fn x_access(
     flags: c_int,
     out: *mut c_int,
 ) -> c_int {
-    guard(SQLITE_IOERR, || {
-        let g = globals();
+    guard("xAccess", SQLITE_IOERR, || {
         // SAFETY: NUL-terminated name from SQLite.
         let Some(path) = (unsafe { cstr(name) }) else {
             return SQLITE_IOERR;
@@ -647,10 +644,9 @@ unsafe extern "C" fn x_access(
             NameKind::Journal(_) => false,
             NameKind::Store => true,
             NameKind::Other => {
+                let (d, access) = default_method("xAccess", |v| v.xAccess);
                 // SAFETY: default VFS with SQLite's own arguments.
-                return unsafe {
-                    ((*g.default_vfs).xAccess.expect("xAccess"))(g.default_vfs, name, flags, out)
-                };
+                return unsafe { access(d, name, flags, out) };
             }
         };
         // SAFETY: `out` is writable.
@@ -665,7 +661,7 @@ unsafe extern "C" fn x_full_pathname(
     n_out: c_int,
     out: *mut c_char,
 ) -> c_int {
-    guard(SQLITE_CANTOPEN_FULLPATH, || {
+    guard("xFullPathname", SQLITE_CANTOPEN_FULLPATH, || {
         // SAFETY: NUL-terminated name from SQLite.
         let Some(path) = (unsafe { cstr(name) }) else {
             return SQLITE_CANTOPEN_FULLPATH;
@@ -689,16 +685,45 @@ unsafe extern "C" fn x_full_pathname(
 
 // The remaining VFS methods are the default VFS's.
 
+thread_local! {
+    /// Set by `bop_vfs::testing::panic_in_next_pass_through`.
+    static PANIC_IN_NEXT_PASS_THROUGH: Cell<bool> = const { Cell::new(false) };
+}
+
+pub(crate) fn panic_in_next_pass_through() {
+    PANIC_IN_NEXT_PASS_THROUGH.with(|p| p.set(true));
+}
+
+/// The default VFS and its method `name` (read by `pick`), for a method bop
+/// passes through. Panics, inside the caller's guard, if the default VFS
+/// lacks the method (or a test asked for a panic).
+fn default_method<F>(
+    name: &str,
+    pick: impl FnOnce(&sqlite3_vfs) -> Option<F>,
+) -> (*mut sqlite3_vfs, F) {
+    if PANIC_IN_NEXT_PASS_THROUGH.with(|p| p.replace(false)) {
+        panic!("bop: test panic in the pass-through {name}");
+    }
+    let d = globals().default_vfs;
+    // SAFETY: the default VFS is a valid, process-lifetime object.
+    let f = pick(unsafe { &*d }).unwrap_or_else(|| panic!("bop: the default VFS has no {name}"));
+    (d, f)
+}
+
 unsafe extern "C" fn x_dl_open(_vfs: *mut sqlite3_vfs, name: *const c_char) -> *mut c_void {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments.
-    unsafe { ((*g.default_vfs).xDlOpen.expect("xDlOpen"))(g.default_vfs, name) }
+    guard("xDlOpen", null_mut(), || {
+        let (d, f) = default_method("xDlOpen", |v| v.xDlOpen);
+        // SAFETY: default VFS with SQLite's own arguments.
+        unsafe { f(d, name) }
+    })
 }
 
 unsafe extern "C" fn x_dl_error(_vfs: *mut sqlite3_vfs, n: c_int, out: *mut c_char) {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments.
-    unsafe { ((*g.default_vfs).xDlError.expect("xDlError"))(g.default_vfs, n, out) }
+    guard("xDlError", (), || {
+        let (d, f) = default_method("xDlError", |v| v.xDlError);
+        // SAFETY: default VFS with SQLite's own arguments.
+        unsafe { f(d, n, out) }
+    })
 }
 
 unsafe extern "C" fn x_dl_sym(
@@ -706,58 +731,72 @@ unsafe extern "C" fn x_dl_sym(
     h: *mut c_void,
     sym: *const c_char,
 ) -> Option<unsafe extern "C" fn()> {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments.
-    unsafe { ((*g.default_vfs).xDlSym.expect("xDlSym"))(g.default_vfs, h, sym) }
+    guard("xDlSym", None, || {
+        let (d, f) = default_method("xDlSym", |v| v.xDlSym);
+        // SAFETY: default VFS with SQLite's own arguments.
+        unsafe { f(d, h, sym) }
+    })
 }
 
 unsafe extern "C" fn x_dl_close(_vfs: *mut sqlite3_vfs, h: *mut c_void) {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments.
-    unsafe { ((*g.default_vfs).xDlClose.expect("xDlClose"))(g.default_vfs, h) }
+    guard("xDlClose", (), || {
+        let (d, f) = default_method("xDlClose", |v| v.xDlClose);
+        // SAFETY: default VFS with SQLite's own arguments.
+        unsafe { f(d, h) }
+    })
 }
 
 unsafe extern "C" fn x_randomness(_vfs: *mut sqlite3_vfs, n: c_int, out: *mut c_char) -> c_int {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments.
-    unsafe { ((*g.default_vfs).xRandomness.expect("xRandomness"))(g.default_vfs, n, out) }
+    // On a panic: no bytes of randomness.
+    guard("xRandomness", 0, || {
+        let (d, f) = default_method("xRandomness", |v| v.xRandomness);
+        // SAFETY: default VFS with SQLite's own arguments.
+        unsafe { f(d, n, out) }
+    })
 }
 
 unsafe extern "C" fn x_sleep(_vfs: *mut sqlite3_vfs, micros: c_int) -> c_int {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments.
-    unsafe { ((*g.default_vfs).xSleep.expect("xSleep"))(g.default_vfs, micros) }
+    // On a panic: slept 0 microseconds.
+    guard("xSleep", 0, || {
+        let (d, f) = default_method("xSleep", |v| v.xSleep);
+        // SAFETY: default VFS with SQLite's own arguments.
+        unsafe { f(d, micros) }
+    })
 }
 
 unsafe extern "C" fn x_current_time(_vfs: *mut sqlite3_vfs, out: *mut f64) -> c_int {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments.
-    unsafe { ((*g.default_vfs).xCurrentTime.expect("xCurrentTime"))(g.default_vfs, out) }
+    guard("xCurrentTime", SQLITE_ERROR, || {
+        let (d, f) = default_method("xCurrentTime", |v| v.xCurrentTime);
+        // SAFETY: default VFS with SQLite's own arguments.
+        unsafe { f(d, out) }
+    })
 }
 
 unsafe extern "C" fn x_get_last_error(_vfs: *mut sqlite3_vfs, n: c_int, out: *mut c_char) -> c_int {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments.
-    unsafe { ((*g.default_vfs).xGetLastError.expect("xGetLastError"))(g.default_vfs, n, out) }
+    guard("xGetLastError", SQLITE_ERROR, || {
+        let (d, f) = default_method("xGetLastError", |v| v.xGetLastError);
+        // SAFETY: default VFS with SQLite's own arguments.
+        unsafe { f(d, n, out) }
+    })
 }
 
 unsafe extern "C" fn x_current_time_int64(
     _vfs: *mut sqlite3_vfs,
     out: *mut sqlite3_int64,
 ) -> c_int {
-    let g = globals();
-    // SAFETY: default VFS with SQLite's own arguments; version >= 2 VFSes
-    // (the unix VFS is version 3) provide xCurrentTimeInt64.
-    unsafe {
-        match (*g.default_vfs).xCurrentTimeInt64 {
-            Some(f) => f(g.default_vfs, out),
-            None => {
-                let mut d = 0f64;
-                let rc =
-                    ((*g.default_vfs).xCurrentTime.expect("xCurrentTime"))(g.default_vfs, &mut d);
-                *out = (d * 86_400_000.0) as sqlite3_int64;
-                rc
-            }
+    guard("xCurrentTimeInt64", SQLITE_ERROR, || {
+        // Version >= 2 VFSes (the unix VFS is version 3) have it.
+        let (d, int64) = default_method("xCurrentTimeInt64", |v| Some(v.xCurrentTimeInt64));
+        if let Some(f) = int64 {
+            // SAFETY: default VFS with SQLite's own arguments.
+            return unsafe { f(d, out) };
         }
-    }
+        let (d, f) = default_method("xCurrentTime", |v| v.xCurrentTime);
+        let mut days = 0f64;
+        // SAFETY: default VFS; `days` is a valid out pointer.
+        let rc = unsafe { f(d, &mut days) };
+        // SAFETY: `out` is SQLite's writable out pointer.
+        unsafe { *out = (days * 86_400_000.0) as sqlite3_int64 };
+        rc
+    })
 }

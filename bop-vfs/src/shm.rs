@@ -14,8 +14,9 @@
 use std::ffi::{c_int, c_void};
 use std::sync::Mutex;
 
+use bop_frontend::sys::*;
+
 use crate::locks::ConnId;
-use crate::sys::*;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Slot {

@@ -10,8 +10,8 @@ an existing store must be opened with its own page size or none
 max_txn_mb=N    largest transaction SQLite may build before commit, in MiB (1..=65536, default 1024); \
 a larger one fails with SQLITE_FULL
 log_segment_mb=N size of a preallocated segment file of the record log in MiB (1..=4096, default 8)
-io=MODE         file I/O backend: std (buffered), direct (direct I/O for the WAL where the filesystem \
-supports it, buffered elsewhere), direct-required (fail where it does not), uring (io_uring; std where \
+io=MODE         file I/O backend: std (buffered), direct (direct I/O for the record log's segments where the \
+filesystem supports it, buffered elsewhere), direct-required (fail where it does not), uring (io_uring; std where \
 unavailable); default: the BOP_IO environment variable, else direct. Applies when the store is first \
 opened in the process
 log_buffer_kb=N  bound of the record log's written-but-unsynced bytes in KiB (64..=1048576, default 4096); \

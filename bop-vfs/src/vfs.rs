@@ -27,6 +27,22 @@ pub struct DbShared {
     pub wal_index_prebuilt_frames: u64,
 }
 
+impl DbShared {
+    /// The VFS's own counters in `PRAGMA bop_stats`, after the engine's:
+    /// the WAL image's size and age, the checkpoint policy's counters, and
+    /// the wal-index bop built at open.
+    pub fn vfs_stats(&self) -> Vec<(&'static str, u64)> {
+        let age = self.ckpt.wal_age().map_or(0, |a| a.as_millis() as u64);
+        let mut out = vec![
+            ("wal_image_bytes", self.store.wal_image_size()),
+            ("wal_age_ms", age),
+        ];
+        out.extend(self.ckpt.counters.pairs());
+        out.push(("wal_index_prebuilt_frames", self.wal_index_prebuilt_frames));
+        out
+    }
+}
+
 /// Whether bop hands SQLite a prebuilt wal-index at open (tests turn it
 /// off to compare with SQLite's own recovery).
 static PREBUILD_WAL_INDEX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
@@ -101,7 +117,7 @@ pub fn open_main(
             ckpt: CkptState::new(params.checkpoint_config(), path),
             wal_index_prebuilt_frames,
         });
-        checkpointer::register(&db);
+        checkpointer::register(&db.ckpt, &db.store);
         Ok::<_, StorageError>(db)
     })?;
     params.apply_process_wide();

@@ -3,7 +3,10 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::{errors, SQLITE_ERROR, SQLITE_INTERNAL, SQLITE_MISUSE, SQLITE_OK};
+use bop_frontend::sys::{SQLITE_ERROR, SQLITE_INTERNAL, SQLITE_MISUSE, SQLITE_OK};
+use bop_frontend::{clear_last_error, guard, report};
+
+use crate::errors;
 
 /// `bop_sqlite_api` in `include/bop.h`: the SQLite functions bop's VFS
 /// calls. A NULL member is rejected with `SQLITE_MISUSE`.
@@ -59,55 +62,62 @@ impl BopSqliteApi {
 /// process.
 #[no_mangle]
 pub unsafe extern "C" fn bop_register_vfs(api: *const BopSqliteApi, make_default: c_int) -> c_int {
-    let outcome = errors::catch_panic("bop_register_vfs", || {
-        // SAFETY: `api` is NULL or points to a valid bop_sqlite_api (caller's
-        // contract); it is copied, not kept.
-        let Some(api) = (unsafe { api.as_ref() }).copied() else {
-            return Err((SQLITE_MISUSE, "bop_register_vfs: api is NULL".to_owned()));
+    guard("bop_register_vfs", SQLITE_INTERNAL, || {
+        // SAFETY: forwarded contract.
+        match unsafe { register_vfs(api, make_default != 0) } {
+            Ok(()) => {
+                clear_last_error();
+                SQLITE_OK
+            }
+            Err((code, message)) => {
+                report(code, &message);
+                code
+            }
+        }
+    })
+}
+
+/// The body of [`bop_register_vfs`]: an error is its code and message.
+///
+/// # Safety
+/// As [`bop_register_vfs`].
+unsafe fn register_vfs(
+    api: *const BopSqliteApi,
+    make_default: bool,
+) -> Result<(), (c_int, String)> {
+    // SAFETY: `api` is NULL or points to a valid bop_sqlite_api (caller's
+    // contract); it is copied, not kept.
+    let Some(api) = (unsafe { api.as_ref() }).copied() else {
+        return Err((SQLITE_MISUSE, "bop_register_vfs: api is NULL".to_owned()));
+    };
+    let api = api.to_vfs_api().map_err(|m| (SQLITE_MISUSE, m))?;
+    // SAFETY: the caller promises these are one SQLite's functions, valid
+    // for the rest of the process.
+    unsafe { bop_vfs::register(api, make_default) }.map_err(|e| {
+        let code = match e {
+            bop_vfs::RegisterError::Sqlite(code) if code != SQLITE_OK => code,
+            _ => SQLITE_ERROR,
         };
-        let api = api.to_vfs_api().map_err(|m| (SQLITE_MISUSE, m))?;
-        // SAFETY: the caller promises these are one SQLite's functions, valid
-        // for the rest of the process.
-        unsafe { bop_vfs::register(api, make_default != 0) }.map_err(|e| {
-            let code = match e {
-                bop_vfs::RegisterError::Sqlite(code) if code != SQLITE_OK => code,
-                _ => SQLITE_ERROR,
-            };
-            (code, e.to_string())
-        })
-    });
-    match outcome {
-        Ok(Ok(())) => {
-            errors::clear();
-            SQLITE_OK
-        }
-        Ok(Err((code, message))) => {
-            errors::set(message);
-            code
-        }
-        Err(panic_message) => {
-            errors::set(panic_message);
-            SQLITE_INTERNAL
-        }
-    }
+        (code, e.to_string())
+    })
 }
 
 /// The latest error message recorded by bop on the calling thread (by
 /// `bop_register_vfs`, the extension entry points, or the VFS while SQLite
-/// used it), or NULL if there is none. The string stays valid until the
-/// next call to a `bop_*` function on this thread.
+/// used it), or NULL if there is none; a successful `bop_register_vfs` or
+/// extension init clears it. The string stays valid until the next call to
+/// a `bop_*` function on this thread.
 #[no_mangle]
 pub extern "C" fn bop_last_error() -> *const c_char {
-    errors::catch_panic("bop_last_error", || {
-        errors::to_returned_c_string(errors::latest())
+    guard("bop_last_error", std::ptr::null(), || {
+        errors::to_returned_c_string(bop_frontend::last_error())
     })
-    .unwrap_or(std::ptr::null())
 }
 
 /// bop's version, e.g. `"0.1.0"`: a static string.
 #[no_mangle]
 pub extern "C" fn bop_version() -> *const c_char {
-    VERSION.as_ptr()
+    guard("bop_version", VERSION.as_ptr(), || VERSION.as_ptr())
 }
 
 const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(

@@ -4,8 +4,11 @@
 
 use std::ffi::{c_char, c_void};
 
+use bop_frontend::sys::{SQLITE_ERROR, SQLITE_OK_LOAD_PERMANENTLY};
+use bop_frontend::{catch, clear_last_error, guard, report};
+
 use crate::api_routines::{ApiRoutines, MallocFn};
-use crate::{errors, SQLITE_ERROR, SQLITE_OK_LOAD_PERMANENTLY};
+use crate::errors;
 
 /// The entry point SQLite derives from the file name `libbop.so`.
 ///
@@ -25,7 +28,7 @@ pub unsafe extern "C" fn sqlite3_bop_init(
     p_api: *const c_void,
 ) -> i32 {
     // SAFETY: forwarded contract.
-    unsafe { init(db, pz_err_msg, p_api) }
+    unsafe { init("sqlite3_bop_init", db, pz_err_msg, p_api) }
 }
 
 /// The generic entry point SQLite tries first; the same as
@@ -40,42 +43,53 @@ pub unsafe extern "C" fn sqlite3_extension_init(
     p_api: *const c_void,
 ) -> i32 {
     // SAFETY: forwarded contract.
-    unsafe { init(db, pz_err_msg, p_api) }
+    unsafe { init("sqlite3_extension_init", db, pz_err_msg, p_api) }
 }
 
 /// # Safety
 /// As for [`sqlite3_bop_init`].
-unsafe fn init(_db: *mut c_void, pz_err_msg: *mut *mut c_char, p_api: *const c_void) -> i32 {
-    // SAFETY: `p_api` is NULL or the loading SQLite's api routines, and that
-    // SQLite stays loaded while it runs this extension.
-    let Some(routines) = (unsafe { ApiRoutines::new(p_api) }) else {
-        // Nothing to allocate a message with: SQLite reports its own.
-        errors::set("bop: extension init called without sqlite3_api_routines".to_owned());
-        return SQLITE_ERROR;
-    };
-    let outcome = errors::catch_panic("sqlite3_bop_init", || {
-        let api = routines.sqlite_api()?;
-        // SAFETY: every pointer in `api` was read from the api routines of
-        // the SQLite loading this extension; returning
-        // SQLITE_OK_LOAD_PERMANENTLY keeps that SQLite's use of them valid
-        // for the rest of the process.
-        unsafe { bop_vfs::register(api, false) }.map_err(|e| e.to_string())
+unsafe fn init(
+    what: &str,
+    _db: *mut c_void,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *const c_void,
+) -> i32 {
+    guard(what, SQLITE_ERROR, || {
+        // SAFETY: `p_api` is NULL or the loading SQLite's api routines, and
+        // that SQLite stays loaded while it runs this extension.
+        let Some(routines) = (unsafe { ApiRoutines::new(p_api) }) else {
+            // Nothing to allocate a message with: SQLite reports its own.
+            report(
+                SQLITE_ERROR,
+                "bop: extension init called without sqlite3_api_routines",
+            );
+            return SQLITE_ERROR;
+        };
+        // A panic's message goes to `*pz_err_msg` too.
+        let outcome = catch(what, || {
+            let api = routines.sqlite_api()?;
+            // SAFETY: every pointer in `api` was read from the api routines
+            // of the SQLite loading this extension; returning
+            // SQLITE_OK_LOAD_PERMANENTLY keeps that SQLite's use of them
+            // valid for the rest of the process.
+            unsafe { bop_vfs::register(api, false) }.map_err(|e| e.to_string())
+        })
+        .and_then(|r| r);
+        match outcome {
+            Ok(()) => {
+                clear_last_error();
+                SQLITE_OK_LOAD_PERMANENTLY
+            }
+            Err(message) => {
+                // SAFETY: `pz_err_msg` is NULL or writable (caller's
+                // contract); the malloc comes from the same SQLite that will
+                // sqlite3_free the message.
+                unsafe { write_err_msg(pz_err_msg, routines.malloc(), &message) };
+                report(SQLITE_ERROR, &message);
+                SQLITE_ERROR
+            }
+        }
     })
-    .and_then(|r| r);
-    match outcome {
-        Ok(()) => {
-            errors::clear();
-            SQLITE_OK_LOAD_PERMANENTLY
-        }
-        Err(message) => {
-            // SAFETY: `pz_err_msg` is NULL or writable (caller's contract);
-            // the malloc comes from the same SQLite that will sqlite3_free
-            // the message.
-            unsafe { write_err_msg(pz_err_msg, routines.malloc(), &message) };
-            errors::set(message);
-            SQLITE_ERROR
-        }
-    }
 }
 
 /// Stores a copy of `message`, allocated with `malloc`, in `*pz_err_msg`.

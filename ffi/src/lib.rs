@@ -9,17 +9,16 @@
 //! - [`c_api`]: `bop_register_vfs`, `bop_last_error`, `bop_version`,
 //!   declared in `include/bop.h` for C programs that link SQLite themselves.
 //!
-//! No panic unwinds into C: every `extern "C"` function runs its body under
-//! `catch_unwind` and returns an SQLite error code instead.
+//! No panic unwinds into C: every `extern "C"` function runs its body in
+//! bop-frontend's panic guard and returns an SQLite error code instead; the
+//! message is the thread's last error (`bop_last_error`), which
+//! bop-frontend keeps for every front end.
+//!
+//! Layers, top down: `extension` and `c_api` (the `extern "C"` entries),
+//! `api_routines` -> `api_slots`, `errors` (C strings of messages).
 
 mod api_routines;
 mod api_slots;
 pub mod c_api;
 mod errors;
 pub mod extension;
-
-const SQLITE_OK: i32 = 0;
-const SQLITE_ERROR: i32 = 1;
-const SQLITE_INTERNAL: i32 = 2;
-const SQLITE_MISUSE: i32 = 21;
-const SQLITE_OK_LOAD_PERMANENTLY: i32 = 256;

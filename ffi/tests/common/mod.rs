@@ -72,7 +72,7 @@ pub fn release_dir() -> PathBuf {
 pub fn libbop() -> PathBuf {
     let lib = release_dir().join("libbop.so");
     let built = modified(&lib).expect("libbop.so has a modification time");
-    for crate_dir in ["ffi", "bop-vfs", "bop-storage"] {
+    for crate_dir in ["ffi", "bop-frontend", "bop-vfs", "bop-storage"] {
         let src = workspace_root().join(crate_dir).join("src");
         if let Some((path, time)) = newest_file(&src) {
             assert!(

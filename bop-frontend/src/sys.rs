@@ -1,7 +1,8 @@
-//! The few SQLite C types and constants the VFS needs, declared here so
-//! bop-vfs links against no particular SQLite library (stock SQLite through
-//! an extension's api routines, a bundled copy through rusqlite, libSQL).
-//! Layouts follow sqlite3.h, which keeps them ABI-stable.
+//! The SQLite C types and constants bop's front ends need, declared once
+//! here so no front end links a particular SQLite library for them (stock
+//! SQLite through an extension's api routines, a bundled copy through
+//! rusqlite, libSQL). Layouts and values follow sqlite3.h, which keeps them
+//! ABI-stable.
 #![allow(non_camel_case_types, non_snake_case, dead_code)]
 
 use std::ffi::{c_char, c_int, c_void};
@@ -107,6 +108,8 @@ pub const SQLITE_CANTOPEN: c_int = 14;
 pub const SQLITE_MISUSE: c_int = 21;
 pub const SQLITE_WARNING: c_int = 28;
 pub const SQLITE_NOTADB: c_int = 26;
+
+pub const SQLITE_BUSY_SNAPSHOT: c_int = SQLITE_BUSY | (2 << 8);
 
 pub const SQLITE_IOERR_READ: c_int = SQLITE_IOERR | (1 << 8);
 pub const SQLITE_IOERR_SHORT_READ: c_int = SQLITE_IOERR | (2 << 8);
