@@ -19,6 +19,7 @@ pub mod panic;
 pub mod store;
 pub mod store_dir;
 pub mod types;
+pub mod wal_format;
 pub mod wal_image;
 
 pub use error::{Result, StorageError};

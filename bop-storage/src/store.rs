@@ -17,46 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::error::{Result, StorageError};
-use crate::io::IoBackend;
-use crate::log::{FlushStats, Flusher, LogConfig};
-use crate::manifest::{Change, CursorInfo, Manifest, ManifestConfig, ManifestStats};
-use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
+use crate::log::{FlushStats, Flusher};
+use crate::manifest::{Change, CursorInfo, Manifest, ManifestStats};
+use crate::page_store::{PageStore, PageStoreStats};
 use crate::store_dir::StoreDir;
+pub use crate::store_dir::{StoreOptions, DEFAULT_MAX_TXN_BYTES, DEFAULT_PAGE_SIZE};
 use crate::types::{DbId, PageNo};
 use crate::wal_image::{empty_database_page1, CommittedView, WalImage, WalImageStats};
-
-pub const DEFAULT_PAGE_SIZE: u32 = 4096;
-pub const DEFAULT_MAX_TXN_BYTES: u64 = 1 << 30;
-
-/// How to open a store.
-#[derive(Clone, Debug)]
-pub struct StoreOptions {
-    /// Page size for a new store; for an existing one it must match if set.
-    pub page_size: Option<u32>,
-    /// Create the store if it does not exist.
-    pub create: bool,
-    pub log: LogConfig,
-    pub page_store: PageStoreConfig,
-    /// Largest transaction (bytes of SQLite WAL frames) held before commit.
-    pub max_txn_bytes: u64,
-    pub io: Arc<dyn IoBackend>,
-    /// Map size and change-log bounds of the manifest.
-    pub manifest: ManifestConfig,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            page_size: None,
-            create: true,
-            log: LogConfig::default(),
-            page_store: PageStoreConfig::default(),
-            max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
-            io: crate::io::default_backend(),
-            manifest: ManifestConfig::default(),
-        }
-    }
-}
 
 /// What [`Store::verify`] checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -27,11 +27,51 @@ use std::time::Duration;
 
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
-use crate::log::{RecordLog, SharedLog};
-use crate::manifest::{Manifest, ReplayReport};
+use crate::io::IoBackend;
+use crate::log::segment::segment_file_name;
+use crate::log::{LogConfig, RecordLog, SharedLog};
+use crate::manifest::{Manifest, ManifestConfig, ReplayReport};
 use crate::open_once::OpenOnce;
-use crate::store::{StoreOptions, DEFAULT_PAGE_SIZE};
+use crate::page_store::chunk::chunk_file_name;
+use crate::page_store::PageStoreConfig;
 use crate::types::{DbId, Epoch};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 4096;
+pub const DEFAULT_MAX_TXN_BYTES: u64 = 1 << 30;
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Page size for a new store; for an existing one it must match if set.
+    pub page_size: Option<u32>,
+    /// Create the store if it does not exist.
+    pub create: bool,
+    pub log: LogConfig,
+    pub page_store: PageStoreConfig,
+    /// Largest transaction (bytes of SQLite WAL frames) held before commit.
+    pub max_txn_bytes: u64,
+    pub io: Arc<dyn IoBackend>,
+    /// Map size and change-log bounds of the manifest.
+    pub manifest: ManifestConfig,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            page_size: None,
+            create: true,
+            log: LogConfig::default(),
+            page_store: PageStoreConfig::default(),
+            max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
+            io: crate::io::default_backend(),
+            manifest: ManifestConfig::default(),
+        }
+    }
+}
+
+/// The record log's directory inside a store (`<store>/wal/`). The name
+/// predates the term "record log" and stays, so existing stores open.
+pub const LOG_DIR: &str = "wal";
 
 /// How long an opener waits for the process lock (another store handle in
 /// this process may be closing) before reporting the store as locked.
@@ -67,7 +107,7 @@ pub fn validate_db_name(name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         && !name.starts_with('.')
-        && !matches!(name, "LOCK" | "manifest" | "wal")
+        && !matches!(name, "LOCK" | "manifest" | LOG_DIR)
         && !name.starts_with("chunks");
     if ok {
         Ok(())
@@ -126,10 +166,11 @@ impl StoreDir {
         }
         // Unfinished multi-step work first: before the WAL and the page
         // stores look at their directories.
+        let log_dir = path.join(LOG_DIR);
         let replay = manifest.replay_journal(
             opts.io.as_ref(),
-            &|db| chunk_dir_of(path, db),
-            &path.join("wal"),
+            &|db, chunk| chunk_dir_of(path, db).join(chunk_file_name(chunk)),
+            &|segment| log_dir.join(segment_file_name(segment)),
         )?;
         if replay != ReplayReport::default() {
             tracing::warn!(path = %path.display(), intents = replay.intents, files_removed = replay.files_removed, "replayed the manifest journal");
@@ -138,7 +179,7 @@ impl StoreDir {
         manifest.begin_epoch(epoch)?;
         let fail = Arc::new(FailState::new(path.to_path_buf()));
         let (log, recovered, report) = RecordLog::open(
-            path.join("wal"),
+            log_dir,
             opts.io.clone(),
             opts.log,
             &manifest,
@@ -235,7 +276,8 @@ fn holds_only_bop_entries(path: &Path) -> bool {
         .map(|d| {
             d.filter_map(|e| e.ok()).all(|e| {
                 e.file_name().to_str().is_some_and(|n| {
-                    matches!(n, "LOCK" | "manifest" | "wal" | "chunks") || n.starts_with("chunks-")
+                    matches!(n, "LOCK" | "manifest" | LOG_DIR | "chunks")
+                        || n.starts_with("chunks-")
                 })
             })
         })

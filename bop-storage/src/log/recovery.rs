@@ -31,7 +31,7 @@ use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, ManifestState};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
-use crate::wal_image::frames::{parse_record, GenerationState, RecordFrames};
+use crate::wal_format::{parse_record, GenerationState, RecordFrames};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use super::record::RECORD_HEADER_LEN;
 use super::segment::SEGMENT_HEADER_LEN;
 use crate::types::{le, DbId, Epoch, Lsn, SegmentId};
-use crate::wal_image::frames::{FrameInfo, RecordFrames, SQLITE_WAL_HEADER_LEN};
+use crate::wal_format::{FrameInfo, RecordFrames, SQLITE_WAL_HEADER_LEN};
 
 pub const INDEX_MAGIC: [u8; 8] = *b"BOPWIDX\0";
 pub const INDEX_VERSION: u16 = 1;

@@ -121,7 +121,7 @@ impl SharedLog {
         buf: &mut [u8],
         wal_offset: u64,
         defer_write: bool,
-        frames: Option<&crate::wal_image::frames::RecordFrames>,
+        frames: Option<&crate::wal_format::RecordFrames>,
     ) -> Result<RecordLoc> {
         let mut g = self.lock();
         let loc = g

@@ -13,7 +13,7 @@ use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
-use crate::wal_image::frames::RecordFrames;
+use crate::wal_format::RecordFrames;
 
 /// WAL tuning.
 #[derive(Clone, Copy, Debug)]

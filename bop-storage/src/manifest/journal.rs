@@ -253,14 +253,16 @@ impl Manifest {
     }
 
     /// Finishes the work of every pending journal intent (call at open,
-    /// before the WAL and the page stores look at their files): deletes
-    /// each file an intent names that the manifest does not list, syncs
-    /// the directories, then removes the intents.
+    /// before the record log and the page stores look at their files):
+    /// deletes each file an intent names that the manifest does not list,
+    /// syncs the directories, then removes the intents. The caller names
+    /// the files (`chunk_path`, `segment_path`): the manifest does not know
+    /// how the page stores and the record log name theirs.
     pub fn replay_journal(
         &self,
         io: &dyn IoBackend,
-        chunk_dir: &dyn Fn(DbId) -> PathBuf,
-        wal_dir: &Path,
+        chunk_path: &dyn Fn(DbId, ChunkId) -> PathBuf,
+        segment_path: &dyn Fn(SegmentId) -> PathBuf,
     ) -> Result<ReplayReport> {
         let entries = self.journal_entries()?;
         let mut report = ReplayReport::default();
@@ -308,8 +310,7 @@ impl Manifest {
                     let listed = listed_chunks(*db)?;
                     for c in first.0..end.0 {
                         if !listed.contains(&c) {
-                            let name = crate::page_store::chunk::chunk_file_name(ChunkId(c));
-                            remove(chunk_dir(*db).join(name), &mut report)?;
+                            remove(chunk_path(*db, ChunkId(c)), &mut report)?;
                         }
                     }
                 }
@@ -323,8 +324,7 @@ impl Manifest {
                             );
                             continue;
                         }
-                        let name = crate::page_store::chunk::chunk_file_name(*c);
-                        remove(chunk_dir(*db).join(name), &mut report)?;
+                        remove(chunk_path(*db, *c), &mut report)?;
                     }
                 }
                 Intent::DeleteSegments { ids } => {
@@ -336,8 +336,7 @@ impl Manifest {
                             );
                             continue;
                         }
-                        let name = crate::log::segment::segment_file_name(*s);
-                        remove(wal_dir.join(name), &mut report)?;
+                        remove(segment_path(*s), &mut report)?;
                     }
                 }
             }

@@ -45,9 +45,8 @@ use heed::{Database, Env, RwTxn};
 use crate::error::{Result, StorageError};
 use crate::types::DbId;
 pub use changelog::Change;
-use changelog::LogBounds;
 pub use cursors::CursorInfo;
-use cursors::CursorState;
+use cursors::{ChangeLogBounds, CursorState};
 use digest::{Digest, Tracked};
 pub use journal::{Intent, JournalId, ReplayReport, CHUNK_RESERVATION};
 use keys::{key_u64, meta_crc, meta_key, per_db, seal_meta};
@@ -186,14 +185,14 @@ impl Manifest {
         self.meta
             .put(&mut w, meta_key::NEXT_CHANGE_SEQ, &next_seq.to_le_bytes())
             .map_err(&me)?;
-        let trimmed = changelog::trim(
+        let trimmed = cursors::trim(
             &mut log,
             &mut cur,
             &mut w,
             self.changes,
             self.cursors,
             next_seq - 1,
-            LogBounds {
+            ChangeLogBounds {
                 max_entries: self.config.change_log_max_entries,
                 tail_entries: self.config.change_log_tail_entries,
             },

@@ -47,18 +47,20 @@ use crate::manifest::Manifest;
 use crate::page_store::PageStore;
 use crate::types::DbId;
 use crate::types::Lsn;
+use crate::wal_format::{parse_record, GenerationState};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod committed;
 mod frame_cache;
-pub mod frames;
 
+pub use committed::CommittedView;
 use committed::{Committed, ImageRecord};
-pub use committed::{CommittedView, RecordRead};
-pub use frame_cache::{frame_cache_hits, FrameCache, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
+pub use frame_cache::{frame_cache_hits, FrameCache, RecordRead, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
 
-pub use frames::{FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN};
+pub use crate::wal_format::{
+    FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN,
+};
 /// Capacity of the pending buffer kept between transactions.
 const PENDING_KEEP_BYTES: usize = 8 << 20;
 
@@ -108,7 +110,7 @@ pub struct WalImage {
     frames: Vec<FrameInfo>,
     wal_header: Option<[u8; SQLITE_WAL_HEADER_LEN as usize]>,
     frames_known: bool,
-    generation: frames::GenerationState,
+    generation: GenerationState,
     /// The `-wal` file exists (opened or holding records).
     pub exists: bool,
     /// The thread of the connection holding SQLite's WAL write lock, when
@@ -178,7 +180,7 @@ impl WalImage {
             frames.clear();
             wal_header = None;
         }
-        let mut generation = frames::GenerationState::default();
+        let mut generation = GenerationState::default();
         if let Some(h) = &wal_header {
             generation.resume(h);
         }
@@ -403,7 +405,7 @@ impl WalImage {
         // Read the frame headers now (a few per commit); applied below once
         // the record is written.
         let mut generation = self.generation;
-        let parsed = frames::parse_record(
+        let parsed = parse_record(
             &mut generation,
             self.pending_start,
             &self.pending[RECORD_HEADER_LEN..],
