@@ -26,8 +26,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::flush::Flusher;
+use super::record_log::{LogStats, RecordLoc, RecordLog};
 use super::recovery::RecoveredRecord;
-use super::writer::{LogStats, RecordLoc, RecordLog};
 use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::types::{DbId, Lsn};

@@ -1,17 +1,43 @@
-//! Appending records and making them durable.
+//! The record log itself ([`RecordLog`]): opening it (the steps of
+//! recovery, `recovery.rs`), appending records, rolling to a new segment,
+//! and dropping the segments no database needs. Its flushing is in
+//! `flush.rs`; the store's databases share it through `shared.rs`.
+//!
+//! Invariants (asserted in debug builds where cheap):
+//! 1. Records carry consecutive LSNs; within a segment they are back to back
+//!    from `SEGMENT_HEADER_LEN`; a segment's first record has its header's
+//!    `first_lsn`.
+//! 2. A segment is synced before the next one is created, so only the last
+//!    segment can hold unsynced records, and a torn tail can only be there.
+//! 3. `durable_lsn <= written_lsn < next_lsn` (the watermarks live in the
+//!    flush controller, `flush.rs`); every record written carries the
+//!    `durable_lsn` known at the time, so recovery can tell a torn tail
+//!    (nothing after it was ever durable) from damage to durable data.
+//! 4. Every segment file in the manifest exists; files in the log's
+//!    directory (`<store>/wal/`) that the manifest does not list are
+//!    leftovers of a crash and are removed at open, except up to
+//!    `SPARE_SEGMENTS_MAX` spares (`<id>.spare`: dropped segments of the
+//!    standard size kept for reuse) and the index files (`<id>.idx`) of
+//!    listed segments.
+//! 5. A segment index file exists only for a sealed segment (synced, with
+//!    a successor) and describes exactly its records; recovery trusts one
+//!    only after checking it against the segment and its successor
+//!    (`segment_index.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::flush::{FlushConfig, FlushStats, Flusher};
-use super::preparer::{Preparer, Spare};
+use super::preparer::{zero_fill, Preparer, Spare};
 use super::record::{RecordHeader, RECORD_HEADER_LEN};
+use super::recovery::{self, RecoveredRecord, Scan, ScanReport};
 use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::segment_index::{index_path, EntryHead, IndexBuilder};
 use crate::error::{Result, StorageError};
+use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
-use crate::manifest::{Manifest, SegmentMeta};
+use crate::manifest::{Manifest, ManifestState, SegmentMeta};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
 use crate::wal_format::RecordFrames;
 
@@ -163,6 +189,65 @@ pub struct LogStats {
 }
 
 impl RecordLog {
+    /// Opens the record log of a store in `dir`, verifying all of it (see
+    /// `recovery.rs`, which defines the steps). Returns the log, ready for
+    /// appends in epoch `epoch`; the records at or above the lowest base of
+    /// the store's databases, in LSN order; and what recovery found.
+    pub fn open(
+        dir: PathBuf,
+        io: Arc<dyn IoBackend>,
+        config: LogConfig,
+        manifest: &Manifest,
+        state: &ManifestState,
+        epoch: Epoch,
+        fail: Arc<FailState>,
+    ) -> Result<(RecordLog, Vec<RecoveredRecord>, ScanReport)> {
+        io.create_dir_all(&dir)?;
+        // Find the segments.
+        let (spares, stray_segments_removed) =
+            recovery::sweep_unlisted_files(io.as_ref(), &dir, &config, state)?;
+        let mut segments = recovery::open_listed_segments(io.as_ref(), &dir, state)?;
+        // Trust or rebuild their indexes, and scan them.
+        let scanned = Scan::new(io.as_ref(), &dir, &segments, state, epoch).run()?;
+        let mut report = scanned.report;
+        report.stray_segments_removed = stray_segments_removed;
+        // Cut the torn tail.
+        recovery::drop_segments_past_end(io.as_ref(), &dir, manifest, &mut segments, scanned.end)?;
+        // Continue past the records lost below the checkpoint, if any.
+        let (next_lsn, roll_first) = recovery::continue_at_checkpoint(scanned.next_lsn, state);
+        let append_offset = scanned
+            .end
+            .map(|(_, off)| off)
+            .unwrap_or(SEGMENT_HEADER_LEN);
+        // Everything recovery read back is on disk now.
+        let flusher = Flusher::new(config.flush, fail, Lsn(next_lsn.0 - 1));
+        if let Some(last) = segments.last() {
+            flusher.set_segment(last.clone(), append_offset)?;
+        }
+        let log = RecordLog {
+            dir,
+            io,
+            config,
+            segments,
+            append_offset,
+            next_lsn,
+            epoch,
+            next_segment_id: state.next_segment_id,
+            flusher,
+            roll_first,
+            spares,
+            preparer: Default::default(),
+            index: if roll_first { None } else { scanned.index },
+            stats: LogStats {
+                segments_indexed_at_open: report.segments_indexed,
+                recovery_bytes_scanned: report.bytes_scanned,
+                records_skipped_at_open: report.records_skipped_below_checkpoint,
+                ..Default::default()
+            },
+        };
+        Ok((log, scanned.records, report))
+    }
+
     pub fn next_lsn(&self) -> Lsn {
         self.next_lsn
     }
@@ -402,7 +487,7 @@ impl RecordLog {
                 // (a one-time cost; later segments come prepared).
                 file.allocate(capacity)?;
                 if capacity == self.config.segment_bytes {
-                    super::preparer::zero_fill(file.as_ref(), SEGMENT_HEADER_LEN, capacity)?;
+                    zero_fill(file.as_ref(), SEGMENT_HEADER_LEN, capacity)?;
                 }
             }
             // A recycled segment still holds old records past the header:
