@@ -389,7 +389,7 @@ impl Manifest {
 
     /// Verifies the meta checksum and the digests of the change log,
     /// cursor and journal tables, and decodes every entry.
-    fn verify_log_tables(&self) -> Result<()> {
+    fn verify_change_log_tables(&self) -> Result<()> {
         let me = self.map_err();
         self.read(|rtxn| {
             self.check_meta_crc(rtxn)?;
