@@ -1,22 +1,26 @@
-//! A store directory: the parts its databases share.
+//! A store directory: the parts its databases share, and how to open a
+//! store ([`StoreOptions`]).
 //!
 //! ```text
 //! <path>/LOCK          process lock (flock), holds the owner's pid
 //! <path>/manifest/     LMDB environment: the store's and every database's tables
-//! <path>/wal/          the WAL, shared by the databases   <id:016x>.seg
+//! <path>/wal/          the record log, shared by the databases   <id:016x>.seg
 //! <path>/chunks/       page chunks of the main database   <id:016x>.chunk
 //! <path>/chunks-<N>/   page chunks of named database N
 //! ```
 //!
+//! (`wal/` is named from before the term "record log"; the name stays so
+//! existing stores open: [`LOG_DIR`].)
+//!
 //! A store holds its *main* database (opened by the store's path) and up
 //! to `DATABASES_MAX` named ones (`<path>/<name>` to the VFS). They share
-//! the process lock, the manifest, the WAL with its flush controller (so
-//! their commits share syncs), and the failed state: a WAL failure fails
-//! every database of the store.
+//! the process lock, the manifest, the record log with its flush
+//! controller (so their commits share syncs), and the failed state: a
+//! failure of the record log fails every database of the store.
 //!
-//! One `StoreDir` is open per path in a process; each open database holds
-//! it, and the last one to close shuts it down (WAL end marker, sync,
-//! clean-shutdown flag).
+//! One `StoreDir` is open per path in a process; each open database
+//! (`store.rs`, the layer above) holds it, and the last one to close shuts
+//! it down (the record log's end marker, sync, clean-shutdown flag).
 
 use std::fs::File;
 use std::io::Write;
@@ -83,7 +87,7 @@ pub struct StoreDir {
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) log: Arc<SharedLog>,
     pub(crate) fail: Arc<FailState>,
-    /// WAL segment files the sweep at open removed (see `ScanReport`).
+    /// Log segment files the sweep at open removed (see `ScanReport`).
     pub(crate) stray_segments_removed: u64,
     _lock: File,
 }
@@ -149,7 +153,8 @@ impl StoreDir {
                 });
             }
             // The store directory holds LOCK and the LMDB manifest, which
-            // live outside the I/O trait; WAL and chunks go through it.
+            // live outside the I/O trait; the record log and the chunks go
+            // through it.
             std::fs::create_dir_all(path).map_err(|e| StorageError::io("mkdir", path, e))?;
         }
         let lock = lock_process(path)?;
@@ -164,8 +169,8 @@ impl StoreDir {
         if !state.clean_shutdown {
             tracing::warn!(path = %path.display(), "store was not shut down cleanly (a crash); recovering");
         }
-        // Unfinished multi-step work first: before the WAL and the page
-        // stores look at their directories.
+        // Unfinished multi-step work first: before the record log and the
+        // page stores look at their directories.
         let log_dir = path.join(LOG_DIR);
         let replay = manifest.replay_journal(
             opts.io.as_ref(),
@@ -223,8 +228,8 @@ impl StoreDir {
                 ),
             ));
         }
-        // Registered at the WAL's next LSN, under the WAL lock order: no
-        // record of the new database can be older.
+        // Registered at the record log's next LSN: no record of the new
+        // database can be older.
         let base = self.log.next_lsn();
         let id = self.manifest.register_db(name, page_size, base)?;
         self.log.add_database(id);

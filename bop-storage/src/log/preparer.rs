@@ -1,4 +1,4 @@
-//! Prepares the next WAL segment in the background, so a roll never waits
+//! Prepares the next log segment in the background, so a roll never waits
 //! for a new file to be written full of zeros.
 //!
 //! A fresh segment is preallocated *and zero-filled*: on ext4 a durable
@@ -70,7 +70,7 @@ impl Preparer {
         }
         let me = self.clone();
         let spawned = std::thread::Builder::new()
-            .name("bop-wal-prepare".into())
+            .name("bop-log-prepare".into())
             .spawn(move || {
                 // A panic here is caught and counted like an error: the
                 // next roll then makes its own segment.
@@ -90,7 +90,7 @@ impl Preparer {
                         me.prepared.fetch_add(1, Ordering::Relaxed);
                     }
                     Err((e, created)) => {
-                        tracing::warn!(error = %e, "preparing a WAL segment failed; the next roll makes its own");
+                        tracing::warn!(error = %e, "preparing a log segment failed; the next roll makes its own");
                         if created {
                             // Only a file this preparation made is removed.
                             let _ = io.remove_file(&path);

@@ -1,8 +1,10 @@
-//! WAL record layout: the one authoritative description.
+//! Log record layout: the one authoritative description.
 //!
-//! A record holds one committed SQLite transaction: a contiguous byte range
-//! of the SQLite WAL image (SQLite's own 24-byte frame headers and pages,
-//! plus the 32-byte WAL header when the range starts at offset 0).
+//! A record of the record log holds one committed SQLite transaction: a
+//! contiguous byte range of its database's WAL image (SQLite's own 24-byte
+//! frame headers and pages, plus the 32-byte WAL header when the range
+//! starts at offset 0). `wal_offset` is where that range starts in the
+//! WAL image, an offset in SQLite's WAL.
 //!
 //! ```text
 //! offset size field
@@ -12,7 +14,7 @@
 //!                          store's main database)
 //!      8    8 lsn          this record's LSN; records are consecutive
 //!     16    8 durable_lsn  highest LSN known durable when written (0: none)
-//!     24    8 wal_offset   offset of the payload in the SQLite WAL image
+//!     24    8 wal_offset   offset of the payload in the database's WAL image
 //!     32    4 payload_len  bytes of payload that follow the header
 //!     36    4 payload_crc  crc32c of the payload
 //!     40    4 epoch        store open counter when written

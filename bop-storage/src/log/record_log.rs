@@ -41,7 +41,7 @@ use crate::manifest::{Manifest, ManifestState, SegmentMeta};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
 use crate::wal_format::RecordFrames;
 
-/// WAL tuning.
+/// Tuning of the record log.
 #[derive(Clone, Copy, Debug)]
 pub struct LogConfig {
     /// Preallocated size of a segment file. A record larger than this gets a
@@ -94,7 +94,7 @@ impl RecordLoc {
             return Err(StorageError::corrupt(
                 &self.segment.path,
                 self.payload_offset,
-                format!("WAL record {} payload checksum mismatch", self.lsn),
+                format!("log record {} payload checksum mismatch", self.lsn),
             ));
         }
         if let Some(flag) = &self.unverified {
@@ -136,7 +136,9 @@ pub fn lazy_verifications() -> u64 {
     LAZY_VERIFICATIONS.load(Ordering::Relaxed)
 }
 
-/// The log writer. Owned by the store under its WAL lock.
+/// The record log of a store: its segments and where appends go. Owned by
+/// [`SharedLog`](super::SharedLog), under the record log's lock
+/// (`SharedLog::inner`).
 #[derive(Debug)]
 pub struct RecordLog {
     pub(super) dir: PathBuf,
@@ -171,7 +173,7 @@ pub struct RecordLog {
 /// Segments kept for reuse at most.
 pub const SPARE_SEGMENTS_MAX: usize = 2;
 
-/// Counters of the WAL writer.
+/// Counters of the record log.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogStats {
     pub segments_created: u64,
@@ -322,7 +324,7 @@ impl RecordLog {
         frames: Option<&RecordFrames>,
     ) -> Result<RecordLoc> {
         let payload_len = u32::try_from(buf.len() - RECORD_HEADER_LEN)
-            .map_err(|_| StorageError::Limit("a WAL record is limited to 4 GiB".into()))?;
+            .map_err(|_| StorageError::Limit("a log record is limited to 4 GiB".into()))?;
         let needed = buf.len() as u64;
         let fits = !self.roll_first
             && self
@@ -523,7 +525,7 @@ impl RecordLog {
         Ok(())
     }
 
-    /// Records database `db`'s new WAL base in the manifest (its records
+    /// Records database `db`'s new base in the manifest (its log records
     /// below it are never replayed again) and drops the segments that hold
     /// only records below `min_base`, the lowest base of all databases. The
     /// last segment is kept for appends.

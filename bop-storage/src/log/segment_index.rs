@@ -1,10 +1,10 @@
-//! Segment index files: what a sealed WAL segment holds, so that opening a
+//! Segment index files: what a sealed log segment holds, so that opening a
 //! store does not read and checksum every record of every segment.
 //!
-//! When the WAL rolls to a new segment, the old one is synced (it is sealed:
-//! nothing is appended to it again) and its index is written beside it as
-//! `<segment id:016x>.idx`: one entry per record, and for records that
-//! carry SQLite frames, the frames a wal-index needs. The file is not
+//! When the record log rolls to a new segment, the old one is synced (it is
+//! sealed: nothing is appended to it again) and its index is written beside
+//! it as `<segment id:016x>.idx`: one entry per record, and for records
+//! that carry SQLite frames, the frames a wal-index needs. The file is not
 //! synced and is never required: recovery uses it only when it checks out
 //! (magic, version, checksum, segment id and first LSN, records back to
 //! back inside the segment, and its last LSN followed exactly by the next

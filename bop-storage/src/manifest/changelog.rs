@@ -118,14 +118,14 @@ const _: () = assert!(CS_EPOCH == HEADER_LEN && CS_LEN == CS_EPOCH + 4);
 /// One manifest change, as consumers read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// A WAL segment was registered (its file is durable).
+    /// A segment of the record log was registered (its file is durable).
     SegmentAdded {
         id: SegmentId,
         first_lsn: Lsn,
         capacity_bytes: u64,
     },
-    /// WAL segments were dropped; with `base`, a database's WAL base moved
-    /// (its records below the base are in its page store).
+    /// Segments of the record log were dropped; with `base`, a database's
+    /// base moved (its log records below the base are in its page store).
     SegmentsDropped {
         ids: Vec<SegmentId>,
         base: Option<(DbId, Lsn)>,

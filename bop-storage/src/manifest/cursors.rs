@@ -200,8 +200,8 @@ pub fn trim(
 }
 
 impl Manifest {
-    /// Registers cursor `name` at the end of the log (it reads changes made
-    /// after now); an existing cursor is returned as it is. To resync a
+    /// Registers cursor `name` at the end of the change log (it reads changes
+    /// made after now); an existing cursor is returned as it is. To resync a
     /// lagged cursor, drop it and register it again.
     pub fn register_cursor(&self, name: &str) -> Result<CursorInfo> {
         validate_name(name)?;

@@ -14,8 +14,9 @@
 //! listed (replay leaves them), its dropped ones are meant to be gone.
 //! Replay deletes each named file that the manifest does not list (a listed
 //! one is never touched); a missing file counts as done, so replay is
-//! idempotent. New WAL segments are not journaled (a roll is on the commit
-//! path): the scan of `wal/` at open removes an unregistered one.
+//! idempotent. New log segments are not journaled (a roll is on the commit
+//! path): the record log's sweep of `wal/` at open removes an unregistered
+//! one.
 //!
 //! Table `journal`: key = intent id u64 BE (from meta `next_journal_id`);
 //! value, little-endian:
@@ -86,7 +87,7 @@ pub enum Intent {
     },
     /// Chunk files a publish dropped, to unlink.
     DeleteChunks { db: DbId, ids: Vec<ChunkId> },
-    /// WAL segment files `drop_segments` dropped, to unlink (or keep as
+    /// Log segment files `drop_segments` dropped, to unlink (or keep as
     /// spares: a spare has another name).
     DeleteSegments { ids: Vec<SegmentId> },
 }
