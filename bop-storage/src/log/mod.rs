@@ -7,13 +7,15 @@
 //!
 //! Files, bottom up:
 //! - `record.rs`, `segment.rs`, `segment_index.rs`: the on-disk layouts of
-//!   a record, a segment and a segment's index file.
+//!   a record, a segment and a segment's index file; where a record lives
+//!   and how it is read back verified ([`RecordLoc`]).
 //! - `buffer.rs`, `flush.rs`: the aligned buffer of unsynced bytes and the
 //!   write and flush controller (group commit, retries, bounds).
-//! - `preparer.rs`: spare segments written in the background.
+//! - `preparer.rs`: spare segments (dropped segments kept for reuse, and
+//!   the next one written in the background).
 //! - `recovery.rs`: the steps of opening the log (sweep, scan, cut).
-//! - `record_log.rs`: [`RecordLog`] and its numbered invariants: open,
-//!   append, roll, drop.
+//! - `record_log.rs`: [`RecordLog`] and its numbered invariants: open
+//!   (running the steps of `recovery.rs`), append, roll, drop.
 //! - `shared.rs`: [`SharedLog`], the record log as the store's databases
 //!   share it (each database's base, its recovered records).
 
@@ -28,9 +30,8 @@ pub mod segment_index;
 pub mod shared;
 
 pub use flush::{FlushConfig, FlushStats, Flusher};
-pub use record_log::{
-    lazy_verifications, spare_file_name, LogConfig, LogStats, RecordLoc, RecordLog,
-    SPARE_SEGMENTS_MAX,
-};
+pub use preparer::{spare_file_name, SPARE_SEGMENTS_MAX};
+pub use record::{lazy_verifications, RecordLoc};
+pub use record_log::{LogConfig, LogStats, RecordLog};
 pub use recovery::RecoveredRecord;
 pub use shared::SharedLog;

@@ -25,15 +25,14 @@
 //!    (`segment_index.rs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::flush::{FlushConfig, FlushStats, Flusher};
-use super::preparer::{zero_fill, Preparer, Spare};
-use super::record::{RecordHeader, RECORD_HEADER_LEN};
+use super::preparer::{spare_file_name, zero_fill, Preparer, Spare, SPARE_SEGMENTS_MAX};
+use super::record::{RecordHeader, RecordLoc, RECORD_HEADER_LEN};
 use super::recovery::{self, RecoveredRecord, Scan, ScanReport};
 use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::segment_index::{index_path, EntryHead, IndexBuilder};
+use super::segment_index::{index_path, remove_index, EntryHead, IndexBuilder};
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
@@ -58,82 +57,6 @@ impl Default for LogConfig {
             flush: FlushConfig::default(),
         }
     }
-}
-
-/// Where a record's payload lives.
-#[derive(Clone, Debug)]
-pub struct RecordLoc {
-    pub lsn: Lsn,
-    pub segment: Arc<Segment>,
-    /// Offset of the payload (after the record header) in the segment file.
-    pub payload_offset: u64,
-    pub payload_len: u32,
-    pub payload_crc: u32,
-    /// Set for a record recovery took from a segment index without reading
-    /// it (`segment_index.rs`): the flag turns true once the whole payload
-    /// has been read and its checksum matched, which the first read does.
-    /// `None`: verified when written or when recovery scanned it.
-    pub unverified: Option<Arc<AtomicBool>>,
-}
-
-impl RecordLoc {
-    /// Re-reads the whole payload and checks its checksum, a bounded
-    /// chunk at a time (`VERIFY_CHUNK_BYTES`), whatever the record's size.
-    pub fn verify(&self) -> Result<()> {
-        let len = u64::from(self.payload_len);
-        let mut buf = vec![0u8; VERIFY_CHUNK_BYTES.min(len) as usize];
-        let mut crc = 0u32;
-        let mut at = 0u64;
-        while at < len {
-            let n = VERIFY_CHUNK_BYTES.min(len - at) as usize;
-            self.read_raw(&mut buf[..n], at)?;
-            crc = crc32c::crc32c_append(crc, &buf[..n]);
-            at += n as u64;
-        }
-        if crc != self.payload_crc {
-            return Err(StorageError::corrupt(
-                &self.segment.path,
-                self.payload_offset,
-                format!("log record {} payload checksum mismatch", self.lsn),
-            ));
-        }
-        if let Some(flag) = &self.unverified {
-            flag.store(true, Ordering::Release);
-        }
-        Ok(())
-    }
-
-    /// Reads `buf.len()` payload bytes starting `offset` bytes into the
-    /// payload. A record not verified yet is verified whole first, so no
-    /// byte of a damaged record is ever returned.
-    pub fn read(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        if let Some(flag) = &self.unverified {
-            if !flag.load(Ordering::Acquire) {
-                // (Two first readers may both verify: harmless.)
-                self.verify()?;
-                LAZY_VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.read_raw(buf, offset)
-    }
-
-    fn read_raw(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        debug_assert!(offset + buf.len() as u64 <= u64::from(self.payload_len));
-        self.segment
-            .file
-            .read_exact_at(buf, self.payload_offset + offset)
-    }
-}
-
-/// Bytes a record's verification reads at a time.
-const VERIFY_CHUNK_BYTES: u64 = 1 << 20;
-
-/// Records verified at their first read (taken from a segment index at
-/// open), in this process.
-static LAZY_VERIFICATIONS: AtomicU64 = AtomicU64::new(0);
-
-pub fn lazy_verifications() -> u64 {
-    LAZY_VERIFICATIONS.load(Ordering::Relaxed)
 }
 
 /// The record log of a store: its segments and where appends go. Owned by
@@ -170,9 +93,6 @@ pub struct RecordLog {
     pub(super) stats: LogStats,
 }
 
-/// Segments kept for reuse at most.
-pub const SPARE_SEGMENTS_MAX: usize = 2;
-
 /// Counters of the record log.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogStats {
@@ -207,7 +127,7 @@ impl RecordLog {
         io.create_dir_all(&dir)?;
         // Find the segments.
         let (spares, stray_segments_removed) =
-            recovery::sweep_unlisted_files(io.as_ref(), &dir, &config, state)?;
+            recovery::sweep_unlisted_files(io.as_ref(), &dir, config.segment_bytes, state)?;
         let mut segments = recovery::open_listed_segments(io.as_ref(), &dir, state)?;
         // Trust or rebuild their indexes, and scan them.
         let scanned = Scan::new(io.as_ref(), &dir, &segments, state, epoch).run()?;
@@ -592,18 +512,4 @@ impl RecordLog {
             }
         }
     }
-}
-
-/// Removes segment `id`'s index file, if there is one.
-pub(super) fn remove_index(io: &dyn IoBackend, dir: &Path, id: SegmentId) -> Result<()> {
-    let path = index_path(dir, id);
-    if io.exists(&path) {
-        io.remove_file(&path)?;
-    }
-    Ok(())
-}
-
-/// File name of a spare segment (a dropped segment kept for reuse).
-pub fn spare_file_name(id: SegmentId) -> String {
-    format!("{:016x}.spare", id.0)
 }

@@ -38,13 +38,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use super::preparer::Spare;
-use super::record::{HeaderDefect, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
-use super::record_log::{remove_index, LogConfig, RecordLoc, SPARE_SEGMENTS_MAX};
+use super::preparer::{Spare, SPARE_SEGMENTS_MAX};
+use super::record::{HeaderDefect, RecordHeader, RecordLoc, RECORD_HEADER_LEN, RECORD_MAGIC};
 use super::segment::{
     parse_segment_file_name, segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN,
 };
-use super::segment_index::{self, parse_index_file_name, IndexBuilder, IndexEntry};
+use super::segment_index::{self, parse_index_file_name, remove_index, IndexBuilder, IndexEntry};
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, ManifestState};
@@ -84,12 +83,12 @@ pub struct ScanReport {
 
 /// Step 1 (invariant 4): removes the files of `dir` the manifest does not
 /// list: segments and index files of unlisted segments, and spares beyond
-/// `SPARE_SEGMENTS_MAX` or of another size than `config.segment_bytes`.
+/// `SPARE_SEGMENTS_MAX` or of another size than `segment_bytes`.
 /// Returns the spares kept and how many segment files were removed.
 pub(super) fn sweep_unlisted_files(
     io: &dyn IoBackend,
     dir: &Path,
-    config: &LogConfig,
+    segment_bytes: u64,
     state: &ManifestState,
 ) -> Result<(Vec<Spare>, u64)> {
     let mut spares = Vec::new();
@@ -101,7 +100,7 @@ pub(super) fn sweep_unlisted_files(
             .is_some_and(|id| state.segments.iter().any(|s| s.id == id));
         if name.ends_with(".spare") && spares.len() < SPARE_SEGMENTS_MAX {
             let file = io.open_log(&path, OpenMode::Existing)?;
-            if file.len_bytes()? == config.segment_bytes {
+            if file.len_bytes()? == segment_bytes {
                 spares.push((path, file));
                 continue;
             }

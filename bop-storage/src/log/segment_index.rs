@@ -39,6 +39,8 @@ use std::path::{Path, PathBuf};
 
 use super::record::RECORD_HEADER_LEN;
 use super::segment::SEGMENT_HEADER_LEN;
+use crate::error::Result;
+use crate::io::IoBackend;
 use crate::types::{le, DbId, Epoch, Lsn, SegmentId};
 use crate::wal_format::{FrameInfo, RecordFrames, SQLITE_WAL_HEADER_LEN};
 
@@ -249,6 +251,15 @@ pub fn decode(
         });
     }
     (at == body.len()).then_some(entries)
+}
+
+/// Removes segment `id`'s index file, if there is one.
+pub(super) fn remove_index(io: &dyn IoBackend, dir: &Path, id: SegmentId) -> Result<()> {
+    let path = index_path(dir, id);
+    if io.exists(&path) {
+        io.remove_file(&path)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

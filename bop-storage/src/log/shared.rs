@@ -28,7 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::flush::Flusher;
-use super::record_log::{LogStats, RecordLoc, RecordLog};
+use super::record::RecordLoc;
+use super::record_log::{LogStats, RecordLog};
 use super::recovery::RecoveredRecord;
 use crate::error::Result;
 use crate::manifest::Manifest;
