@@ -129,13 +129,15 @@ impl RecordLog {
         let (spares, stray_segments_removed) =
             recovery::sweep_unlisted_files(io.as_ref(), &dir, config.segment_bytes, state)?;
         let mut segments = recovery::open_listed_segments(io.as_ref(), &dir, state)?;
-        // Trust or rebuild their indexes, and scan them.
+        // Trust or rebuild their indexes, and scan them: resume past damage
+        // below the checkpoint; end the log at a torn tail; refuse damage
+        // to durable records.
         let scanned = Scan::new(io.as_ref(), &dir, &segments, state, epoch).run()?;
         let mut report = scanned.report;
         report.stray_segments_removed = stray_segments_removed;
-        // Cut the torn tail.
+        // Cut the torn tail: drop the segments past the end.
         recovery::drop_segments_past_end(io.as_ref(), &dir, manifest, &mut segments, scanned.end)?;
-        // Continue past the records lost below the checkpoint, if any.
+        // Continue at the checkpoint, past records lost below it, if any.
         let (next_lsn, roll_first) = recovery::continue_at_checkpoint(scanned.next_lsn, state);
         let append_offset = scanned
             .end
