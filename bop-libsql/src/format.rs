@@ -8,8 +8,8 @@
 use crate::error::{Error, Result};
 
 // SQLite's WAL constants and checksum have one definition, in the engine
-// (`bop_storage::wal_image::frames`), which reads the same bytes at recovery.
-pub use bop_storage::wal_image::frames::{
+// (`bop_storage::wal_format`), which reads the same bytes at recovery.
+pub use bop_storage::wal_format::{
     checksum, SQLITE_FRAME_HEADER_LEN as FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN as WAL_HEADER_LEN,
     SQLITE_WAL_MAGIC as WAL_MAGIC, SQLITE_WAL_VERSION as WAL_VERSION,
 };

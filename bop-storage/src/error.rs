@@ -48,9 +48,9 @@ pub enum StorageError {
     /// committed WAL frame); the operation is refused.
     #[error("bop: internal invariant violated: {0}")]
     Invariant(String),
-    /// A change-log cursor fell more than the log's bound behind: the
-    /// changes after `acked` up to `oldest` were truncated. The consumer
-    /// must resync from a snapshot, then drop and register the cursor again.
+    /// A change-log cursor fell more than the change log's bound behind: the
+    /// changes after `acked` up to `oldest` were truncated. The consumer must
+    /// resync from a snapshot, then drop and register the cursor again.
     #[error("bop: change-log cursor {cursor:?} lagged: it acknowledged change {acked}, but the oldest change kept is {oldest}; resync and register it again")]
     CursorLagged {
         cursor: String,

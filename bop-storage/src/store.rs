@@ -1,12 +1,16 @@
-//! A database of a store: one SQLite database image kept in the store's
-//! WAL (shared with the store's other databases), its own page store, and
-//! the store's manifest. See `store_dir.rs` for the directory layout.
+//! A database of a store ([`Store`]): the API the front ends call. Its
+//! WAL image (`wal_image/`) lives in the store's record log (shared with
+//! the store's other databases), its checkpointed pages in its own page
+//! store, and what the store contains in the store's manifest. The parts a
+//! store's databases share, and how to open one ([`StoreOptions`]), are in
+//! `store_dir.rs`, with the directory layout.
 //!
-//! Lock order: `log` before the shared WAL's lock, before the page store's
-//! lock. The committed image's lock (`committed`, inside the log) is taken
-//! under `log` or alone, and nothing is taken under it. The manifest is
-//! only written while holding `log` or from `db_sync` (page store lock
-//! inside).
+//! Lock order: the image lock (`image`) before the record log's lock
+//! (`SharedLog::inner`), before the page store's lock. The committed
+//! image's lock (`committed`, inside the WAL image) is taken under the
+//! image lock or alone, and nothing is taken under it. The manifest is
+//! only written while holding the image lock or from `db_sync` (page store
+//! lock inside).
 //!
 //! One process owns a store at a time (an exclusive `flock` on `LOCK`);
 //! within the process, [`Store::open_shared`] hands every opener of a
@@ -17,46 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::error::{Result, StorageError};
-use crate::io::IoBackend;
-use crate::log::{FlushStats, Flusher, LogConfig};
-use crate::manifest::{Change, CursorInfo, Manifest, ManifestConfig, ManifestStats};
-use crate::page_store::{PageStore, PageStoreConfig, PageStoreStats};
+use crate::log::{FlushStats, Flusher};
+use crate::manifest::{Change, CursorInfo, Manifest, ManifestStats};
+use crate::page_store::{PageStore, PageStoreStats};
 use crate::store_dir::StoreDir;
+pub use crate::store_dir::{StoreOptions, DEFAULT_MAX_TXN_BYTES, DEFAULT_PAGE_SIZE};
 use crate::types::{DbId, PageNo};
 use crate::wal_image::{empty_database_page1, CommittedView, WalImage, WalImageStats};
-
-pub const DEFAULT_PAGE_SIZE: u32 = 4096;
-pub const DEFAULT_MAX_TXN_BYTES: u64 = 1 << 30;
-
-/// How to open a store.
-#[derive(Clone, Debug)]
-pub struct StoreOptions {
-    /// Page size for a new store; for an existing one it must match if set.
-    pub page_size: Option<u32>,
-    /// Create the store if it does not exist.
-    pub create: bool,
-    pub log: LogConfig,
-    pub page_store: PageStoreConfig,
-    /// Largest transaction (bytes of SQLite WAL frames) held before commit.
-    pub max_txn_bytes: u64,
-    pub io: Arc<dyn IoBackend>,
-    /// Map size and change-log bounds of the manifest.
-    pub manifest: ManifestConfig,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            page_size: None,
-            create: true,
-            log: LogConfig::default(),
-            page_store: PageStoreConfig::default(),
-            max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
-            io: crate::io::default_backend(),
-            manifest: ManifestConfig::default(),
-        }
-    }
-}
 
 /// What [`Store::verify`] checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,16 +47,17 @@ pub struct StoreStats {
     pub wal_image_frames: u64,
     pub next_lsn: u64,
     pub durable_lsn: u64,
-    /// The oldest record the shared WAL keeps (the lowest base of the
+    /// The oldest record the record log keeps (the lowest base of the
     /// store's databases).
     pub log_base_min: u64,
-    /// Writes, syncs, watermarks, bounds and latency histograms of the WAL.
+    /// Writes, syncs, watermarks, bounds and latency histograms of the
+    /// record log.
     pub flush: FlushStats,
     /// Name of the I/O backend.
     pub io_backend: String,
     /// The manifest: change log, cursors, journal, map, last shutdown.
     pub manifest: ManifestStats,
-    /// WAL segment files the sweep at open removed because the manifest
+    /// Log segment files the sweep at open removed because the manifest
     /// did not list them (a roll cut short; the journal replay handles
     /// dropped segments).
     pub log_stray_segments_removed: u64,
@@ -101,7 +73,7 @@ pub struct Store {
     db: DbId,
     pages: PageStore,
     image: Mutex<WalImage>,
-    /// The log's committed records, read without the log lock.
+    /// The WAL image's committed records, read without the image lock.
     committed: CommittedView,
     page_size: u32,
     io_name: String,
@@ -220,8 +192,8 @@ impl Store {
         })
     }
 
-    /// The store's flush controller (commits wait on it without the log
-    /// lock).
+    /// The record log's flush controller (commits wait on it without the
+    /// image lock).
     fn flusher(&self) -> &Flusher {
         self.dir.log.flusher()
     }
@@ -375,7 +347,7 @@ impl Store {
     }
 
     /// Reads the WAL image. A read inside one committed record (what a
-    /// reader's snapshot holds) takes neither the log lock nor memory.
+    /// reader's snapshot holds) takes neither the image lock nor memory.
     pub fn wal_image_read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let frames = self.committed.frames;
         if let Some(r) = self.committed.plan_read(offset, buf.len()) {
@@ -395,8 +367,8 @@ impl Store {
     }
 
     /// Whether a writer may start a transaction now (call before taking
-    /// SQLite's WAL write lock): waits a bounded time for room in the WAL's
-    /// unsynced buffer, then fails with `StorageError::Busy`.
+    /// SQLite's WAL write lock): waits a bounded time for room in the record
+    /// log's unsynced buffer, then fails with `StorageError::Busy`.
     pub fn admit_writer(&self) -> Result<()> {
         self.flusher().admit()
     }
@@ -406,7 +378,7 @@ impl Store {
         self.image().writer = Some(std::thread::current().id());
     }
 
-    /// Seals a complete pending transaction into a WAL record (no sync):
+    /// Seals a complete pending transaction into a log record (no sync):
     /// called when SQLite releases its WAL write lock.
     pub fn end_write_transaction(&self) -> Result<()> {
         self.guarded(|| {
@@ -429,9 +401,9 @@ impl Store {
         })
     }
 
-    /// Seals and makes the WAL durable (SQLite's xSync on the `-wal` file):
-    /// the commit of `synchronous=FULL`. The wait for durability happens
-    /// outside the log lock, so readers and other databases go on, and
+    /// Seals and makes the WAL image durable (SQLite's xSync on the `-wal`
+    /// file): the commit of `synchronous=FULL`. The wait for durability happens
+    /// outside the image lock, so readers and other databases go on, and
     /// commits that meet here share one sync.
     pub fn wal_image_sync(&self) -> Result<()> {
         let started = std::time::Instant::now();
@@ -525,9 +497,9 @@ impl Store {
         self.set_failed("halted".into(), None);
     }
 
-    /// Verifies every checksum of the store: each page the page index
-    /// points at, and each WAL record of the current image. (Segment and
-    /// record headers were verified when the store opened.)
+    /// Verifies every checksum of the store: each page the page index points
+    /// at, and each log record of the current WAL image. (Segment and record
+    /// headers were verified when the store opened.)
     pub fn verify(&self) -> Result<VerifyReport> {
         let pages_checked = self.pages.verify_all()?;
         let records = self.image().record_locs();
@@ -546,7 +518,7 @@ impl Store {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        // Hand the image back to the shared WAL, so reopening this
+        // Hand the image's records back to the record log, so reopening this
         // database while the store stays open finds it.
         let image = self.image.get_mut().unwrap_or_else(|p| p.into_inner());
         self.dir.log.give_back(self.db, image.take_records());
@@ -555,7 +527,7 @@ impl Store {
             // open recovers from the durable state.
             return Ok(());
         }
-        // The store's WAL is ended and synced when its last database
+        // The store's record log is ended and synced when its last database
         // closes (`StoreDir`).
         self.pages.publish(&self.dir.manifest)?;
         self.pages.release_reservation(&self.dir.manifest);

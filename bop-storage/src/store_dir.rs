@@ -1,22 +1,26 @@
-//! A store directory: the parts its databases share.
+//! A store directory: the parts its databases share, and how to open a
+//! store ([`StoreOptions`]).
 //!
 //! ```text
 //! <path>/LOCK          process lock (flock), holds the owner's pid
 //! <path>/manifest/     LMDB environment: the store's and every database's tables
-//! <path>/wal/          the WAL, shared by the databases   <id:016x>.seg
+//! <path>/wal/          the record log, shared by the databases   <id:016x>.seg
 //! <path>/chunks/       page chunks of the main database   <id:016x>.chunk
 //! <path>/chunks-<N>/   page chunks of named database N
 //! ```
 //!
+//! (`wal/` is named from before the term "record log"; the name stays so
+//! existing stores open: [`LOG_DIR`].)
+//!
 //! A store holds its *main* database (opened by the store's path) and up
 //! to `DATABASES_MAX` named ones (`<path>/<name>` to the VFS). They share
-//! the process lock, the manifest, the WAL with its flush controller (so
-//! their commits share syncs), and the failed state: a WAL failure fails
-//! every database of the store.
+//! the process lock, the manifest, the record log with its flush
+//! controller (so their commits share syncs), and the failed state: a
+//! failure of the record log fails every database of the store.
 //!
-//! One `StoreDir` is open per path in a process; each open database holds
-//! it, and the last one to close shuts it down (WAL end marker, sync,
-//! clean-shutdown flag).
+//! One `StoreDir` is open per path in a process; each open database
+//! (`store.rs`, the layer above) holds it, and the last one to close shuts
+//! it down (the record log's end marker, sync, clean-shutdown flag).
 
 use std::fs::File;
 use std::io::Write;
@@ -27,11 +31,51 @@ use std::time::Duration;
 
 use crate::error::{Result, StorageError};
 use crate::fail::FailState;
-use crate::log::{RecordLog, SharedLog};
-use crate::manifest::{Manifest, ReplayReport};
+use crate::io::IoBackend;
+use crate::log::segment::segment_file_name;
+use crate::log::{LogConfig, RecordLog, SharedLog};
+use crate::manifest::{Manifest, ManifestConfig, ReplayReport};
 use crate::open_once::OpenOnce;
-use crate::store::{StoreOptions, DEFAULT_PAGE_SIZE};
+use crate::page_store::chunk::chunk_file_name;
+use crate::page_store::PageStoreConfig;
 use crate::types::{DbId, Epoch};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 4096;
+pub const DEFAULT_MAX_TXN_BYTES: u64 = 1 << 30;
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Page size for a new store; for an existing one it must match if set.
+    pub page_size: Option<u32>,
+    /// Create the store if it does not exist.
+    pub create: bool,
+    pub log: LogConfig,
+    pub page_store: PageStoreConfig,
+    /// Largest transaction (bytes of SQLite WAL frames) held before commit.
+    pub max_txn_bytes: u64,
+    pub io: Arc<dyn IoBackend>,
+    /// Map size and change-log bounds of the manifest.
+    pub manifest: ManifestConfig,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            page_size: None,
+            create: true,
+            log: LogConfig::default(),
+            page_store: PageStoreConfig::default(),
+            max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
+            io: crate::io::default_backend(),
+            manifest: ManifestConfig::default(),
+        }
+    }
+}
+
+/// The record log's directory inside a store (`<store>/wal/`). The name
+/// predates the term "record log" and stays, so existing stores open.
+pub const LOG_DIR: &str = "wal";
 
 /// How long an opener waits for the process lock (another store handle in
 /// this process may be closing) before reporting the store as locked.
@@ -43,7 +87,7 @@ pub struct StoreDir {
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) log: Arc<SharedLog>,
     pub(crate) fail: Arc<FailState>,
-    /// WAL segment files the sweep at open removed (see `ScanReport`).
+    /// Log segment files the sweep at open removed (see `ScanReport`).
     pub(crate) stray_segments_removed: u64,
     _lock: File,
 }
@@ -67,7 +111,7 @@ pub fn validate_db_name(name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         && !name.starts_with('.')
-        && !matches!(name, "LOCK" | "manifest" | "wal")
+        && !matches!(name, "LOCK" | "manifest" | LOG_DIR)
         && !name.starts_with("chunks");
     if ok {
         Ok(())
@@ -109,7 +153,8 @@ impl StoreDir {
                 });
             }
             // The store directory holds LOCK and the LMDB manifest, which
-            // live outside the I/O trait; WAL and chunks go through it.
+            // live outside the I/O trait; the record log and the chunks go
+            // through it.
             std::fs::create_dir_all(path).map_err(|e| StorageError::io("mkdir", path, e))?;
         }
         let lock = lock_process(path)?;
@@ -124,12 +169,13 @@ impl StoreDir {
         if !state.clean_shutdown {
             tracing::warn!(path = %path.display(), "store was not shut down cleanly (a crash); recovering");
         }
-        // Unfinished multi-step work first: before the WAL and the page
-        // stores look at their directories.
+        // Unfinished multi-step work first: before the record log and the
+        // page stores look at their directories.
+        let log_dir = path.join(LOG_DIR);
         let replay = manifest.replay_journal(
             opts.io.as_ref(),
-            &|db| chunk_dir_of(path, db),
-            &path.join("wal"),
+            &|db, chunk| chunk_dir_of(path, db).join(chunk_file_name(chunk)),
+            &|segment| log_dir.join(segment_file_name(segment)),
         )?;
         if replay != ReplayReport::default() {
             tracing::warn!(path = %path.display(), intents = replay.intents, files_removed = replay.files_removed, "replayed the manifest journal");
@@ -138,7 +184,7 @@ impl StoreDir {
         manifest.begin_epoch(epoch)?;
         let fail = Arc::new(FailState::new(path.to_path_buf()));
         let (log, recovered, report) = RecordLog::open(
-            path.join("wal"),
+            log_dir,
             opts.io.clone(),
             opts.log,
             &manifest,
@@ -182,8 +228,8 @@ impl StoreDir {
                 ),
             ));
         }
-        // Registered at the WAL's next LSN, under the WAL lock order: no
-        // record of the new database can be older.
+        // Registered at the record log's next LSN: no record of the new
+        // database can be older.
         let base = self.log.next_lsn();
         let id = self.manifest.register_db(name, page_size, base)?;
         self.log.add_database(id);
@@ -235,7 +281,8 @@ fn holds_only_bop_entries(path: &Path) -> bool {
         .map(|d| {
             d.filter_map(|e| e.ok()).all(|e| {
                 e.file_name().to_str().is_some_and(|n| {
-                    matches!(n, "LOCK" | "manifest" | "wal" | "chunks") || n.starts_with("chunks-")
+                    matches!(n, "LOCK" | "manifest" | LOG_DIR | "chunks")
+                        || n.starts_with("chunks-")
                 })
             })
         })

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-/// Log sequence number of a WAL record. Starts at 1; 0 means "none".
+/// Log sequence number of a record of the record log. Starts at 1; 0 means
+/// "none".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Lsn(pub u64);
 
@@ -35,7 +36,7 @@ impl PageNo {
 
 /// Identifier of a database within a store. The store's own database (the
 /// one named by the store path) is `DbId::MAIN`; the others are numbered
-/// from 1 as they are created. Fits in the 16-bit field of a WAL record.
+/// from 1 as they are created. Fits in the 16-bit field of a log record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DbId(pub u16);
 
@@ -49,7 +50,7 @@ impl fmt::Display for DbId {
     }
 }
 
-/// Identifier of a WAL segment file (`wal/<id>.seg`).
+/// Identifier of a segment file of the record log (`wal/<id>.seg`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SegmentId(pub u64);
 
@@ -57,7 +58,7 @@ pub struct SegmentId(pub u64);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChunkId(pub u64);
 
-/// Counter bumped on every open of a store; written into each WAL record so
+/// Counter bumped on every open of a store; written into each log record so
 /// that records left behind a recovered torn tail can never be mistaken for
 /// new ones.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

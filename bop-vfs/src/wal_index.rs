@@ -28,7 +28,7 @@
 //! out byte for byte the same (`tests/tests/wal_index_prebuilt.rs`
 //! compares them with the `-shm` stock SQLite builds).
 
-use bop_storage::wal_image::frames::checksum;
+use bop_storage::wal_format::checksum;
 use bop_storage::wal_image::WalIndexSeed;
 
 pub const REGION_BYTES: usize = 32768;
@@ -72,7 +72,7 @@ fn put32(b: &mut [u8], at: usize, v: u32) {
 /// The wal-index regions for `seed`, or `None` when its header is not one
 /// SQLite accepts (SQLite then builds the index itself, as it would).
 pub fn build(seed: &WalIndexSeed) -> Option<Vec<Box<[u64]>>> {
-    let page_size = bop_storage::wal_image::frames::header_page_size(&seed.header)?;
+    let page_size = bop_storage::wal_format::header_page_size(&seed.header)?;
     let last = seed.frames.last()?;
     let mx_frame = u32::try_from(seed.frames.len()).ok()?;
     let region_count = frame_region(seed.frames.len()) + 1;

@@ -66,7 +66,7 @@ pub fn all() -> Vec<Seed> {
     // log_segment_index
     {
         use bop_storage::log::segment_index::{EntryHead, IndexBuilder};
-        use bop_storage::wal_image::frames::{FrameInfo, RecordFrames};
+        use bop_storage::wal_format::{FrameInfo, RecordFrames};
         let mut ix = IndexBuilder::new(SegmentId(3), Lsn(10));
         let head = |wal_offset, payload_len| EntryHead {
             db: bop_storage::DbId(0),

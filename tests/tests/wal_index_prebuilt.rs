@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use bop_storage::wal_image::frames::{parse_record, GenerationState};
+use bop_storage::wal_format::{parse_record, GenerationState};
 use bop_storage::wal_image::WalIndexSeed;
 use bop_tests::{assert_integrity, open_with, tempdir};
 use rusqlite::{Connection, OpenFlags};

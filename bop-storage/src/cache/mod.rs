@@ -7,7 +7,10 @@
 //! never reused within a page store instance, so an entry can never go
 //! stale: a checkpoint or compaction that moves a page gives it a new key,
 //! and the old entry just ages out. There is no invalidation protocol to
-//! get wrong. A reopened store gets a new instance id.
+//! get wrong. A reopened store gets a new instance id. Also the pages of
+//! small durable commits, copied in when they are sealed, keyed (WAL image
+//! instance, record LSN, offset in the record): log records never change
+//! and LSNs are never reused (`wal_image/frame_cache.rs`).
 //!
 //! **Structure.** `SHARDS` shards, each a mutex over a hash map and a ring
 //! of slots swept by a CLOCK hand (second chance: a hit sets the slot's
@@ -41,10 +44,12 @@ pub const DEFAULT_CAPACITY_BYTES: u64 = 64 << 20;
 pub const CAPACITY_MB_MAX: u64 = 1 << 20;
 
 /// Where a cached page lives: a slot of a chunk of one page store
-/// instance.
+/// instance, or an offset in a log record of one WAL image instance
+/// (`chunk` is then the record's LSN).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey {
-    /// Process-unique id of the page store instance ([`next_owner_id`]).
+    /// Process-unique id of the page store or WAL image instance
+    /// ([`next_owner_id`]).
     pub owner: u64,
     pub chunk: u64,
     pub slot: u32,
@@ -62,7 +67,7 @@ impl CacheKey {
     }
 }
 
-/// A fresh page store instance id.
+/// A fresh instance id (for a page store or a WAL image).
 pub fn next_owner_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -134,11 +139,11 @@ impl PageCache {
         self.replace(None, key, page);
     }
 
-    /// Caches `page` under `new` in place of the entry under `old` (if it
-    /// is still cached): the old entry's buffer is reused, so a cached
-    /// page that keeps getting newer versions (a WAL frame superseded by a
-    /// later frame of the same page) costs no allocation and no growth.
-    /// The two shards are locked one after the other, never together.
+    /// Caches `page` under `new` in place of the entry under `old` (if it is
+    /// still cached): the old entry's buffer is reused, so a cached page that
+    /// keeps getting newer versions (a frame of the WAL image superseded by a
+    /// later frame of the same page) costs no allocation and no growth. The
+    /// two shards are locked one after the other, never together.
     pub fn replace(&self, old: Option<&CacheKey>, new: CacheKey, page: &[u8]) {
         let spare = old.and_then(|k| {
             let (m, h) = self.shard(k);

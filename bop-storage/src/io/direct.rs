@@ -1,12 +1,15 @@
-//! Direct I/O for WAL segments: [`DirectBackend`].
+//! Direct I/O for the record log's segments: [`DirectBackend`].
 //!
-//! **Which files.** Only files opened with [`IoBackend::open_log`] (WAL
-//! segments) bypass the page cache. Everything else ([`IoBackend::open`]:
-//! page chunks, the manifest's files) stays buffered exactly as in
-//! [`StdBackend`]: bop has no page cache of its own yet, so page reads must
-//! keep hitting the kernel's. WAL segments are written once, sequentially,
-//! and read back only by recovery and by the rare reader of a recent
-//! record, so caching them only evicts useful pages.
+//! **Which files.** Only files opened with [`IoBackend::open_log`] (log
+//! segments) bypass the kernel's page cache. Everything else
+//! ([`IoBackend::open`]: page chunks, the manifest's files) stays buffered
+//! exactly as in [`StdBackend`]: bop's own page cache (`cache/`) is bounded
+//! and holds the pages read lately, and a page read that misses it should
+//! still find the kernel's cache warm. Log segments are written once,
+//! sequentially, and read back only by recovery, by checkpoints and by the
+//! rare reader of a recent record (a durable commit's pages are copied
+//! into bop's page cache when it is sealed: `wal_image/frame_cache.rs`),
+//! so caching them in the kernel only evicts useful pages.
 //!
 //! **Two descriptors per segment.** Writes go to an `O_DIRECT` descriptor;
 //! reads, `fdatasync`, `fallocate`, `ftruncate` and `fstat` go to an
@@ -23,7 +26,7 @@
 //! blocks through a bounce buffer from a bounded [`BufPool`], in pieces of
 //! at most one pool buffer (never one huge allocation). Writes to one file
 //! are serialised (a read-modify-write must not race another write to the
-//! same block), which costs nothing to the WAL: it has one writer.
+//! same block), which costs nothing to the record log: it has one writer.
 //!
 //! **When the filesystem refuses.** [`DirectMode`] says what happens when
 //! `open(O_DIRECT)` fails with EINVAL (filesystems without direct I/O), or
@@ -47,7 +50,7 @@ use crate::error::{Result, StorageError};
 /// What to do where direct I/O is not available.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DirectMode {
-    /// Fail the open (or the first write) of a WAL file that cannot use
+    /// Fail the open (or the first write) of a log segment that cannot use
     /// direct I/O.
     Required,
     /// Use direct I/O where the filesystem supports it, buffered I/O
@@ -78,7 +81,7 @@ fn shared_pool() -> Arc<BufPool> {
     .clone()
 }
 
-/// Direct I/O for WAL segments, buffered I/O for everything else. See the
+/// Direct I/O for log segments, buffered I/O for everything else. See the
 /// module documentation.
 #[derive(Debug, Clone)]
 pub struct DirectBackend {
@@ -132,7 +135,7 @@ impl DirectBackend {
             tracing::warn!(
                 path = %path.display(),
                 error = %why,
-                "direct I/O is not supported here; using buffered I/O for such WAL files \
+                "direct I/O is not supported here; using buffered I/O for such log segments \
                  (logged once; see io_stats().direct_fallbacks)"
             );
         }
@@ -181,7 +184,7 @@ impl DirectFlag for std::fs::OpenOptions {
     }
 }
 
-/// A WAL file under [`DirectBackend`].
+/// A log segment file under [`DirectBackend`].
 #[derive(Debug)]
 struct DirectFile {
     path: PathBuf,

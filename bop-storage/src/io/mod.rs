@@ -1,7 +1,7 @@
 //! All file I/O of the engine goes through [`IoBackend`] and [`IoFile`], so
-//! tests can substitute a backend that injects faults (lost unsynced
-//! writes, torn writes, EIO, ENOSPC) and the engine can run on buffered
-//! I/O ([`StdBackend`]), direct I/O for the WAL ([`DirectBackend`]) or
+//! tests can substitute a backend that injects faults (lost unsynced writes,
+//! torn writes, EIO, ENOSPC) and the engine can run on buffered I/O
+//! ([`StdBackend`]), direct I/O for the record log ([`DirectBackend`]) or
 //! io_uring ([`UringBackend`]). [`select`] picks one from a mode name
 //! (`BOP_IO`, the `io=` URI parameter).
 
@@ -144,10 +144,11 @@ pub trait IoBackend: Send + Sync + std::fmt::Debug {
         StdBackend.exists(path)
     }
 
-    /// Opens a WAL segment file (`*.seg`, `*.spare`, `prepared-*.spare`):
-    /// written sequentially, read rarely, so a backend may bypass the page
-    /// cache for it (see [`DirectBackend`]). Same semantics as
-    /// [`open`](Self::open); check [`IoFile::write_alignment`] on the result.
+    /// Opens a segment file of the record log (`*.seg`, `*.spare`,
+    /// `prepared-*.spare`): written sequentially, read rarely, so a backend
+    /// may bypass the kernel's page cache for it (see [`DirectBackend`]).
+    /// Same semantics as [`open`](Self::open); check
+    /// [`IoFile::write_alignment`] on the result.
     fn open_log(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn IoFile>> {
         self.open(path, mode)
     }

@@ -15,7 +15,7 @@ pub use super::{io_stats, IoStats};
 pub enum IoMode {
     /// Buffered `pread`/`pwrite`/`fdatasync` ([`StdBackend`]).
     Std,
-    /// Direct I/O for WAL segments ([`DirectBackend`]).
+    /// Direct I/O for the record log's segments ([`DirectBackend`]).
     Direct(DirectMode),
     /// io_uring for file data ([`UringBackend`]); std where unavailable.
     Uring,
@@ -62,7 +62,7 @@ impl std::fmt::Display for IoMode {
 /// A backend for `mode`. `Uring` where io_uring cannot be set up (ENOSYS,
 /// EPERM) logs a warning, counts [`IoStats::uring_fallbacks`] and returns
 /// the std backend. A `direct-required` backend fails later, at the open of
-/// a WAL file whose filesystem refuses direct I/O.
+/// a log segment whose filesystem refuses direct I/O.
 pub fn backend(mode: IoMode) -> Result<Arc<dyn IoBackend>> {
     Ok(match mode {
         IoMode::Std => Arc::new(StdBackend),
@@ -107,8 +107,8 @@ pub fn env_mode() -> Result<IoMode> {
 }
 
 /// The backend `BOP_IO` selects (default: `direct`, that is direct I/O for
-/// the WAL where the filesystem supports it). Panics on an invalid `BOP_IO`,
-/// see [`default_mode`].
+/// the record log where the filesystem supports it). Panics on an invalid
+/// `BOP_IO`, see [`default_mode`].
 pub fn default_backend() -> Arc<dyn IoBackend> {
     // No mode fails at construction (uring falls back to std).
     backend(default_mode()).expect("constructing an I/O backend")
@@ -163,7 +163,7 @@ mod tests {
 
     /// Latency of a 4 KiB durable overwrite of a preallocated, zero-filled
     /// file, per method; medians over 2,000 iterations (sequential offsets,
-    /// like WAL appends). Run with
+    /// like appends to the record log). Run with
     /// `BOP_BENCH_DIR=<dir on the disk to measure> cargo test --release -p
     /// bop-storage durable_write_latency -- --ignored --nocapture`.
     #[test]

@@ -3,7 +3,7 @@
 //! File data I/O (reads, writes, fdatasync) goes through io_uring; directory
 //! operations, `fallocate`, `ftruncate` and `fstat` stay plain system calls
 //! (they are rare and not latency critical). Files are ordinary buffered
-//! descriptors (combining io_uring with `O_DIRECT` for WAL files is not
+//! descriptors (combining io_uring with `O_DIRECT` for log segments is not
 //! done yet; see [`super::DirectBackend`] for direct I/O).
 //!
 //! **Rings.** One process-wide pool of [`RINGS`] rings of [`RING_ENTRIES`]

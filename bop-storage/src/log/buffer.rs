@@ -3,13 +3,13 @@
 //! are. Safe code only: a `Vec<u8>` with an offset to its first aligned
 //! byte; growing moves the bytes to a new aligned start.
 //!
-//! The memory is kept between uses (the WAL buffer fills and drains on
-//! every flush): it is given back only when it grew past twice the
-//! caller's `keep_bytes`. Bytes past `len` are not kept zero; `padded`
+//! The memory is kept between uses (the record log's buffer fills and
+//! drains on every flush): it is given back only when it grew past twice
+//! the caller's `keep_bytes`. Bytes past `len` are not kept zero; `padded`
 //! zeroes the part past `len` it hands out.
 
-/// Memory and file alignment of WAL buffer writes (the largest logical
-/// block size bop supports for direct I/O).
+/// Memory and file alignment of the record log's buffered writes (the
+/// largest logical block size bop supports for direct I/O).
 pub const ALIGN: usize = 4096;
 
 #[derive(Debug, Default)]

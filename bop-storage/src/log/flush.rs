@@ -1,8 +1,8 @@
-//! The write and flush controllers: how written WAL bytes become durable,
-//! within bounds.
+//! The write and flush controllers: how the bytes written to the record log
+//! become durable, within bounds.
 //!
-//! **Writes.** Records are appended to the active segment under the WAL
-//! lock ([`Flusher::write_record`]): the bytes go into the *unsynced
+//! **Writes.** Records are appended to the active segment under the record
+//! log's lock ([`Flusher::write_record`]): the bytes go into the *unsynced
 //! buffer*. A commit under `synchronous=NORMAL` writes them to the file at
 //! once (so it survives the process being killed, as SQLite's do); a
 //! commit under FULL, which waits for a sync anyway, leaves them in the
@@ -12,12 +12,13 @@
 //! whole aligned blocks of the buffer, rewriting the partial block at the
 //! tail.
 //!
-//! **Syncs** run outside the log lock, one at a time per WAL, by a
-//! *leader*: the committer that needs them first under
-//! `synchronous=FULL` ([`Flusher::wait_durable`]; commits that arrive while
-//! a sync is running wait for it and then share the next one), or a flush
-//! worker from the process-wide pool once the buffer passes half its bound
-//! (commits under `synchronous=NORMAL` go on filling the buffer meanwhile).
+//! **Syncs** of commits run outside the image lock and the record log's
+//! lock, one at a time per record log, by a *leader*: the committer that
+//! needs them first under `synchronous=FULL` ([`Flusher::wait_durable`];
+//! commits that arrive while a sync is running wait for it and then share
+//! the next one), or a flush worker from the process-wide pool once the
+//! buffer passes half its bound (commits under `synchronous=NORMAL` go on
+//! filling the buffer meanwhile).
 //!
 //! **Retries.** A failed `fdatasync` is retried at most
 //! `FlushConfig::retries_max` times with exponential backoff. Each retry
@@ -28,11 +29,12 @@
 //!
 //! **Bounds.** The buffer holds at most `unsynced_max_bytes` plus one
 //! record (a record larger than half the bound is written from the caller's
-//! memory: synced on its own under FULL, by the next sync under NORMAL). A writer that finds the buffer full
-//! waits for a flush at most `backpressure_wait_max_ms` before it may start
-//! a transaction, then gets [`StorageError::Busy`] (SQLITE_BUSY): never
-//! unbounded memory. The worker pool has a fixed number of threads and a
-//! bounded queue (each WAL is queued at most once).
+//! memory: synced on its own under FULL, by the next sync under NORMAL). A
+//! writer that finds the buffer full waits for a flush at most
+//! `backpressure_wait_max_ms` before it may start a transaction, then gets
+//! [`StorageError::Busy`] (SQLITE_BUSY): never unbounded memory. The worker
+//! pool has a fixed number of threads and a bounded queue (each record log
+//! is queued at most once).
 //!
 //! Invariants (the state behind `Flusher::st`):
 //! 1. `durable <= written`; every record up to `written` is in the file.
@@ -48,14 +50,14 @@
 //!    is made under `st` from the buffer's current bytes, except a
 //!    leader's direct write of a copy (`writing`), during which no one
 //!    else writes the file (appenders still fill the buffer).
-//!
 //! 5. Everything below `buf_start` is durable, except while
 //!    `unsynced_outside` is set (a large NORMAL record was written from the
 //!    caller's memory): then a sync that fails fails the store at once,
 //!    because the bytes it would have to rewrite are not in the buffer.
 //!
-//! Lock order: the store's log lock, then `Flusher::st`. A leader never
-//! holds `st` while it syncs.
+//! Lock order: the image lock, then the record log's lock
+//! (`SharedLog::inner`), then `Flusher::st`. A leader never holds `st`
+//! while it syncs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -70,7 +72,7 @@ use crate::metrics::{Histogram, HistogramSnapshot};
 use crate::panic::PanicReport;
 use crate::types::Lsn;
 
-/// Bounds and retry policy of one WAL's flushing.
+/// Bounds and retry policy of one record log's flushing.
 #[derive(Clone, Copy, Debug)]
 pub struct FlushConfig {
     /// Bytes written but not yet synced, at most (plus one record).
@@ -97,18 +99,19 @@ impl Default for FlushConfig {
 
 /// Threads of the process-wide flush pool.
 pub const FLUSH_THREADS: usize = 2;
-/// Queued background flushes at most (each WAL is queued at most once).
+/// Queued background flushes at most (each record log is queued at most
+/// once).
 pub const FLUSH_QUEUE_MAX: usize = 1024;
 
-/// Counters and histograms of one WAL's writes and syncs.
+/// Counters and histograms of one record log's writes and syncs.
 #[derive(Debug, Default)]
 pub struct FlushMetrics {
     pub syncs: AtomicU64,
     pub sync_errors: AtomicU64,
     pub sync_retries: AtomicU64,
     pub background_flushes: AtomicU64,
-    /// Background flushes handed to the pool (at most one queued per WAL,
-    /// none while a sync runs).
+    /// Background flushes handed to the pool (at most one queued per record
+    /// log, none while a sync runs).
     pub background_requests: AtomicU64,
     pub background_queue_full: AtomicU64,
     pub backpressure_waits: AtomicU64,
@@ -116,13 +119,13 @@ pub struct FlushMetrics {
     pub large_records: AtomicU64,
     pub unsynced_bytes_peak: AtomicU64,
     pub worker_panics: AtomicU64,
-    /// One `write` call of the WAL (a record, or a rewrite).
+    /// One `write` call of the record log (a record, or a rewrite).
     pub write: Histogram,
-    /// One `fdatasync` of the WAL.
+    /// One `fdatasync` of the record log.
     pub sync: Histogram,
     /// Appending one record (copy, write, and any inline flush).
     pub append: Histogram,
-    /// A durable commit: SQLite's xSync of the WAL, sealing included.
+    /// A durable commit: SQLite's xSync of its WAL, sealing included.
     pub commit: Histogram,
 }
 
@@ -176,9 +179,9 @@ struct FlushState {
     /// Bytes were written since the running or last sync started (records
     /// or an end marker).
     dirty: bool,
-    /// A commit wrote through the page cache (`synchronous=NORMAL`) since
-    /// the last sync started. Writes of one block must land in the order
-    /// of their content, so every WAL write happens under this lock; a
+    /// A commit wrote through the page cache (`synchronous=NORMAL`) since the
+    /// last sync started. Writes of one block must land in the order of their
+    /// content, so every write of the segment happens under this lock; a
     /// direct write (tens of µs) would then stall those commits, so the
     /// leader writes its batch through the page cache too.
     cached_since_sync: bool,
@@ -266,7 +269,7 @@ impl FlushState {
     }
 }
 
-/// The flush controller of one WAL. See the module documentation.
+/// The flush controller of one record log. See the module documentation.
 #[derive(Debug)]
 pub struct Flusher {
     st: Mutex<FlushState>,
@@ -291,7 +294,7 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// A flusher whose log has everything up to `durable` on disk.
+    /// A flusher whose record log has everything up to `durable` on disk.
     pub fn new(cfg: FlushConfig, fail: Arc<FailState>, durable: Lsn) -> Arc<Flusher> {
         Arc::new_cyclic(|me| Flusher {
             st: Mutex::new(FlushState {
@@ -349,7 +352,7 @@ impl Flusher {
         let mut st = self.lock();
         if st.syncing || st.dirty || st.durable != st.written {
             return Err(StorageError::Invariant(
-                "invariant 3: a new WAL segment while records are unsynced".into(),
+                "invariant 3: a new log segment while records are unsynced".into(),
             ));
         }
         let align = seg.file.write_alignment().max(1) as u64;
@@ -379,12 +382,13 @@ impl Flusher {
 
     /// Appends a record that starts at `offset` of the current segment;
     /// with `write_now`, writes it (and anything buffered before it) to the
-    /// file. Called under the WAL lock, with room checked by the caller.
+    /// file. Called under the record log's lock, with room checked by the
+    /// caller.
     pub fn write_record(&self, rec: &[u8], offset: u64, lsn: Lsn, write_now: bool) -> Result<()> {
         let mut st = self.lock();
         if offset != st.end() {
             return Err(StorageError::Invariant(format!(
-                "invariant 2: a WAL record at offset {offset} but the buffer ends at {}",
+                "invariant 2: a log record at offset {offset} but the buffer ends at {}",
                 st.end()
             )));
         }
@@ -474,7 +478,7 @@ impl Flusher {
         self.fail.check()?;
         if offset != st.end() {
             return Err(StorageError::Invariant(format!(
-                "invariant 2: a large WAL record at offset {offset} but the buffer ends at {}",
+                "invariant 2: a large log record at offset {offset} but the buffer ends at {}",
                 st.end()
             )));
         }
@@ -621,7 +625,7 @@ impl Flusher {
                     .backpressure_rejections
                     .fetch_add(1, Ordering::Relaxed);
                 return Err(StorageError::Busy(format!(
-                    "the WAL has {} unsynced bytes (bound unsynced_max_bytes={}) and a flush did not make room within {} ms",
+                    "the record log has {} unsynced bytes (bound unsynced_max_bytes={}) and a flush did not make room within {} ms",
                     st.unsynced_bytes(),
                     self.cfg.unsynced_max_bytes,
                     self.cfg.backpressure_wait_max_ms
@@ -777,7 +781,7 @@ impl Flusher {
 
     /// Fails the store for good with `reason`; returns `e` for the caller.
     fn fail_permanently(&self, reason: String, e: StorageError) -> StorageError {
-        tracing::error!(%reason, "WAL flush failed permanently; the store refuses writes");
+        tracing::error!(%reason, "flushing the record log failed permanently; the store refuses writes");
         self.fail.set(reason, e.raw_os_error());
         e
     }
@@ -795,14 +799,15 @@ impl Flusher {
             return Err(self.fail_permanently(reason, e));
         }
         let backoff_ms = self.cfg.retry_backoff_base_ms << (*attempt).min(16);
-        tracing::warn!(error = %e, attempt = *attempt + 1, backoff_ms, "WAL sync failed; rewriting and retrying");
+        tracing::warn!(error = %e, attempt = *attempt + 1, backoff_ms, "syncing the record log failed; rewriting and retrying");
         *attempt += 1;
         self.metrics.sync_retries.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(backoff_ms));
         Ok(())
     }
 
-    /// Asks the pool for a background flush (at most one queued per WAL).
+    /// Asks the pool for a background flush (at most one queued per record
+    /// log).
     fn request_background(&self) {
         if self.sync_running.load(Ordering::Acquire) || self.queued.swap(true, Ordering::AcqRel) {
             return;
@@ -840,9 +845,10 @@ impl Flusher {
 
     /// A flush worker panicked: the store fails safe with the report.
     fn worker_panicked(&self, report: PanicReport) {
-        tracing::error!(%report, backtrace = report.backtrace.as_deref().unwrap_or(""), "WAL flush worker panicked; the store refuses writes");
+        tracing::error!(%report, backtrace = report.backtrace.as_deref().unwrap_or(""), "record log flush worker panicked; the store refuses writes");
         self.metrics.worker_panics.fetch_add(1, Ordering::Relaxed);
-        self.fail.set(format!("WAL flush worker {report}"), None);
+        self.fail
+            .set(format!("record log flush worker {report}"), None);
         let mut st = self.lock();
         self.set_syncing(&mut st, false);
         st.last_panic = Some(report);
@@ -911,7 +917,7 @@ fn pool() -> &'static SyncSender<Job> {
                 .spawn(move || worker(&rx));
             if let Err(e) = spawned {
                 // Without workers, writers flush inline at the bound.
-                tracing::error!(error = %e, "cannot start a WAL flush thread");
+                tracing::error!(error = %e, "cannot start a record log flush thread");
             }
         }
         tx

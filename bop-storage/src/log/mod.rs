@@ -1,40 +1,37 @@
-//! The WAL: an append-only log of checksummed records in preallocated
-//! segment files under `<store>/wal/`.
+//! The record log: bop's own durable, append-only log of checksummed
+//! records in preallocated segment files, shared by the databases of a
+//! store. Each record holds one committed transaction of one database (a
+//! byte range of its WAL image, `wal_image/`). The segments live in
+//! `<store>/wal/`, with magic `BOPWALSG`: names that predate the term
+//! "record log", kept so existing stores open.
 //!
-//! Invariants (asserted in debug builds where cheap):
-//! 1. Records carry consecutive LSNs; within a segment they are back to back
-//!    from `SEGMENT_HEADER_LEN`; a segment's first record has its header's
-//!    `first_lsn`.
-//! 2. A segment is synced before the next one is created, so only the last
-//!    segment can hold unsynced records, and a torn tail can only be there.
-//! 3. `durable_lsn <= written_lsn < next_lsn` (the watermarks live in the
-//!    flush controller, `flush.rs`); every record written carries the
-//!    `durable_lsn` known at the time, so recovery can tell a torn tail
-//!    (nothing after it was ever durable) from damage to durable data.
-//! 4. Every segment file in the manifest exists; files in `wal/` that the
-//!    manifest does not list are leftovers of a crash and are removed at open,
-//!    except up to `SPARE_SEGMENTS_MAX` spares (`<id>.spare`: dropped
-//!    segments of the standard size kept for reuse) and the index files
-//!    (`<id>.idx`) of listed segments.
-//! 5. A segment index file exists only for a sealed segment (synced, with
-//!    a successor) and describes exactly its records; recovery trusts one
-//!    only after checking it against the segment and its successor
-//!    (`segment_index.rs`).
+//! Files, bottom up:
+//! - `record.rs`, `segment.rs`, `segment_index.rs`: the on-disk layouts of
+//!   a record, a segment and a segment's index file; where a record lives
+//!   and how it is read back verified ([`RecordLoc`]).
+//! - `buffer.rs`, `flush.rs`: the aligned buffer of unsynced bytes and the
+//!   write and flush controller (group commit, retries, bounds).
+//! - `preparer.rs`: spare segments (dropped segments kept for reuse, and
+//!   the next one written in the background).
+//! - `recovery.rs`: the steps of opening the log (sweep, scan, cut).
+//! - `record_log.rs`: [`RecordLog`] and its numbered invariants: open
+//!   (running the steps of `recovery.rs`), append, roll, drop.
+//! - `shared.rs`: [`SharedLog`], the record log as the store's databases
+//!   share it (each database's base, its recovered records).
 
 pub mod buffer;
 pub mod flush;
 mod preparer;
 pub mod record;
+mod record_log;
 pub mod recovery;
 pub mod segment;
 pub mod segment_index;
 pub mod shared;
-mod writer;
 
 pub use flush::{FlushConfig, FlushStats, Flusher};
+pub use preparer::{spare_file_name, SPARE_SEGMENTS_MAX};
+pub use record::{lazy_verifications, RecordLoc};
+pub use record_log::{LogConfig, LogStats, RecordLog};
 pub use recovery::RecoveredRecord;
 pub use shared::SharedLog;
-pub use writer::{
-    lazy_verifications, spare_file_name, LogConfig, LogStats, RecordLoc, RecordLog,
-    SPARE_SEGMENTS_MAX,
-};

@@ -1,5 +1,22 @@
-//! Opening the WAL: verify every segment and record, keep everything up to
-//! the last whole record, cut a torn tail, and refuse damaged durable data.
+//! Opening the record log: verify every segment and record, keep
+//! everything up to the last whole record, cut a torn tail, and refuse
+//! damaged durable data. [`RecordLog::open`] (`record_log.rs`) runs the
+//! steps defined here, in order:
+//!
+//! 1. [`sweep_unlisted_files`]: remove the files of `wal/` the manifest
+//!    does not list, keeping spares (invariant 4 of `record_log.rs`).
+//! 2. [`open_listed_segments`]: open every segment the manifest lists and
+//!    check its header against the manifest.
+//! 3. [`Scan::run`]: go through the segments in LSN order. A sealed
+//!    segment whose index file checks out is trusted and not read at all
+//!    (`segment_index.rs`; its records are verified at first read); any
+//!    other segment is read and verified record by record, and its index
+//!    rebuilt (kept for the last segment, which is written when it is
+//!    sealed).
+//! 4. [`drop_segments_past_end`]: cut the log where the scan ended it; the
+//!    segments after hold nothing trusted.
+//! 5. [`continue_at_checkpoint`]: where appends continue, never below the
+//!    checkpoint.
 //!
 //! A record that fails verification ends the log. It is a torn tail unless
 //! some later valid record (same or newer epoch) says, through its
@@ -7,39 +24,39 @@
 //! store was shut down cleanly (then nothing can be torn); in both cases the
 //! store is corrupt and opening fails with the file and offset. A failed
 //! record below the checkpoint (no database needs it) does not end the log:
-//! the scan resumes at the next valid record in the segment numbered at
-//! most the checkpoint LSN (`find_resume_point`).
+//! the scan resumes past the damage at the next valid record in the segment
+//! numbered at most the checkpoint LSN (`find_resume_point`).
 //!
-//! Sealed segments whose index file checks out are not read at all
-//! (`segment_index.rs`): their records are verified at first read. Other
-//! segments are read a window at a time (`RECOVERY_WINDOW_BYTES`, or one
+//! Segments are read a window at a time (`RECOVERY_WINDOW_BYTES`, or one
 //! record when a record is larger), so the scan's memory is bounded
-//! whatever the WAL's size. Past the end of the log, the rest of the
+//! whatever the log's size. Past the end of the log, the rest of the
 //! segment is read only to look for a record proving the failed one
 //! durable, and not after a clean shutdown.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use super::flush::Flusher;
-use super::record::{HeaderDefect, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
-use super::segment::{parse_segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::segment_index::{self, parse_index_file_name, IndexBuilder, IndexEntry};
-use super::writer::{LogConfig, RecordLoc, RecordLog, SPARE_SEGMENTS_MAX};
+use super::preparer::{Spare, SPARE_SEGMENTS_MAX};
+use super::record::{HeaderDefect, RecordHeader, RecordLoc, RECORD_HEADER_LEN, RECORD_MAGIC};
+use super::segment::{
+    parse_segment_file_name, segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN,
+};
+use super::segment_index::{self, parse_index_file_name, remove_index, IndexBuilder, IndexEntry};
 use crate::error::{Result, StorageError};
-use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{Manifest, ManifestState};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
-use crate::wal_image::frames::{parse_record, GenerationState, RecordFrames};
-use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use crate::wal_format::{parse_record, GenerationState, RecordFrames};
 
-/// A record found by recovery at or above the WAL base.
+/// A record found by recovery at or above the lowest base of the store's
+/// databases.
 #[derive(Clone, Debug)]
 pub struct RecoveredRecord {
     pub db: DbId,
     pub loc: RecordLoc,
+    /// Where the record's payload starts in its database's WAL image.
     pub wal_offset: u64,
     /// What the record's payload says of SQLite's frames (read while the
     /// payload was in memory for verification; `None` when unreadable).
@@ -50,7 +67,7 @@ pub struct RecoveredRecord {
 #[derive(Debug, Default)]
 pub struct ScanReport {
     pub records: usize,
-    /// Bytes of a torn tail that were cut (0 when the log ended cleanly).
+    /// Where a torn tail was cut (`None` when the log ended cleanly).
     pub torn_tail_at: Option<(PathBuf, u64)>,
     /// Segment files (not spares) the sweep removed: left by a roll cut
     /// short, or missed by the journal's replay.
@@ -64,337 +81,473 @@ pub struct ScanReport {
     pub records_skipped_below_checkpoint: u64,
 }
 
-impl RecordLog {
-    /// Opens the WAL of a store, verifying all of it.
-    pub fn open(
-        dir: PathBuf,
-        io: Arc<dyn IoBackend>,
-        config: LogConfig,
-        manifest: &Manifest,
-        state: &ManifestState,
-        epoch: Epoch,
-        fail: Arc<FailState>,
-    ) -> Result<(RecordLog, Vec<RecoveredRecord>, ScanReport)> {
-        io.create_dir_all(&dir)?;
-        // Invariant 4: sweep files the manifest does not know (keeping spares).
-        let mut spares = Vec::new();
-        let mut stray_segments_removed = 0;
-        for path in io.list_dir(&dir)? {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let known = parse_segment_file_name(name)
-                .or_else(|| parse_index_file_name(name))
-                .is_some_and(|id| state.segments.iter().any(|s| s.id == id));
-            if name.ends_with(".spare") && spares.len() < SPARE_SEGMENTS_MAX {
-                let file = io.open_log(&path, OpenMode::Existing)?;
-                if file.len_bytes()? == config.segment_bytes {
-                    spares.push((path, file));
-                    continue;
-                }
-            }
-            if !known {
-                tracing::info!(path = %path.display(), "removing WAL file not listed in the manifest");
-                io.remove_file(&path)?;
-                if name.ends_with(".seg") {
-                    stray_segments_removed += 1;
-                }
-            }
-        }
-
-        let mut segments = Vec::new();
-        let mut reader = WindowReader::default();
-        for meta in &state.segments {
-            let path = dir.join(super::segment::segment_file_name(meta.id));
+/// Step 1 (invariant 4): removes the files of `dir` the manifest does not
+/// list: segments and index files of unlisted segments, and spares beyond
+/// `SPARE_SEGMENTS_MAX` or of another size than `segment_bytes`.
+/// Returns the spares kept and how many segment files were removed.
+pub(super) fn sweep_unlisted_files(
+    io: &dyn IoBackend,
+    dir: &Path,
+    segment_bytes: u64,
+    state: &ManifestState,
+) -> Result<(Vec<Spare>, u64)> {
+    let mut spares = Vec::new();
+    let mut stray_segments_removed = 0;
+    for path in io.list_dir(dir)? {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let known = parse_segment_file_name(name)
+            .or_else(|| parse_index_file_name(name))
+            .is_some_and(|id| state.segments.iter().any(|s| s.id == id));
+        if name.ends_with(".spare") && spares.len() < SPARE_SEGMENTS_MAX {
             let file = io.open_log(&path, OpenMode::Existing)?;
-            let len = file.len_bytes()?;
-            let mut head = vec![0u8; (SEGMENT_HEADER_LEN.min(len)) as usize];
-            file.read_exact_at(&mut head, 0)?;
-            let header = SegmentHeader::decode(&head, &path)?;
-            if header.id != meta.id || header.first_lsn != meta.first_lsn {
-                return Err(StorageError::corrupt(
-                    &path,
-                    0,
-                    format!(
-                        "segment header (id {}, first {}) disagrees with the manifest (id {}, first {})",
-                        header.id.0, header.first_lsn, meta.id.0, meta.first_lsn
-                    ),
-                ));
+            if file.len_bytes()? == segment_bytes {
+                spares.push((path, file));
+                continue;
             }
-            segments.push(Arc::new(Segment { header, path, file }));
         }
+        if !known {
+            tracing::info!(path = %path.display(), "removing a record-log file the manifest does not list");
+            io.remove_file(&path)?;
+            if name.ends_with(".seg") {
+                stray_segments_removed += 1;
+            }
+        }
+    }
+    Ok((spares, stray_segments_removed))
+}
 
-        let mut report = ScanReport {
-            stray_segments_removed,
-            ..Default::default()
-        };
-        let mut records = Vec::new();
-        let mut expected = segments
+/// Step 2: opens every segment the manifest lists, in order, and checks
+/// that its header agrees with the manifest.
+pub(super) fn open_listed_segments(
+    io: &dyn IoBackend,
+    dir: &Path,
+    state: &ManifestState,
+) -> Result<Vec<Arc<Segment>>> {
+    let mut segments = Vec::new();
+    for meta in &state.segments {
+        let path = dir.join(segment_file_name(meta.id));
+        let file = io.open_log(&path, OpenMode::Existing)?;
+        let len = file.len_bytes()?;
+        let mut head = vec![0u8; (SEGMENT_HEADER_LEN.min(len)) as usize];
+        file.read_exact_at(&mut head, 0)?;
+        let header = SegmentHeader::decode(&head, &path)?;
+        if header.id != meta.id || header.first_lsn != meta.first_lsn {
+            return Err(StorageError::corrupt(
+                &path,
+                0,
+                format!(
+                    "segment header (id {}, first {}) disagrees with the manifest (id {}, first {})",
+                    header.id.0, header.first_lsn, meta.id.0, meta.first_lsn
+                ),
+            ));
+        }
+        segments.push(Arc::new(Segment { header, path, file }));
+    }
+    Ok(segments)
+}
+
+/// What the scan found (step 3).
+pub(super) struct Scanned {
+    /// The records at or above the lowest base, in LSN order.
+    pub records: Vec<RecoveredRecord>,
+    pub report: ScanReport,
+    /// The LSN after the last record kept.
+    pub next_lsn: Lsn,
+    /// Where the log ends: (segment, offset); `None` when there is no
+    /// segment.
+    pub end: Option<(usize, u64)>,
+    /// The index of the last segment scanned, record by record; `None`
+    /// when it is not known whole (records were skipped).
+    pub index: Option<IndexBuilder>,
+}
+
+/// Step 3: the scan along the segments, in LSN order.
+pub(super) struct Scan<'a> {
+    io: &'a dyn IoBackend,
+    dir: &'a Path,
+    segments: &'a [Arc<Segment>],
+    state: &'a ManifestState,
+    /// This open's epoch: no record can be from it or a later one.
+    epoch: Epoch,
+    reader: WindowReader,
+    /// The LSN the next record must carry.
+    expected: Lsn,
+    /// The epoch of the last record accepted (epochs never decrease).
+    last_epoch: Epoch,
+    /// Per database, the frame size and salts of its image's generation.
+    generations: HashMap<DbId, GenerationState>,
+    /// The index of the segment being scanned (the last one's is kept
+    /// for appends, and written when it is sealed).
+    index: Option<IndexBuilder>,
+    records: Vec<RecoveredRecord>,
+    report: ScanReport,
+}
+
+/// What follows a record that failed verification.
+enum AfterFailure {
+    /// The scan resumes at this offset of the segment (past damage below
+    /// the checkpoint).
+    ResumeAt(u64),
+    /// The log continues in the next segment.
+    NextSegment,
+    /// The log ends at the failed record.
+    LogEnd,
+}
+
+impl<'a> Scan<'a> {
+    pub(super) fn new(
+        io: &'a dyn IoBackend,
+        dir: &'a Path,
+        segments: &'a [Arc<Segment>],
+        state: &'a ManifestState,
+        epoch: Epoch,
+    ) -> Scan<'a> {
+        let expected = segments
             .first()
             .map(|s| s.header.first_lsn)
             .unwrap_or(state.log_base_max);
-        let mut last_epoch = Epoch(0);
-        let mut generations: HashMap<DbId, GenerationState> = HashMap::new();
-        // (segment index, offset) where appends continue.
-        let mut end: Option<(usize, u64)> = None;
-        // The index of the segment being scanned (the last one's is kept
-        // for appends, and written when it is sealed).
-        let mut index: Option<IndexBuilder> = None;
-        'segments: for (si, seg) in segments.iter().enumerate() {
-            if seg.header.first_lsn != expected {
-                // A segment is created only after its predecessor is synced
-                // and with the next LSN; a gap means lost durable records,
-                // unless every record in the gap is below the checkpoint
-                // (already in the page store: see `next_lsn` below).
-                let gap_below_checkpoint =
-                    seg.header.first_lsn > expected && seg.header.first_lsn <= state.log_base_max;
-                if (records.is_empty() && si == 0) || gap_below_checkpoint {
-                    expected = seg.header.first_lsn;
-                } else {
-                    return Err(StorageError::corrupt(
-                        &seg.path,
-                        0,
-                        format!(
-                            "segment starts at {} but the log continues at {}",
-                            seg.header.first_lsn, expected
-                        ),
-                    ));
-                }
-            }
-            // A sealed segment with an index that checks out is not read:
-            // its records are verified when first read.
-            if let Some(next) = segments.get(si + 1) {
-                if let Some(entries) = load_index(
-                    io.as_ref(),
-                    &dir,
-                    seg,
-                    next.header.first_lsn,
-                    last_epoch,
-                    epoch,
-                ) {
-                    let mut pos = SEGMENT_HEADER_LEN;
-                    for (i, e) in entries.into_iter().enumerate() {
-                        let h = e.head;
-                        let lsn = Lsn(seg.header.first_lsn.0 + i as u64);
-                        let loc = RecordLoc {
-                            lsn,
-                            segment: seg.clone(),
-                            payload_offset: pos + RECORD_HEADER_LEN as u64,
-                            payload_len: h.payload_len,
-                            payload_crc: h.payload_crc,
-                            unverified: Some(Arc::new(AtomicBool::new(false))),
-                        };
-                        // Later records of the same generation are parsed
-                        // with this one's header.
-                        if h.wal_offset == 0 {
-                            let g = generations.entry(h.db).or_default();
-                            *g = GenerationState::default();
-                            if let Some(header) = e.frames.as_ref().and_then(|f| f.header.as_ref())
-                            {
-                                g.resume(header);
-                            }
-                        }
-                        if lsn >= state.log_base_min {
-                            records.push(RecoveredRecord {
-                                db: h.db,
-                                loc,
-                                wal_offset: h.wal_offset,
-                                frames: e.frames,
-                            });
-                        }
-                        report.records += 1;
-                        pos += RECORD_HEADER_LEN as u64 + u64::from(h.payload_len);
-                        last_epoch = h.epoch;
-                    }
-                    expected = next.header.first_lsn;
-                    report.segments_indexed += 1;
-                    continue 'segments;
-                }
-            }
-            reader.start(seg)?;
-            index = Some(IndexBuilder::new(seg.header.id, seg.header.first_lsn));
-            let mut pos = SEGMENT_HEADER_LEN;
-            loop {
-                match verify_at(&mut reader, pos, expected, last_epoch, epoch)? {
-                    Ok(h) => {
-                        let loc = RecordLoc {
-                            lsn: h.lsn,
-                            segment: seg.clone(),
-                            payload_offset: pos + RECORD_HEADER_LEN as u64,
-                            payload_len: h.payload_len,
-                            payload_crc: h.payload_crc,
-                            unverified: None,
-                        };
-                        if h.lsn >= state.log_base_min {
-                            let payload = reader
-                                .get(pos + RECORD_HEADER_LEN as u64, h.payload_len as usize)?
-                                .expect("verified just now");
-                            let frames = parse_record(
-                                generations.entry(h.db).or_default(),
-                                h.wal_offset,
-                                payload,
-                            );
-                            if let Some(ix) = &mut index {
-                                ix.push(&entry_head(&h), frames.as_ref());
-                            }
-                            records.push(RecoveredRecord {
-                                db: h.db,
-                                loc,
-                                wal_offset: h.wal_offset,
-                                frames,
-                            });
-                        } else if let Some(ix) = &mut index {
-                            ix.push(&entry_head(&h), None);
-                        }
-                        report.records += 1;
-                        expected = h.lsn.next();
-                        last_epoch = h.epoch;
-                        pos += h.record_len();
-                    }
-                    Err(defect) => {
-                        let below_checkpoint = expected < state.log_base_min;
-                        if below_checkpoint {
-                            // A damaged record the checkpoint covers: no
-                            // database needs it, but the records after it
-                            // in this segment may be needed. Resume at the
-                            // next valid record whose predecessors are all
-                            // below the checkpoint.
-                            if let Some((at, lsn)) = find_resume_point(
-                                &mut reader,
-                                pos,
-                                expected,
-                                state.log_base_min,
-                                last_epoch,
-                                epoch,
-                            )? {
-                                tracing::warn!(path = %seg.path.display(), offset = pos, ?defect, resume_at = at, "damaged WAL records below the checkpoint skipped");
-                                report.records_skipped_below_checkpoint += lsn.0 - expected.0;
-                                // Entries are missing: this segment's index
-                                // is not known whole (it is scanned at open).
-                                index = None;
-                                expected = lsn;
-                                pos = at;
-                                continue;
-                            }
-                        }
-                        let next_continues = segments.get(si + 1).is_some_and(|next| {
-                            let first = next.header.first_lsn;
-                            first == expected || (first > expected && first <= state.log_base_max)
-                        });
-                        if next_continues && (defect == HeaderDefect::Empty || below_checkpoint) {
-                            // A clean end of a full segment, or a tail that
-                            // only held records the checkpoint covers.
-                            continue 'segments;
-                        }
-                        // The log ends here. Torn tail or damage? (Damage
-                        // below the checkpoint does not matter: those
-                        // records are in the page store.)
-                        // After a clean shutdown every record was synced
-                        // and the end marked with zeros: the log ends at the
-                        // mark, and nothing past it can prove anything.
-                        let clean_end = state.clean_shutdown && defect == HeaderDefect::Empty;
-                        let successor = if below_checkpoint || clean_end {
-                            None
-                        } else {
-                            find_durable_successor(
-                                &mut reader,
-                                &segments,
-                                si,
-                                pos,
-                                expected,
-                                last_epoch,
-                            )?
-                        };
-                        if state.clean_shutdown
-                            && !below_checkpoint
-                            && defect != HeaderDefect::Empty
-                        {
-                            // Every record was synced before the last clean
-                            // close: nothing can be torn, so this is damage.
-                            return Err(StorageError::corrupt(
-                                &seg.path,
-                                pos,
-                                format!(
-                                    "WAL record {expected} is damaged ({defect:?}) in a store that was shut down cleanly"
-                                ),
-                            ));
-                        }
-                        if let Some((si2, off2, h2)) = successor {
-                            return Err(StorageError::corrupt(
-                                &seg.path,
-                                pos,
-                                format!(
-                                    "WAL record {} is damaged ({defect:?}) but {} in {} at offset {} shows it was durable",
-                                    expected,
-                                    h2.lsn,
-                                    segments[si2].path.display(),
-                                    off2
-                                ),
-                            ));
-                        }
-                        if defect != HeaderDefect::Empty {
-                            tracing::warn!(path = %seg.path.display(), offset = pos, ?defect, "cut torn WAL tail");
-                            report.torn_tail_at = Some((seg.path.clone(), pos));
-                        }
-                        end = Some((si, pos));
-                        break 'segments;
-                    }
-                }
-            }
-        }
-
-        report.bytes_scanned = reader.bytes_read;
-        // Segments after the cut hold nothing trusted: drop them.
-        let keep = end.map(|(si, _)| si + 1).unwrap_or(segments.len());
-        if keep < segments.len() {
-            let extra: Vec<SegmentId> = segments[keep..].iter().map(|s| s.header.id).collect();
-            for id in &extra {
-                super::writer::remove_index(io.as_ref(), &dir, *id)?;
-            }
-            let deletion = manifest.drop_segments(&extra, None)?;
-            for s in segments.drain(keep..) {
-                io.remove_file(&s.path)?;
-            }
-            if let Some(intent) = deletion {
-                io.sync_dir(&dir)?;
-                manifest.journal_done(intent);
-            }
-        }
-        let append_offset = end.map(|(_, off)| off).unwrap_or(SEGMENT_HEADER_LEN);
-        // Records below the checkpoint may have been lost unsynced (they are
-        // in the page store). New records must never be numbered below the
-        // checkpoint, or the next open would skip them: continue at the
-        // checkpoint, in a new segment so LSNs stay consecutive within
-        // every segment.
-        let roll_first = expected < state.log_base_max;
-        let expected = expected.max(state.log_base_max);
-        let written = Lsn(expected.0 - 1);
-        // Everything recovery read back is on disk now.
-        let flusher = Flusher::new(config.flush, fail, written);
-        if let Some(last) = segments.last() {
-            flusher.set_segment(last.clone(), append_offset)?;
-        }
-        let wal = RecordLog {
-            dir,
+        Scan {
             io,
-            config,
+            dir,
             segments,
-            append_offset,
-            next_lsn: expected,
+            state,
             epoch,
-            next_segment_id: state.next_segment_id,
-            flusher,
-            roll_first,
-            spares,
-            preparer: Default::default(),
-            index: if roll_first { None } else { index },
-            stats: super::writer::LogStats {
-                segments_indexed_at_open: report.segments_indexed,
-                recovery_bytes_scanned: report.bytes_scanned,
-                records_skipped_at_open: report.records_skipped_below_checkpoint,
-                ..Default::default()
-            },
-        };
-        Ok((wal, records, report))
+            reader: WindowReader::default(),
+            expected,
+            last_epoch: Epoch(0),
+            generations: HashMap::new(),
+            index: None,
+            records: Vec::new(),
+            report: ScanReport::default(),
+        }
     }
+
+    /// Takes each segment from its index or scans it, until the log ends.
+    pub(super) fn run(mut self) -> Result<Scanned> {
+        let segments = self.segments;
+        let mut end = None;
+        for (si, seg) in segments.iter().enumerate() {
+            self.check_continuity(si, seg)?;
+            if self.take_from_index(si, seg) {
+                continue;
+            }
+            if let Some(pos) = self.scan_segment(si, seg)? {
+                end = Some((si, pos));
+                break;
+            }
+        }
+        self.report.bytes_scanned = self.reader.bytes_read;
+        Ok(Scanned {
+            records: self.records,
+            report: self.report,
+            next_lsn: self.expected,
+            end,
+            index: self.index,
+        })
+    }
+
+    /// Checks that segment `si` starts where the log continues. A segment
+    /// is created only after its predecessor is synced and with the next
+    /// LSN; a gap means lost durable records, unless every record in the
+    /// gap is below the checkpoint (already in the page store: see
+    /// [`continue_at_checkpoint`]).
+    fn check_continuity(&mut self, si: usize, seg: &Segment) -> Result<()> {
+        let first = seg.header.first_lsn;
+        if first == self.expected {
+            return Ok(());
+        }
+        let gap_below_checkpoint = first > self.expected && first <= self.state.log_base_max;
+        if (self.records.is_empty() && si == 0) || gap_below_checkpoint {
+            self.expected = first;
+            return Ok(());
+        }
+        Err(StorageError::corrupt(
+            &seg.path,
+            0,
+            format!(
+                "segment starts at {} but the log continues at {}",
+                first, self.expected
+            ),
+        ))
+    }
+
+    /// Trusts the index of sealed segment `si` if it checks out
+    /// ([`load_index`]): takes its records without reading the segment
+    /// (they are verified when first read). Returns whether it did.
+    fn take_from_index(&mut self, si: usize, seg: &Arc<Segment>) -> bool {
+        let Some(next) = self.segments.get(si + 1) else {
+            return false;
+        };
+        let Some(entries) = load_index(
+            self.io,
+            self.dir,
+            seg,
+            next.header.first_lsn,
+            self.last_epoch,
+            self.epoch,
+        ) else {
+            return false;
+        };
+        let mut pos = SEGMENT_HEADER_LEN;
+        for (i, e) in entries.into_iter().enumerate() {
+            let h = e.head;
+            let lsn = Lsn(seg.header.first_lsn.0 + i as u64);
+            let loc = RecordLoc {
+                lsn,
+                segment: seg.clone(),
+                payload_offset: pos + RECORD_HEADER_LEN as u64,
+                payload_len: h.payload_len,
+                payload_crc: h.payload_crc,
+                unverified: Some(Arc::new(AtomicBool::new(false))),
+            };
+            // Later records of the same generation are parsed with this
+            // one's header.
+            if h.wal_offset == 0 {
+                let g = self.generations.entry(h.db).or_default();
+                *g = GenerationState::default();
+                if let Some(header) = e.frames.as_ref().and_then(|f| f.header.as_ref()) {
+                    g.resume(header);
+                }
+            }
+            if lsn >= self.state.log_base_min {
+                self.records.push(RecoveredRecord {
+                    db: h.db,
+                    loc,
+                    wal_offset: h.wal_offset,
+                    frames: e.frames,
+                });
+            }
+            self.report.records += 1;
+            pos += RECORD_HEADER_LEN as u64 + u64::from(h.payload_len);
+            self.last_epoch = h.epoch;
+        }
+        self.expected = next.header.first_lsn;
+        self.report.segments_indexed += 1;
+        true
+    }
+
+    /// Reads and verifies segment `si` record by record, rebuilding its
+    /// index. Returns the offset where the log ends in it, or `None` when
+    /// the log continues in the next segment.
+    fn scan_segment(&mut self, si: usize, seg: &Arc<Segment>) -> Result<Option<u64>> {
+        self.reader.start(seg)?;
+        self.index = Some(IndexBuilder::new(seg.header.id, seg.header.first_lsn));
+        let mut pos = SEGMENT_HEADER_LEN;
+        loop {
+            match verify_at(
+                &mut self.reader,
+                pos,
+                self.expected,
+                self.last_epoch,
+                self.epoch,
+            )? {
+                Ok(h) => pos = self.accept(seg, pos, &h)?,
+                Err(defect) => match self.after_failure(si, seg, pos, defect)? {
+                    AfterFailure::ResumeAt(at) => pos = at,
+                    AfterFailure::NextSegment => return Ok(None),
+                    AfterFailure::LogEnd => return Ok(Some(pos)),
+                },
+            }
+        }
+    }
+
+    /// Takes the verified record `h` at `pos`; returns where the next one
+    /// starts.
+    fn accept(&mut self, seg: &Arc<Segment>, pos: u64, h: &RecordHeader) -> Result<u64> {
+        let loc = RecordLoc {
+            lsn: h.lsn,
+            segment: seg.clone(),
+            payload_offset: pos + RECORD_HEADER_LEN as u64,
+            payload_len: h.payload_len,
+            payload_crc: h.payload_crc,
+            unverified: None,
+        };
+        if h.lsn >= self.state.log_base_min {
+            let payload = self
+                .reader
+                .get(pos + RECORD_HEADER_LEN as u64, h.payload_len as usize)?
+                .expect("verified just now");
+            let frames = parse_record(
+                self.generations.entry(h.db).or_default(),
+                h.wal_offset,
+                payload,
+            );
+            if let Some(ix) = &mut self.index {
+                ix.push(&entry_head(h), frames.as_ref());
+            }
+            self.records.push(RecoveredRecord {
+                db: h.db,
+                loc,
+                wal_offset: h.wal_offset,
+                frames,
+            });
+        } else if let Some(ix) = &mut self.index {
+            ix.push(&entry_head(h), None);
+        }
+        self.report.records += 1;
+        self.expected = h.lsn.next();
+        self.last_epoch = h.epoch;
+        Ok(pos + h.record_len())
+    }
+
+    /// Decides what follows the record at `pos` of segment `si` that
+    /// failed verification with `defect`.
+    fn after_failure(
+        &mut self,
+        si: usize,
+        seg: &Segment,
+        pos: u64,
+        defect: HeaderDefect,
+    ) -> Result<AfterFailure> {
+        let below_checkpoint = self.expected < self.state.log_base_min;
+        if below_checkpoint {
+            if let Some(at) = self.resume_past_damage(seg, pos, defect)? {
+                return Ok(AfterFailure::ResumeAt(at));
+            }
+        }
+        let next_continues = self.segments.get(si + 1).is_some_and(|next| {
+            let first = next.header.first_lsn;
+            first == self.expected || (first > self.expected && first <= self.state.log_base_max)
+        });
+        if next_continues && (defect == HeaderDefect::Empty || below_checkpoint) {
+            // A clean end of a full segment, or a tail that only held
+            // records the checkpoint covers.
+            return Ok(AfterFailure::NextSegment);
+        }
+        self.end_log(si, seg, pos, defect, below_checkpoint)?;
+        Ok(AfterFailure::LogEnd)
+    }
+
+    /// A damaged record the checkpoint covers: no database needs it, but
+    /// the records after it in this segment may be needed. Finds the next
+    /// valid record whose predecessors are all below the checkpoint and
+    /// returns its offset; the records skipped are counted.
+    fn resume_past_damage(
+        &mut self,
+        seg: &Segment,
+        pos: u64,
+        defect: HeaderDefect,
+    ) -> Result<Option<u64>> {
+        let Some((at, lsn)) = find_resume_point(
+            &mut self.reader,
+            pos,
+            self.expected,
+            self.state.log_base_min,
+            self.last_epoch,
+            self.epoch,
+        )?
+        else {
+            return Ok(None);
+        };
+        tracing::warn!(path = %seg.path.display(), offset = pos, ?defect, resume_at = at, "damaged log records below the checkpoint skipped");
+        self.report.records_skipped_below_checkpoint += lsn.0 - self.expected.0;
+        // Entries are missing: this segment's index is not known whole (it
+        // is scanned at open).
+        self.index = None;
+        self.expected = lsn;
+        Ok(Some(at))
+    }
+
+    /// The log ends at `pos` of segment `si`, where a record failed with
+    /// `defect`: a torn tail, which is cut, or damage to durable data,
+    /// which fails the open with the file and offset. (Damage below the
+    /// checkpoint does not matter: those records are in the page store.)
+    fn end_log(
+        &mut self,
+        si: usize,
+        seg: &Segment,
+        pos: u64,
+        defect: HeaderDefect,
+        below_checkpoint: bool,
+    ) -> Result<()> {
+        let expected = self.expected;
+        // After a clean shutdown every record was synced and the end marked
+        // with zeros: the log ends at the mark, and nothing past it can
+        // prove anything.
+        let clean_end = self.state.clean_shutdown && defect == HeaderDefect::Empty;
+        let successor = if below_checkpoint || clean_end {
+            None
+        } else {
+            find_durable_successor(
+                &mut self.reader,
+                self.segments,
+                si,
+                pos,
+                expected,
+                self.last_epoch,
+            )?
+        };
+        if self.state.clean_shutdown && !below_checkpoint && defect != HeaderDefect::Empty {
+            // Every record was synced before the last clean close: nothing
+            // can be torn, so this is damage.
+            return Err(StorageError::corrupt(
+                &seg.path,
+                pos,
+                format!(
+                    "log record {expected} is damaged ({defect:?}) in a store that was shut down cleanly"
+                ),
+            ));
+        }
+        if let Some((si2, off2, h2)) = successor {
+            return Err(StorageError::corrupt(
+                &seg.path,
+                pos,
+                format!(
+                    "log record {} is damaged ({defect:?}) but log record {} in {} at offset {} shows it was durable",
+                    expected,
+                    h2.lsn,
+                    self.segments[si2].path.display(),
+                    off2
+                ),
+            ));
+        }
+        if defect != HeaderDefect::Empty {
+            tracing::warn!(path = %seg.path.display(), offset = pos, ?defect, "cut the torn tail of the record log");
+            self.report.torn_tail_at = Some((seg.path.clone(), pos));
+        }
+        Ok(())
+    }
+}
+
+/// Step 4: drops the segments after the end of the log (segment `end.0`):
+/// they hold nothing trusted. Their index files go first, then the
+/// manifest forgets them, then the files go.
+pub(super) fn drop_segments_past_end(
+    io: &dyn IoBackend,
+    dir: &Path,
+    manifest: &Manifest,
+    segments: &mut Vec<Arc<Segment>>,
+    end: Option<(usize, u64)>,
+) -> Result<()> {
+    let keep = end.map(|(si, _)| si + 1).unwrap_or(segments.len());
+    if keep >= segments.len() {
+        return Ok(());
+    }
+    let extra: Vec<SegmentId> = segments[keep..].iter().map(|s| s.header.id).collect();
+    for id in &extra {
+        remove_index(io, dir, *id)?;
+    }
+    let deletion = manifest.drop_segments(&extra, None)?;
+    for s in segments.drain(keep..) {
+        io.remove_file(&s.path)?;
+    }
+    if let Some(intent) = deletion {
+        io.sync_dir(dir)?;
+        manifest.journal_done(intent);
+    }
+    Ok(())
+}
+
+/// Step 5: the LSN appends continue at after a scan that ended at
+/// `next_lsn`, and whether the next append must start a new segment.
+/// Records below the checkpoint may have been lost unsynced (they are in
+/// the page store). New records must never be numbered below the
+/// checkpoint, or the next open would skip them: the log continues at the
+/// checkpoint, in a new segment so LSNs stay consecutive within every
+/// segment.
+pub(super) fn continue_at_checkpoint(next_lsn: Lsn, state: &ManifestState) -> (Lsn, bool) {
+    let roll_first = next_lsn < state.log_base_max;
+    (next_lsn.max(state.log_base_max), roll_first)
 }
 
 fn entry_head(h: &RecordHeader) -> segment_index::EntryHead {

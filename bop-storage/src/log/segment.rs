@@ -1,9 +1,12 @@
-//! WAL segment file layout: the one authoritative description.
+//! Log segment file layout: the one authoritative description.
 //!
-//! A segment is a preallocated file `wal/<id:016x>.seg`. Its first
-//! `SEGMENT_HEADER_LEN` bytes are the header; records (see `record.rs`)
-//! follow back to back from `SEGMENT_HEADER_LEN`. The unwritten rest of a
-//! preallocated segment reads as zeros, which ends the scan.
+//! A segment of the record log is a preallocated file
+//! `<store>/wal/<id:016x>.seg` (the directory name and the magic `BOPWALSG`
+//! predate the term "record log" and are kept, so existing stores open).
+//! Its first `SEGMENT_HEADER_LEN` bytes are the header; records (see
+//! `record.rs`) follow back to back from `SEGMENT_HEADER_LEN`. The
+//! unwritten rest of a preallocated segment reads as zeros, which ends the
+//! scan.
 //!
 //! ```text
 //! offset size field
@@ -44,7 +47,7 @@ const _: () = assert!(OFF_CAPACITY == OFF_FIRST_LSN + 8);
 const _: () = assert!(OFF_HEADER_CRC == OFF_CAPACITY + 8);
 const _: () = assert!(HEADER_USED as u64 <= SEGMENT_HEADER_LEN);
 
-/// File name of a segment inside the store's `wal/` directory.
+/// File name of a segment inside the record log's directory (`wal/`).
 pub fn segment_file_name(id: SegmentId) -> String {
     format!("{:016x}.seg", id.0)
 }
@@ -83,7 +86,7 @@ impl SegmentHeader {
             return Err(StorageError::corrupt(
                 path,
                 0,
-                "not a bop WAL segment (bad magic)",
+                "not a bop log segment (bad magic)",
             ));
         }
         if crc32c::crc32c(&b[..OFF_HEADER_CRC]) != le::u32_at(b, OFF_HEADER_CRC) {

@@ -1,10 +1,10 @@
-//! Segment index files: what a sealed WAL segment holds, so that opening a
+//! Segment index files: what a sealed log segment holds, so that opening a
 //! store does not read and checksum every record of every segment.
 //!
-//! When the WAL rolls to a new segment, the old one is synced (it is sealed:
-//! nothing is appended to it again) and its index is written beside it as
-//! `<segment id:016x>.idx`: one entry per record, and for records that
-//! carry SQLite frames, the frames a wal-index needs. The file is not
+//! When the record log rolls to a new segment, the old one is synced (it is
+//! sealed: nothing is appended to it again) and its index is written beside
+//! it as `<segment id:016x>.idx`: one entry per record, and for records
+//! that carry SQLite frames, the frames a wal-index needs. The file is not
 //! synced and is never required: recovery uses it only when it checks out
 //! (magic, version, checksum, segment id and first LSN, records back to
 //! back inside the segment, and its last LSN followed exactly by the next
@@ -39,8 +39,10 @@ use std::path::{Path, PathBuf};
 
 use super::record::RECORD_HEADER_LEN;
 use super::segment::SEGMENT_HEADER_LEN;
+use crate::error::Result;
+use crate::io::IoBackend;
 use crate::types::{le, DbId, Epoch, Lsn, SegmentId};
-use crate::wal_image::frames::{FrameInfo, RecordFrames, SQLITE_WAL_HEADER_LEN};
+use crate::wal_format::{FrameInfo, RecordFrames, SQLITE_WAL_HEADER_LEN};
 
 pub const INDEX_MAGIC: [u8; 8] = *b"BOPWIDX\0";
 pub const INDEX_VERSION: u16 = 1;
@@ -249,6 +251,15 @@ pub fn decode(
         });
     }
     (at == body.len()).then_some(entries)
+}
+
+/// Removes segment `id`'s index file, if there is one.
+pub(super) fn remove_index(io: &dyn IoBackend, dir: &Path, id: SegmentId) -> Result<()> {
+    let path = index_path(dir, id);
+    if io.exists(&path) {
+        io.remove_file(&path)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
-//! The WAL of a store, shared by all its databases.
+//! The record log of a store, shared by all its databases.
 //!
-//! Every database of a store appends its commits to the one WAL, each
-//! record tagged with its database id. So commits of different databases
+//! Every database of a store appends its commits to the one record log,
+//! each record tagged with its database id. So commits of different databases
 //! that meet share a sync: while one sync runs, commits of every database
 //! are written behind it and the next sync covers them all (group commit
 //! across databases, `flush.rs`).
@@ -10,24 +10,27 @@
 //! below which its records are obsolete (checkpointed into its page store);
 //! recovery ignores its records below it. A segment is dropped only once
 //! no database needs a record in it, so a database that does not
-//! checkpoint keeps the WAL from shrinking (`log_base_min` in the stats).
+//! checkpoint keeps the record log from shrinking (`log_base_min` in the
+//! stats).
 //!
 //! Invariants:
 //! 1. `needs` has an entry for every database of the store, opened or not:
 //!    the lowest LSN of a record that database still needs (`None`: none;
-//!    a database without records never holds the WAL back).
+//!    a database without records never holds the record log back).
 //! 2. `recovered` holds, for each database not open in this process, the
 //!    records recovery found for it at or above its base.
 //!
-//! Lock order: a database's log lock, then `SharedLog::inner`, then the
-//! flush controller's lock.
+//! Lock order: a database's image lock (`Store::image`, see `store.rs`),
+//! then the record log's lock (`SharedLog::inner`), then the flush
+//! controller's lock (`Flusher::st`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::flush::Flusher;
+use super::record::RecordLoc;
+use super::record_log::{LogStats, RecordLog};
 use super::recovery::RecoveredRecord;
-use super::writer::{LogStats, RecordLoc, RecordLog};
 use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::types::{DbId, Lsn};
@@ -46,8 +49,8 @@ pub struct SharedLog {
 }
 
 impl SharedLog {
-    /// Wraps a recovered WAL: splits its records by database, keeping each
-    /// database's records at or above its base.
+    /// Wraps a recovered record log: splits its records by database,
+    /// keeping each database's records at or above its base.
     pub fn new(
         log: RecordLog,
         records: Vec<RecoveredRecord>,
@@ -67,7 +70,7 @@ impl SharedLog {
                 None => tracing::warn!(
                     db = r.db.0,
                     lsn = r.loc.lsn.0,
-                    "WAL record of an unknown database ignored"
+                    "log record of an unknown database ignored"
                 ),
             }
         }
@@ -95,8 +98,8 @@ impl SharedLog {
         self.lock().recovered.remove(&db).unwrap_or_default()
     }
 
-    /// Keeps the image records of a database that closes while the store
-    /// stays open (invariant 2), for its next open.
+    /// Keeps the records of the WAL image of a database that closes while
+    /// the store stays open (invariant 2), for its next open.
     pub fn give_back(&self, db: DbId, records: Vec<RecoveredRecord>) {
         if !records.is_empty() {
             self.lock().recovered.insert(db, records);
@@ -121,7 +124,7 @@ impl SharedLog {
         buf: &mut [u8],
         wal_offset: u64,
         defer_write: bool,
-        frames: Option<&crate::wal_image::frames::RecordFrames>,
+        frames: Option<&crate::wal_format::RecordFrames>,
     ) -> Result<RecordLoc> {
         let mut g = self.lock();
         let loc = g
@@ -172,7 +175,7 @@ impl SharedLog {
         g.log.mark_end()?;
         g.log.sync()?;
         if let Err(e) = g.log.drop_spares() {
-            tracing::warn!(error = %e, "could not delete a spare WAL segment at close");
+            tracing::warn!(error = %e, "could not delete a spare log segment at close");
         }
         Ok(())
     }

@@ -1,7 +1,9 @@
 //! The change log: every manifest change, in order, under a sequence number
 //! that only grows (across reopen too: the counter `next_change_seq` lives
 //! in `meta`). Each write transaction of the manifest appends its changes in
-//! the same transaction, so the log and the state never disagree.
+//! the same transaction, so the change log and the state never disagree.
+//! (The change log is the manifest's own; it has nothing to do with the
+//! record log, `log/`.)
 //!
 //! Table `changes`: key = sequence number u64 BE; value = one encoded
 //! [`Change`], little-endian:
@@ -32,21 +34,20 @@
 //! the changed pages reads the new chunks. Cursor and journal bookkeeping
 //! is not logged (logging an acknowledgement would itself need one).
 //!
-//! Truncation (see [`trim`]): entries at or below the slowest cursor's
-//! acknowledged sequence number are deleted; with no cursor keeping it, only
-//! a tail of `change_log_tail_entries` is kept; and the log never holds more
-//! than `change_log_max_entries`: a cursor that would need more is marked
-//! lagged and its next read fails with `StorageError::CursorLagged`.
+//! Truncation (`cursors::trim`, in every write transaction): entries at or
+//! below the slowest cursor's acknowledged sequence number are deleted;
+//! with no cursor keeping it, only a tail of `change_log_tail_entries` is
+//! kept; and the change log never holds more than `change_log_max_entries`:
+//! a cursor that would need more is marked lagged and its next read fails
+//! with `StorageError::CursorLagged`.
 
 use std::path::Path;
 
-use heed::types::Bytes;
-use heed::{Database, RwTxn};
+use heed::RwTxn;
 
-use super::cursors::{self, CursorState};
 use super::digest::Tracked;
 use super::keys::{self, meta_key};
-use super::keys::{bad, decode_key_u64, heed_err, key_u64};
+use super::keys::{bad, key_u64};
 use super::tables::ChunkMeta;
 use super::Manifest;
 use crate::error::Result;
@@ -117,14 +118,14 @@ const _: () = assert!(CS_EPOCH == HEADER_LEN && CS_LEN == CS_EPOCH + 4);
 /// One manifest change, as consumers read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// A WAL segment was registered (its file is durable).
+    /// A segment of the record log was registered (its file is durable).
     SegmentAdded {
         id: SegmentId,
         first_lsn: Lsn,
         capacity_bytes: u64,
     },
-    /// WAL segments were dropped; with `base`, a database's WAL base moved
-    /// (its records below the base are in its page store).
+    /// Segments of the record log were dropped; with `base`, a database's
+    /// base moved (its log records below the base are in its page store).
     SegmentsDropped {
         ids: Vec<SegmentId>,
         base: Option<(DbId, Lsn)>,
@@ -370,85 +371,19 @@ impl Change {
     }
 }
 
-/// Bounds of the change log (see the module comment).
-#[derive(Clone, Copy, Debug)]
-pub struct LogBounds {
-    pub max_entries: u64,
-    pub tail_entries: u64,
-}
-
-/// What one [`trim`] did.
-#[derive(Debug, Default)]
-pub struct Trimmed {
-    pub entries: u64,
-    /// Cursors newly marked lagged: (name, acked seq, oldest seq kept).
-    pub lagged: Vec<(String, u64, u64)>,
-}
-
-/// Appends `changes` from sequence number `next_seq` on; returns the next
-/// sequence number.
+/// Appends `changes` to the change log from sequence number `next_seq` on;
+/// returns the next sequence number.
 pub fn append(
-    log: &mut Tracked,
+    change_table: &mut Tracked,
     w: &mut RwTxn,
     mut next_seq: u64,
     changes: &[Change],
 ) -> heed::Result<u64> {
     for c in changes {
-        log.put(w, &key_u64(next_seq), &c.encode())?;
+        change_table.put(w, &key_u64(next_seq), &c.encode())?;
         next_seq += 1;
     }
     Ok(next_seq)
-}
-
-/// Deletes the entries no one needs and keeps the log within its bound,
-/// marking the cursors that fall behind it as lagged. `last` is the highest
-/// sequence number assigned so far.
-#[allow(clippy::too_many_arguments)]
-pub fn trim(
-    log: &mut Tracked,
-    cursor_table: &mut Tracked,
-    w: &mut RwTxn,
-    changes: Database<Bytes, Bytes>,
-    cursor_db: Database<Bytes, Bytes>,
-    last: u64,
-    bounds: LogBounds,
-    path: &Path,
-) -> Result<Trimmed> {
-    let me = heed_err(path);
-    let mut out = Trimmed::default();
-    let all = cursors::all(cursor_db, w, path)?;
-    let active: Vec<&(String, CursorState)> = all.iter().filter(|(_, c)| !c.lagged).collect();
-    // Everything at or below `floor` goes.
-    let mut floor = match active.iter().map(|(_, c)| c.acked).min() {
-        Some(min_acked) => min_acked,
-        None => last.saturating_sub(bounds.tail_entries),
-    };
-    let bound_floor = last.saturating_sub(bounds.max_entries);
-    if bound_floor > floor {
-        floor = bound_floor;
-        let oldest_kept = bound_floor + 1;
-        for (name, c) in active {
-            if c.acked < bound_floor {
-                let lagged = CursorState { lagged: true, ..*c };
-                cursor_table
-                    .put(w, name.as_bytes(), &lagged.encode())
-                    .map_err(&me)?;
-                out.lagged.push((name.clone(), c.acked, oldest_kept));
-            }
-        }
-    }
-    loop {
-        let first = match changes.first(w).map_err(&me)? {
-            Some((k, _)) => decode_key_u64(k, path, "change key")?,
-            None => break,
-        };
-        if first > floor {
-            break;
-        }
-        log.delete(w, &key_u64(first)).map_err(&me)?;
-        out.entries += 1;
-    }
-    Ok(out)
 }
 
 impl Manifest {

@@ -1,10 +1,14 @@
 //! Cursors: named consumers of the change log. A consumer registers a
 //! cursor, reads the changes after its acknowledged sequence number, and
-//! acknowledges what it has processed; the log is truncated below the
-//! slowest cursor (`changelog::trim`). A cursor that falls more than
-//! `change_log_max_entries` behind is marked *lagged*: the entries it needs
-//! are gone, and its reads fail with `StorageError::CursorLagged` until the
-//! consumer resyncs from a snapshot and registers the cursor again.
+//! acknowledges what it has processed; the change log is truncated below
+//! the slowest cursor ([`trim`], run by every write transaction of the
+//! manifest). A cursor that falls more than `change_log_max_entries`
+//! behind is marked *lagged*: the entries it needs are gone, and its reads
+//! fail with `StorageError::CursorLagged` until the consumer resyncs from
+//! a snapshot and registers the cursor again.
+//!
+//! This module sits above `changelog.rs` (the entries and their encoding)
+//! and imports it; `changelog.rs` knows nothing of cursors.
 //!
 //! Table `cursors`: key = cursor name (1 to 64 bytes of `[A-Za-z0-9_.-]`);
 //! value, little-endian:
@@ -20,9 +24,9 @@
 use std::path::Path;
 
 use heed::types::Bytes;
-use heed::{Database, RoTxn};
+use heed::{Database, RoTxn, RwTxn};
 
-use super::keys::{bad, heed_err};
+use super::keys::{bad, decode_key_u64, heed_err, key_u64};
 use crate::error::{Result, StorageError};
 use crate::types::le;
 
@@ -127,9 +131,77 @@ pub fn get(
     }
 }
 
+/// Bounds of the change log (`ManifestConfig::change_log_max_entries`
+/// and `change_log_tail_entries`).
+#[derive(Clone, Copy, Debug)]
+pub struct ChangeLogBounds {
+    pub max_entries: u64,
+    pub tail_entries: u64,
+}
+
+/// What one [`trim`] did.
+#[derive(Debug, Default)]
+pub struct Trimmed {
+    pub entries: u64,
+    /// Cursors newly marked lagged: (name, acked seq, oldest seq kept).
+    pub lagged: Vec<(String, u64, u64)>,
+}
+
+/// Deletes the change-log entries no cursor needs and keeps the change log
+/// within its bound, marking the cursors that fall behind it as lagged.
+/// `last` is the highest sequence number assigned so far. Runs in every
+/// write transaction of the manifest (`Manifest::write`).
+#[allow(clippy::too_many_arguments)]
+pub fn trim(
+    change_table: &mut Tracked,
+    cursor_table: &mut Tracked,
+    w: &mut RwTxn,
+    changes: Database<Bytes, Bytes>,
+    cursor_db: Database<Bytes, Bytes>,
+    last: u64,
+    bounds: ChangeLogBounds,
+    path: &Path,
+) -> Result<Trimmed> {
+    let me = heed_err(path);
+    let mut out = Trimmed::default();
+    let all = all(cursor_db, w, path)?;
+    let active: Vec<&(String, CursorState)> = all.iter().filter(|(_, c)| !c.lagged).collect();
+    // Everything at or below `floor` goes.
+    let mut floor = match active.iter().map(|(_, c)| c.acked).min() {
+        Some(min_acked) => min_acked,
+        None => last.saturating_sub(bounds.tail_entries),
+    };
+    let bound_floor = last.saturating_sub(bounds.max_entries);
+    if bound_floor > floor {
+        floor = bound_floor;
+        let oldest_kept = bound_floor + 1;
+        for (name, c) in active {
+            if c.acked < bound_floor {
+                let lagged = CursorState { lagged: true, ..*c };
+                cursor_table
+                    .put(w, name.as_bytes(), &lagged.encode())
+                    .map_err(&me)?;
+                out.lagged.push((name.clone(), c.acked, oldest_kept));
+            }
+        }
+    }
+    loop {
+        let first = match changes.first(w).map_err(&me)? {
+            Some((k, _)) => decode_key_u64(k, path, "change key")?,
+            None => break,
+        };
+        if first > floor {
+            break;
+        }
+        change_table.delete(w, &key_u64(first)).map_err(&me)?;
+        out.entries += 1;
+    }
+    Ok(out)
+}
+
 impl Manifest {
-    /// Registers cursor `name` at the end of the log (it reads changes made
-    /// after now); an existing cursor is returned as it is. To resync a
+    /// Registers cursor `name` at the end of the change log (it reads changes
+    /// made after now); an existing cursor is returned as it is. To resync a
     /// lagged cursor, drop it and register it again.
     pub fn register_cursor(&self, name: &str) -> Result<CursorInfo> {
         validate_name(name)?;

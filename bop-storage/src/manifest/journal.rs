@@ -14,8 +14,9 @@
 //! listed (replay leaves them), its dropped ones are meant to be gone.
 //! Replay deletes each named file that the manifest does not list (a listed
 //! one is never touched); a missing file counts as done, so replay is
-//! idempotent. New WAL segments are not journaled (a roll is on the commit
-//! path): the scan of `wal/` at open removes an unregistered one.
+//! idempotent. New log segments are not journaled (a roll is on the commit
+//! path): the record log's sweep of `wal/` at open removes an unregistered
+//! one.
 //!
 //! Table `journal`: key = intent id u64 BE (from meta `next_journal_id`);
 //! value, little-endian:
@@ -86,7 +87,7 @@ pub enum Intent {
     },
     /// Chunk files a publish dropped, to unlink.
     DeleteChunks { db: DbId, ids: Vec<ChunkId> },
-    /// WAL segment files `drop_segments` dropped, to unlink (or keep as
+    /// Log segment files `drop_segments` dropped, to unlink (or keep as
     /// spares: a spare has another name).
     DeleteSegments { ids: Vec<SegmentId> },
 }
@@ -253,14 +254,16 @@ impl Manifest {
     }
 
     /// Finishes the work of every pending journal intent (call at open,
-    /// before the WAL and the page stores look at their files): deletes
-    /// each file an intent names that the manifest does not list, syncs
-    /// the directories, then removes the intents.
+    /// before the record log and the page stores look at their files):
+    /// deletes each file an intent names that the manifest does not list,
+    /// syncs the directories, then removes the intents. The caller names
+    /// the files (`chunk_path`, `segment_path`): the manifest does not know
+    /// how the page stores and the record log name theirs.
     pub fn replay_journal(
         &self,
         io: &dyn IoBackend,
-        chunk_dir: &dyn Fn(DbId) -> PathBuf,
-        wal_dir: &Path,
+        chunk_path: &dyn Fn(DbId, ChunkId) -> PathBuf,
+        segment_path: &dyn Fn(SegmentId) -> PathBuf,
     ) -> Result<ReplayReport> {
         let entries = self.journal_entries()?;
         let mut report = ReplayReport::default();
@@ -308,8 +311,7 @@ impl Manifest {
                     let listed = listed_chunks(*db)?;
                     for c in first.0..end.0 {
                         if !listed.contains(&c) {
-                            let name = crate::page_store::chunk::chunk_file_name(ChunkId(c));
-                            remove(chunk_dir(*db).join(name), &mut report)?;
+                            remove(chunk_path(*db, ChunkId(c)), &mut report)?;
                         }
                     }
                 }
@@ -323,8 +325,7 @@ impl Manifest {
                             );
                             continue;
                         }
-                        let name = crate::page_store::chunk::chunk_file_name(*c);
-                        remove(chunk_dir(*db).join(name), &mut report)?;
+                        remove(chunk_path(*db, *c), &mut report)?;
                     }
                 }
                 Intent::DeleteSegments { ids } => {
@@ -336,8 +337,7 @@ impl Manifest {
                             );
                             continue;
                         }
-                        let name = crate::log::segment::segment_file_name(*s);
-                        remove(wal_dir.join(name), &mut report)?;
+                        remove(segment_path(*s), &mut report)?;
                     }
                 }
             }

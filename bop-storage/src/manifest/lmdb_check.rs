@@ -252,7 +252,10 @@ pub(crate) fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// [`check`], returning what it saw.
+/// [`check`], returning what it saw. The steps: the two meta pages
+/// ([`read_metas`]), which one is newest ([`newest_txnid`]) and its fields
+/// ([`check_newest_meta`]), every tree it reaches ([`Walker::walk_trees`]),
+/// and the free list ([`Walker::check_free_list`]).
 pub(crate) fn check_report(path: &Path) -> Result<Report> {
     if !cfg!(target_pointer_width = "64") {
         // The layout above is the 64-bit one (64-bit pgno_t and pointers).
@@ -268,9 +271,35 @@ pub(crate) fn check_report(path: &Path) -> Result<Report> {
         // creating data.mdb and writing its meta pages).
         return Ok(Report::default());
     }
-    let corrupt = |off: u64, what: String| StorageError::corrupt(path, off, what);
+    let (metas, psize) = read_metas(&file, path, len)?;
+    let newest = newest_txnid(&metas, psize, path)?;
+    let slot = (newest & 1) as usize;
+    let meta = &metas[slot];
+    let meta_off = slot as u64 * psize;
+    let last_pg = u64_at(meta, MM_LAST_PG);
+    let file_pages = len / psize;
+    check_newest_meta(meta, slot, meta_off, path)?;
+    let mut w = Walker::new(&file, path, psize, file_pages, last_pg, newest);
+    let trees = w.walk_trees(meta, meta_off)?;
+    let free_pages = w.check_free_list(slot, meta_off)?;
+    Ok(Report {
+        page_size: psize as u32,
+        txnid: newest,
+        last_pg,
+        file_pages,
+        tree_pages: w.tree_pages,
+        free_pages,
+        databases: trees.databases,
+        entries: trees.entries,
+        max_depth: trees.max_depth,
+    })
+}
 
-    // Meta pages, as mdb_env_read_header reads them.
+/// Reads both meta pages as `mdb_env_read_header` does and checks what it
+/// requires of them, and that they agree on a possible page size. Returns
+/// them and the page size.
+fn read_metas(file: &File, path: &Path, len: u64) -> Result<([[u8; META_END]; 2], u64)> {
+    let corrupt = |off: u64, what: String| StorageError::corrupt(path, off, what);
     let mut metas = [[0u8; META_END]; 2];
     let mut psize = 0u64;
     for (slot, buf) in metas.iter_mut().enumerate() {
@@ -322,6 +351,13 @@ pub(crate) fn check_report(path: &Path) -> Result<Report> {
             ));
         }
     }
+    Ok((metas, psize))
+}
+
+/// The newest txnid of the two metas, once each is of its slot's parity
+/// and the two are consecutive.
+fn newest_txnid(metas: &[[u8; META_END]; 2], psize: u64, path: &Path) -> Result<u64> {
+    let corrupt = |off: u64, what: String| StorageError::corrupt(path, off, what);
     let txnids = [u64_at(&metas[0], MM_TXNID), u64_at(&metas[1], MM_TXNID)];
     for (slot, &t) in txnids.iter().enumerate() {
         if t != 0 && t & 1 != slot as u64 {
@@ -344,105 +380,35 @@ pub(crate) fn check_report(path: &Path) -> Result<Report> {
             ),
         ));
     }
-    let meta = &metas[slot];
-    let meta_off = slot as u64 * psize;
+    Ok(newest)
+}
+
+/// Checks the newest meta's last page and environment flags.
+fn check_newest_meta(meta: &[u8], slot: usize, meta_off: u64, path: &Path) -> Result<()> {
     let last_pg = u64_at(meta, MM_LAST_PG);
-    let file_pages = len / psize;
     if last_pg < NUM_METAS - 1 {
-        return Err(corrupt(
+        return Err(StorageError::corrupt(
+            path,
             meta_off + MM_LAST_PG as u64,
             format!("LMDB meta page {slot}: last page {last_pg} is a meta page"),
         ));
     }
     let env_flags = u16_at(meta, MM_FLAGS);
     if env_flags & !(MDB_FIXEDMAP | MDB_NOSUBDIR) != MDB_INTEGERKEY {
-        return Err(corrupt(
+        return Err(StorageError::corrupt(
+            path,
             meta_off + MM_FLAGS as u64,
             format!("LMDB meta page {slot}: free-list database flags {env_flags:#x}"),
         ));
     }
+    Ok(())
+}
 
-    let mut w = Walker {
-        file: &file,
-        path,
-        psize: psize as usize,
-        file_pages,
-        last_pg,
-        txnid: newest,
-        limit: file_pages.min(last_pg.saturating_add(1)),
-        seen: Vec::new(),
-        bufs: Vec::new(),
-        free: Vec::new(),
-        tree_pages: 0,
-        ovbuf: Vec::new(),
-    };
-    w.seen = vec![0u64; w.limit.div_ceil(64) as usize];
-
-    let free_at = MM_DBS + FREE_DBI * DB_SIZE;
-    let free_rec = DbRec::parse(&meta[free_at..free_at + DB_SIZE], meta_off + free_at as u64);
-    let main_at = MM_DBS + MAIN_DBI * DB_SIZE;
-    let main_rec = DbRec::parse(&meta[main_at..main_at + DB_SIZE], meta_off + main_at as u64);
-
-    let mut free_db = DbCtx::new("(free list)", Kind::Free, free_rec);
-    free_db.order = Order::Integer;
-    w.walk_db(&mut free_db)?;
-
-    let mut main_db = DbCtx::new("(main)", Kind::Main, main_rec);
-    w.check_db_flags(&main_db)?;
-    w.walk_db(&mut main_db)?;
-
-    let subdbs = std::mem::take(&mut main_db.subdbs);
-    let mut entries = 0u64;
-    let mut max_depth = 0u16;
-    for (name, rec) in &subdbs {
-        let name = String::from_utf8_lossy(name);
-        let mut db = DbCtx::new(&name, Kind::Sub, *rec);
-        w.check_db_flags(&db)?;
-        w.walk_db(&mut db)?;
-        entries += rec.entries;
-        max_depth = max_depth.max(rec.depth);
-    }
-
-    // The free list: no page twice, none also in a tree, and it covers any
-    // part of [0, last_pg] the file does not hold.
-    let mut free = std::mem::take(&mut w.free);
-    free.sort_unstable();
-    if let Some(p) = free.windows(2).find(|p| p[0] == p[1]) {
-        return Err(corrupt(
-            p[0] * psize,
-            format!("LMDB free list holds page {} twice", p[0]),
-        ));
-    }
-    if let Some(&p) = free.iter().find(|&&p| p < w.limit && w.is_seen(p)) {
-        return Err(corrupt(
-            p * psize,
-            format!("LMDB page {p} is both free and in use"),
-        ));
-    }
-    if last_pg >= file_pages {
-        let tail = free.len() - free.partition_point(|&p| p < file_pages);
-        if tail as u64 != last_pg - file_pages + 1 {
-            return Err(corrupt(
-                meta_off + MM_LAST_PG as u64,
-                format!(
-                    "LMDB meta page {slot}: last page {last_pg} is past the end of the file \
-                     ({file_pages} pages) and the free list does not hold the missing pages"
-                ),
-            ));
-        }
-    }
-
-    Ok(Report {
-        page_size: psize as u32,
-        txnid: newest,
-        last_pg,
-        file_pages,
-        tree_pages: w.tree_pages,
-        free_pages: free.len() as u64,
-        databases: subdbs.len() as u64,
-        entries,
-        max_depth,
-    })
+/// What [`Walker::walk_trees`] found in the named databases.
+struct Trees {
+    databases: u64,
+    entries: u64,
+    max_depth: u16,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -561,6 +527,13 @@ struct Node {
     data: std::ops::Range<usize>,
 }
 
+/// A branch or leaf page with its nodes read and checked.
+struct Parsed<'p> {
+    pgno: u64,
+    page: &'p [u8],
+    nodes: Vec<Node>,
+}
+
 struct Walker<'a> {
     file: &'a File,
     path: &'a Path,
@@ -579,7 +552,100 @@ struct Walker<'a> {
     tree_pages: u64,
 }
 
+impl<'a> Walker<'a> {
+    fn new(
+        file: &'a File,
+        path: &'a Path,
+        psize: u64,
+        file_pages: u64,
+        last_pg: u64,
+        txnid: u64,
+    ) -> Walker<'a> {
+        let limit = file_pages.min(last_pg.saturating_add(1));
+        Walker {
+            file,
+            path,
+            psize: psize as usize,
+            file_pages,
+            last_pg,
+            txnid,
+            limit,
+            seen: vec![0u64; limit.div_ceil(64) as usize],
+            bufs: Vec::new(),
+            free: Vec::new(),
+            tree_pages: 0,
+            ovbuf: Vec::new(),
+        }
+    }
+}
+
 impl Walker<'_> {
+    /// Walks every tree the newest meta reaches: FREE_DBI, MAIN_DBI, and
+    /// each named database MAIN_DBI lists.
+    fn walk_trees(&mut self, meta: &[u8], meta_off: u64) -> Result<Trees> {
+        let free_at = MM_DBS + FREE_DBI * DB_SIZE;
+        let free_rec = DbRec::parse(&meta[free_at..free_at + DB_SIZE], meta_off + free_at as u64);
+        let main_at = MM_DBS + MAIN_DBI * DB_SIZE;
+        let main_rec = DbRec::parse(&meta[main_at..main_at + DB_SIZE], meta_off + main_at as u64);
+
+        let mut free_db = DbCtx::new("(free list)", Kind::Free, free_rec);
+        free_db.order = Order::Integer;
+        self.walk_db(&mut free_db)?;
+
+        let mut main_db = DbCtx::new("(main)", Kind::Main, main_rec);
+        self.check_db_flags(&main_db)?;
+        self.walk_db(&mut main_db)?;
+
+        let subdbs = std::mem::take(&mut main_db.subdbs);
+        let mut entries = 0u64;
+        let mut max_depth = 0u16;
+        for (name, rec) in &subdbs {
+            let name = String::from_utf8_lossy(name);
+            let mut db = DbCtx::new(&name, Kind::Sub, *rec);
+            self.check_db_flags(&db)?;
+            self.walk_db(&mut db)?;
+            entries += rec.entries;
+            max_depth = max_depth.max(rec.depth);
+        }
+        Ok(Trees {
+            databases: subdbs.len() as u64,
+            entries,
+            max_depth,
+        })
+    }
+
+    /// The free list, after the trees: no page twice, none also in a tree,
+    /// and it covers any part of [0, last_pg] the file does not hold.
+    /// Returns how many pages it holds.
+    fn check_free_list(&mut self, slot: usize, meta_off: u64) -> Result<u64> {
+        let psize = self.psize as u64;
+        let (last_pg, file_pages) = (self.last_pg, self.file_pages);
+        let mut free = std::mem::take(&mut self.free);
+        free.sort_unstable();
+        if let Some(p) = free.windows(2).find(|p| p[0] == p[1]) {
+            return Err(self.corrupt(
+                p[0] * psize,
+                format!("LMDB free list holds page {} twice", p[0]),
+            ));
+        }
+        if let Some(&p) = free.iter().find(|&&p| p < self.limit && self.is_seen(p)) {
+            return Err(self.corrupt(p * psize, format!("LMDB page {p} is both free and in use")));
+        }
+        if last_pg >= file_pages {
+            let tail = free.len() - free.partition_point(|&p| p < file_pages);
+            if tail as u64 != last_pg - file_pages + 1 {
+                return Err(self.corrupt(
+                    meta_off + MM_LAST_PG as u64,
+                    format!(
+                        "LMDB meta page {slot}: last page {last_pg} is past the end of the file \
+                         ({file_pages} pages) and the free list does not hold the missing pages"
+                    ),
+                ));
+            }
+        }
+        Ok(free.len() as u64)
+    }
+
     fn corrupt(&self, off: u64, what: String) -> StorageError {
         StorageError::corrupt(self.path, off, what)
     }
@@ -835,6 +901,8 @@ impl Walker<'_> {
         result
     }
 
+    /// Checks the page `pgno` read into `page`, at `level` of `db`'s tree,
+    /// whose keys must lie in `[lo, hi)`, and walks its children.
     fn walk_page(
         &mut self,
         db: &mut DbCtx,
@@ -844,6 +912,29 @@ impl Walker<'_> {
         hi: Option<&[u8]>,
         page: &[u8],
     ) -> Result<()> {
+        let (leaf_level, upper, nkeys) = self.check_page_header(db, pgno, level, page)?;
+        let p = Parsed {
+            pgno,
+            page,
+            nodes: self.page_nodes(db, pgno, page, upper, nkeys)?,
+        };
+        if leaf_level {
+            self.walk_leaf(db, &p, lo, hi)
+        } else {
+            self.walk_branch(db, &p, level, lo, hi)
+        }
+    }
+
+    /// Checks a branch or leaf page's header: its own number, the flags
+    /// its level wants, its free-space bounds, its node count. Returns
+    /// whether it is a leaf, `mp_upper`, and the number of nodes.
+    fn check_page_header(
+        &self,
+        db: &DbCtx,
+        pgno: u64,
+        level: u16,
+        page: &[u8],
+    ) -> Result<(bool, usize, usize)> {
         let psize = self.psize;
         let base = self.page_off(pgno);
         let name = db.name;
@@ -891,11 +982,26 @@ impl Walker<'_> {
                 format!("LMDB database {name}: page {pgno} holds {nkeys} nodes"),
             ));
         }
+        Ok((leaf_level, upper, nkeys))
+    }
+
+    /// Reads and checks the `nkeys` nodes of a page, and that they tile
+    /// `[upper, psize)` exactly: no overlap, no gap.
+    fn page_nodes(
+        &self,
+        db: &DbCtx,
+        pgno: u64,
+        page: &[u8],
+        upper: usize,
+        nkeys: usize,
+    ) -> Result<Vec<Node>> {
+        let psize = self.psize;
+        let base = self.page_off(pgno);
+        let name = db.name;
         let mut nodes = Vec::with_capacity(nkeys);
         for i in 0..nkeys {
             nodes.push(self.node(db, pgno, page, upper, i)?);
         }
-        // The nodes tile [upper, psize) exactly: no overlap, no gap.
         let mut spans: Vec<(usize, usize)> = nodes
             .iter()
             .map(|n| (n.at, (n.data.end + 1) & !1))
@@ -921,32 +1027,57 @@ impl Walker<'_> {
                 ),
             ));
         }
+        Ok(nodes)
+    }
 
-        if !leaf_level {
-            db.branch_pages += 1;
-            // Separators: key i (i >= 1) bounds child i below and child
-            // i - 1 above; key 0 is never compared by LMDB.
-            for i in 1..nkeys {
-                let prev = (i > 1).then(|| &page[nodes[i - 1].key.clone()]);
-                let key = &page[nodes[i].key.clone()];
-                self.check_key(db, pgno, i, key, prev, lo, hi, nodes[i].at)?;
-            }
-            for (i, n) in nodes.iter().enumerate() {
-                let child = n.lohi | u64::from(n.flags) << 32;
-                let clo = if i == 0 {
-                    lo
-                } else {
-                    Some(&page[n.key.clone()])
-                };
-                let chi = match nodes.get(i + 1) {
-                    Some(next) => Some(&page[next.key.clone()]),
-                    None => hi,
-                };
-                self.walk(db, child, level + 1, clo, chi, base + n.at as u64)?;
-            }
-            return Ok(());
+    /// A branch page: its separators in order, then each child walked
+    /// with the range its separators give.
+    fn walk_branch(
+        &mut self,
+        db: &mut DbCtx,
+        p: &Parsed,
+        level: u16,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Result<()> {
+        let (pgno, page, nodes) = (p.pgno, p.page, &p.nodes);
+        let base = self.page_off(pgno);
+        db.branch_pages += 1;
+        // Separators: key i (i >= 1) bounds child i below and child
+        // i - 1 above; key 0 is never compared by LMDB.
+        for i in 1..nodes.len() {
+            let prev = (i > 1).then(|| &page[nodes[i - 1].key.clone()]);
+            let key = &page[nodes[i].key.clone()];
+            self.check_key(db, pgno, i, key, prev, lo, hi, nodes[i].at)?;
         }
+        for (i, n) in nodes.iter().enumerate() {
+            let child = n.lohi | u64::from(n.flags) << 32;
+            let clo = if i == 0 {
+                lo
+            } else {
+                Some(&page[n.key.clone()])
+            };
+            let chi = match nodes.get(i + 1) {
+                Some(next) => Some(&page[next.key.clone()]),
+                None => hi,
+            };
+            self.walk(db, child, level + 1, clo, chi, base + n.at as u64)?;
+        }
+        Ok(())
+    }
 
+    /// A leaf page: keys in order, node flags the database allows, and
+    /// each value ([`Walker::leaf_value`]).
+    fn walk_leaf(
+        &mut self,
+        db: &mut DbCtx,
+        p: &Parsed,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Result<()> {
+        let (pgno, page, nodes) = (p.pgno, p.page, &p.nodes);
+        let base = self.page_off(pgno);
+        let name = db.name;
         db.leaf_pages += 1;
         for (i, n) in nodes.iter().enumerate() {
             let key = &page[n.key.clone()];
@@ -972,32 +1103,44 @@ impl Walker<'_> {
                 ));
             }
             db.entries += 1;
-            let data = &page[n.data.clone()];
-            if n.flags == F_BIGDATA {
-                let ov = u64_at(data, 0);
-                let dsize = n.lohi;
-                let ovdata =
-                    self.overflow(db, ov, dsize, node_off + (n.data.start - n.at) as u64)?;
-                if db.kind == Kind::Free {
-                    self.free_list(pgno, i, key, &ovdata, node_off)?;
-                }
-                self.ovbuf = ovdata;
-            } else if db.kind == Kind::Free {
-                self.free_list(pgno, i, key, data, node_off)?;
-            } else if n.flags == F_SUBDATA {
-                if data.len() != DB_SIZE {
-                    return Err(self.corrupt(
-                        node_off,
-                        format!(
-                            "LMDB database {name}: page {pgno} node {i}: a named database \
-                             record of {} bytes, expected {DB_SIZE}",
-                            data.len()
-                        ),
-                    ));
-                }
-                let at = base + n.data.start as u64;
-                db.subdbs.push((key.to_vec(), DbRec::parse(data, at)));
+            self.leaf_value(db, p, i, key)?;
+        }
+        Ok(())
+    }
+
+    /// The value of leaf node `i` with key `key`: an overflow run checked
+    /// (and, in FREE_DBI, its free-list record), an in-node free-list
+    /// record, or a named database's record in MAIN_DBI.
+    fn leaf_value(&mut self, db: &mut DbCtx, p: &Parsed, i: usize, key: &[u8]) -> Result<()> {
+        let (pgno, page) = (p.pgno, p.page);
+        let n = &p.nodes[i];
+        let base = self.page_off(pgno);
+        let node_off = base + n.at as u64;
+        let data = &page[n.data.clone()];
+        if n.flags == F_BIGDATA {
+            let ov = u64_at(data, 0);
+            let dsize = n.lohi;
+            let ovdata = self.overflow(db, ov, dsize, node_off + (n.data.start - n.at) as u64)?;
+            if db.kind == Kind::Free {
+                self.free_list(pgno, i, key, &ovdata, node_off)?;
             }
+            self.ovbuf = ovdata;
+        } else if db.kind == Kind::Free {
+            self.free_list(pgno, i, key, data, node_off)?;
+        } else if n.flags == F_SUBDATA {
+            if data.len() != DB_SIZE {
+                return Err(self.corrupt(
+                    node_off,
+                    format!(
+                        "LMDB database {}: page {pgno} node {i}: a named database \
+                         record of {} bytes, expected {DB_SIZE}",
+                        db.name,
+                        data.len()
+                    ),
+                ));
+            }
+            let at = base + n.data.start as u64;
+            db.subdbs.push((key.to_vec(), DbRec::parse(data, at)));
         }
         Ok(())
     }

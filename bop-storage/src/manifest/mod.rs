@@ -2,18 +2,25 @@
 //! that is the authority on what a store contains. Every change is one LMDB
 //! write transaction, committed durably (LMDB syncs on commit; NOSYNC is
 //! never used), made through [`Manifest::write`], which in the same
-//! transaction appends the change to the change log, truncates the log,
+//! transaction appends the change to the change log, truncates it,
 //! removes settled journal intents and seals `meta`.
+//!
+//! The record log and the page stores register their files here; the
+//! manifest imports neither (the journal's replay is handed their file
+//! paths by its caller, `store_dir.rs`).
 //!
 //! Modules (each documents its on-disk layout at its top):
 //! - `keys.rs`: `meta` keys, key encodings, the `meta` checksum.
 //! - `tables.rs`: `segments`, `chunks`, `pages` values; the format version.
 //! - `digest.rs`: per-table digests kept in `meta`.
-//! - `changelog.rs`: the `changes` table and its truncation.
-//! - `cursors.rs`: the `cursors` table (consumers of the change log).
+//! - `changelog.rs`: the `changes` table (the change log: every change,
+//!   in order).
+//! - `cursors.rs`: the `cursors` table (consumers of the change log) and
+//!   the change log's truncation below the slowest cursor.
 //! - `journal.rs`: the `journal` table (intents replayed at open).
 //! - `lmdb_check.rs`: structural check of `data.mdb` before LMDB maps it.
-//! - `open.rs`: opening, creation, the format version and its upgrade.
+//! - `open.rs`: opening (in named steps), creation, the format version and
+//!   its upgrade.
 //! - `state.rs`: loading a database's state; the writes that change it.
 //! - `stats.rs`: counters and `ManifestStats`.
 //!
@@ -45,9 +52,8 @@ use heed::{Database, Env, RwTxn};
 use crate::error::{Result, StorageError};
 use crate::types::DbId;
 pub use changelog::Change;
-use changelog::LogBounds;
 pub use cursors::CursorInfo;
-use cursors::CursorState;
+use cursors::{ChangeLogBounds, CursorState};
 use digest::{Digest, Tracked};
 pub use journal::{Intent, JournalId, ReplayReport, CHUNK_RESERVATION};
 use keys::{key_u64, meta_crc, meta_key, per_db, seal_meta};
@@ -65,7 +71,7 @@ pub struct ManifestConfig {
     /// Most entries the change log holds; a cursor that falls further
     /// behind is marked lagged.
     pub change_log_max_entries: u64,
-    /// Entries kept when no cursor holds the log back.
+    /// Entries kept when no cursor holds the change log back.
     pub change_log_tail_entries: u64,
 }
 
@@ -141,9 +147,9 @@ impl Manifest {
     }
 
     /// Runs `f` in a write transaction and commits it with the changes `f`
-    /// pushed appended to the change log, the log trimmed, settled journal
-    /// intents removed and `meta` sealed. A full map is grown and `f` run
-    /// again (so `f` must have no effect outside the transaction).
+    /// pushed appended to the change log, the change log trimmed, settled
+    /// journal intents removed and `meta` sealed. A full map is grown and `f`
+    /// run again (so `f` must have no effect outside the transaction).
     fn write<T>(&self, f: impl Fn(&mut RwTxn, &mut Vec<Change>) -> Result<T>) -> Result<T> {
         let mut grows = 0;
         loop {
@@ -175,25 +181,25 @@ impl Manifest {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         // Change log, truncation, settled intents.
-        let mut log =
+        let mut chg =
             Tracked::begin(&self.meta, &w, self.changes, meta_key::DIGEST_CHANGES).map_err(&me)?;
         let mut cur =
             Tracked::begin(&self.meta, &w, self.cursors, meta_key::DIGEST_CURSORS).map_err(&me)?;
         let mut jr =
             Tracked::begin(&self.meta, &w, self.journal, meta_key::DIGEST_JOURNAL).map_err(&me)?;
         let next_seq = self.meta_u64(&w, meta_key::NEXT_CHANGE_SEQ)?;
-        let next_seq = changelog::append(&mut log, &mut w, next_seq, &changes).map_err(&me)?;
+        let next_seq = changelog::append(&mut chg, &mut w, next_seq, &changes).map_err(&me)?;
         self.meta
             .put(&mut w, meta_key::NEXT_CHANGE_SEQ, &next_seq.to_le_bytes())
             .map_err(&me)?;
-        let trimmed = changelog::trim(
-            &mut log,
+        let trimmed = cursors::trim(
+            &mut chg,
             &mut cur,
             &mut w,
             self.changes,
             self.cursors,
             next_seq - 1,
-            LogBounds {
+            ChangeLogBounds {
                 max_entries: self.config.change_log_max_entries,
                 tail_entries: self.config.change_log_tail_entries,
             },
@@ -202,7 +208,7 @@ impl Manifest {
         for id in &settled {
             jr.delete(&mut w, &key_u64(id.0)).map_err(&me)?;
         }
-        log.finish(&self.meta, &mut w).map_err(&me)?;
+        chg.finish(&self.meta, &mut w).map_err(&me)?;
         cur.finish(&self.meta, &mut w).map_err(&me)?;
         jr.finish(&self.meta, &mut w).map_err(&me)?;
         seal_meta(&self.meta, &mut w).map_err(&me)?;
@@ -390,7 +396,7 @@ impl Manifest {
 
     /// Verifies the meta checksum and the digests of the change log,
     /// cursor and journal tables, and decodes every entry.
-    fn verify_log_tables(&self) -> Result<()> {
+    fn verify_change_log_tables(&self) -> Result<()> {
         let me = self.map_err();
         self.read(|rtxn| {
             self.check_meta_crc(rtxn)?;

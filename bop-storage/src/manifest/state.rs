@@ -1,8 +1,8 @@
 //! The store's state in the manifest: what `load` reads about a database
-//! and the WAL, and the writes that change it — segments added and dropped,
-//! checkpointed pages published, databases registered, epochs begun, clean
-//! shutdowns — each one transaction through `Manifest::write`, which logs
-//! its change.
+//! and the record log, and the writes that change it — log segments added
+//! and dropped, checkpointed pages published, databases registered, epochs
+//! begun, clean shutdowns — each one transaction through `Manifest::write`,
+//! which appends its changes to the change log.
 
 use heed::RwTxn;
 
@@ -16,8 +16,8 @@ use crate::error::{Result, StorageError};
 use crate::types::{ChunkId, DbId, Epoch, Lsn, PageNo, SegmentId};
 use std::sync::atomic::Ordering;
 
-/// What the manifest holds about one database and the store's WAL, read in
-/// one snapshot.
+/// What the manifest holds about one database and the store's record log,
+/// read in one snapshot.
 #[derive(Debug, Clone)]
 pub struct ManifestState {
     pub db: DbId,
@@ -31,7 +31,7 @@ pub struct ManifestState {
     pub segments: Vec<SegmentMeta>,
     pub chunks: Vec<ChunkMeta>,
     pub pages: Vec<(PageNo, PageLoc)>,
-    /// The lowest and highest WAL base (`checkpoint_lsn`) of all the
+    /// The lowest and highest base (`checkpoint_lsn`) of all the
     /// store's databases: records below the lowest are needed by none;
     /// no new record may be numbered below the highest.
     pub log_base_min: Lsn,
@@ -79,7 +79,8 @@ impl Manifest {
         Ok(out)
     }
 
-    /// The WAL base of every database: the main one and the named ones.
+    /// The base of every database (the LSN below which its log records are
+    /// obsolete): the main one and the named ones.
     pub fn db_bases(&self) -> Result<Vec<(DbId, Lsn)>> {
         self.read(|rtxn| {
             let named = self.databases_in(rtxn)?;
@@ -92,13 +93,14 @@ impl Manifest {
         })
     }
 
-    /// Registers a new named database with `page_size`, whose WAL records
-    /// start at `base` (the WAL's next LSN: none of its records is older).
+    /// Registers a new named database with `page_size`, whose log records
+    /// start at `base` (the record log's next LSN: none of its records is
+    /// older).
     pub fn register_db(&self, name: &str, page_size: u32, base: Lsn) -> Result<DbId> {
         let me = self.map_err();
         let mut name_key = meta_key::DB_PREFIX.to_vec();
         name_key.extend_from_slice(name.as_bytes());
-        let (db, made) = self.write(|w, log| {
+        let (db, made) = self.write(|w, changes| {
             if let Some(v) = self.meta.get(w, &name_key).map_err(&me)? {
                 let id = keys::decode_u32(v, &self.path)?;
                 return Ok((DbId(id as u16), None));
@@ -133,7 +135,7 @@ impl Manifest {
             self.meta
                 .put(w, meta_key::NEXT_DB_ID, &(id + 1).to_le_bytes())
                 .map_err(&me)?;
-            log.push(Change::DatabaseRegistered {
+            changes.push(Change::DatabaseRegistered {
                 db,
                 name: name.to_owned(),
                 page_size,
@@ -150,14 +152,15 @@ impl Manifest {
         Ok(db)
     }
 
-    /// Reads what the manifest holds about the main database and the WAL.
+    /// Reads what the manifest holds about the main database and the record
+    /// log.
     pub fn load(&self) -> Result<ManifestState> {
         self.load_db(DbId::MAIN)
     }
 
-    /// Reads what the manifest holds about database `db` and the WAL, in
-    /// one read transaction, verifying the meta checksum and the digests of
-    /// the tables read.
+    /// Reads what the manifest holds about database `db` and the record log,
+    /// in one read transaction, verifying the meta checksum and the digests
+    /// of the tables read.
     pub fn load_db(&self, db: DbId) -> Result<ManifestState> {
         let tables = self.tables(db)?;
         let me = self.map_err();
@@ -232,7 +235,7 @@ impl Manifest {
     /// down; remembers whether the previous open ended cleanly.
     pub fn begin_epoch(&self, epoch: Epoch) -> Result<()> {
         let me = self.map_err();
-        let previous_clean = self.write(|w, log| {
+        let previous_clean = self.write(|w, changes| {
             let previous_clean = self
                 .meta
                 .get(w, meta_key::CLEAN_SHUTDOWN)
@@ -244,7 +247,7 @@ impl Manifest {
             self.meta
                 .put(w, meta_key::CLEAN_SHUTDOWN, &[0])
                 .map_err(&me)?;
-            log.push(Change::EpochBegun {
+            changes.push(Change::EpochBegun {
                 epoch,
                 previous_clean,
             });
@@ -255,23 +258,23 @@ impl Manifest {
         Ok(())
     }
 
-    /// Records a clean shutdown (everything published, WAL synced).
+    /// Records a clean shutdown (everything published, record log synced).
     pub fn mark_clean_shutdown(&self) -> Result<()> {
         let me = self.map_err();
-        self.write(|w, log| {
+        self.write(|w, changes| {
             let epoch = Epoch(self.meta_u32(w, meta_key::EPOCH)?);
             self.meta
                 .put(w, meta_key::CLEAN_SHUTDOWN, &[1])
                 .map_err(&me)?;
-            log.push(Change::CleanShutdown { epoch });
+            changes.push(Change::CleanShutdown { epoch });
             Ok(())
         })
     }
 
-    /// Registers a new WAL segment (its file is already durable).
+    /// Registers a new log segment (its file is already durable).
     pub fn add_segment(&self, seg: &SegmentMeta) -> Result<()> {
         let me = self.map_err();
-        self.write(|w, log| {
+        self.write(|w, changes| {
             let mut segments =
                 Tracked::begin(&self.meta, w, self.segments, meta_key::DIGEST_SEGMENTS)
                     .map_err(&me)?;
@@ -282,7 +285,7 @@ impl Manifest {
             self.meta
                 .put(w, meta_key::NEXT_SEGMENT_ID, &(seg.id.0 + 1).to_le_bytes())
                 .map_err(&me)?;
-            log.push(Change::SegmentAdded {
+            changes.push(Change::SegmentAdded {
                 id: seg.id,
                 first_lsn: seg.first_lsn,
                 capacity_bytes: seg.capacity_bytes,
@@ -291,7 +294,7 @@ impl Manifest {
         })
     }
 
-    /// Drops WAL segments and, with `base`, moves a database's WAL base:
+    /// Drops log segments and, with `base`, moves a database's base:
     /// its records below the base are never replayed again. Returns the
     /// journal intent to delete the segment files: settle it
     /// ([`Manifest::journal_done`]) once they are gone and the directory is
@@ -302,7 +305,7 @@ impl Manifest {
         base: Option<(DbId, Lsn)>,
     ) -> Result<Option<JournalId>> {
         let me = self.map_err();
-        let intent = self.write(|w, log| {
+        let intent = self.write(|w, changes| {
             let mut segments =
                 Tracked::begin(&self.meta, w, self.segments, meta_key::DIGEST_SEGMENTS)
                     .map_err(&me)?;
@@ -324,7 +327,7 @@ impl Manifest {
             } else {
                 Some(self.add_intent(w, &Intent::DeleteSegments { ids: ids.to_vec() })?)
             };
-            log.push(Change::SegmentsDropped {
+            changes.push(Change::SegmentsDropped {
                 ids: ids.to_vec(),
                 base,
             });
@@ -346,7 +349,7 @@ impl Manifest {
         let t = self.tables(batch.db)?;
         let per = |k: &[u8]| per_db(k, batch.db);
         let me = self.map_err();
-        let intent = self.write(|w, log| {
+        let intent = self.write(|w, changes| {
             let mut chunks = Tracked::begin(&self.meta, w, t.chunks, &per(meta_key::DIGEST_CHUNKS))
                 .map_err(&me)?;
             let mut pages = Tracked::begin(&self.meta, w, t.pages, &per(meta_key::DIGEST_PAGES))
@@ -409,7 +412,7 @@ impl Manifest {
                     },
                 )?)
             };
-            log.push(Change::Published {
+            changes.push(Change::Published {
                 db: batch.db,
                 db_pages: batch.db_pages,
                 pages_changed: batch.pages.len() as u32 - removed_pages,

@@ -18,7 +18,7 @@ pub struct ManifestStats {
     /// Whether the open before this one ended with a clean shutdown.
     pub previous_shutdown_clean: bool,
     pub change_log_entries: u64,
-    /// First and last sequence number in the log (0 when empty).
+    /// First and last sequence number in the change log (0 when empty).
     pub change_first_seq: u64,
     pub change_last_seq: u64,
     /// Since this open: changes appended, entries truncated.

@@ -1,26 +1,16 @@
-//! The committed part of the WAL image, readable without the log lock
-//! (`log/mod.rs` invariants 1 and 5, and its lock order).
+//! The committed part of the WAL image, readable without the image lock
+//! (`wal_image/mod.rs` invariants 1 and 5, and its lock order). Reads
+//! planned here are done by `frame_cache.rs`.
 
 use crate::log::RecordLoc;
 use std::sync::{Arc, RwLock};
 
-use super::frame_cache::FrameCache;
+use super::frame_cache::{FrameCache, RecordRead};
 
-/// A part of a read served from a WAL record, done without the log lock.
-#[derive(Debug)]
-pub struct RecordRead {
-    pub loc: RecordLoc,
-    /// Offset within the record's payload.
-    pub within: u64,
-    /// Start of the range in the caller's buffer.
-    pub buf_at: usize,
-    pub len: usize,
-    /// The record's pages are in the page cache (`frame_cache.rs`).
-    pub pages_cached: bool,
-}
-
+/// One log record of the committed image.
 #[derive(Debug)]
 pub(crate) struct ImageRecord {
+    /// Where the record's payload starts in the WAL image.
     pub(super) wal_offset: u64,
     pub(super) loc: RecordLoc,
     /// The cumulative SQLite checksum of the record's last (commit) frame.
@@ -30,8 +20,10 @@ pub(crate) struct ImageRecord {
     pub(super) pages_cached: bool,
 }
 
-/// The committed image (invariants 1 and 5): shared by the log and its
-/// [`CommittedView`].
+/// The committed image (invariants 1 and 5): shared by the [`WalImage`]
+/// and its [`CommittedView`]s.
+///
+/// [`WalImage`]: super::WalImage
 #[derive(Debug, Default)]
 pub(crate) struct Committed {
     pub(super) records: Vec<ImageRecord>,
@@ -49,10 +41,10 @@ impl Committed {
     }
 }
 
-/// Reads of committed WAL bytes without the log lock, for readers: SQLite
-/// readers only read frames of their snapshot, which are committed, so
-/// they need not wait while the writer seals a commit (its I/O runs under
-/// the log lock).
+/// Reads of committed bytes of the WAL image without the image lock, for
+/// readers: SQLite readers only read frames of their snapshot, which are
+/// committed, so they need not wait while the writer seals a commit (its
+/// I/O runs under the image lock).
 #[derive(Clone, Debug)]
 pub struct CommittedView {
     pub(super) committed: Arc<RwLock<Committed>>,
@@ -62,7 +54,8 @@ pub struct CommittedView {
 impl CommittedView {
     /// Plans a read of `len` bytes at `offset` if they lie inside one
     /// committed record and no open transaction restarts the image
-    /// (invariant 5); `None` sends the caller to [`super::WalImage::plan_read`].
+    /// (invariant 5); `None` sends the caller to
+    /// [`super::WalImage::plan_read`], under the image lock.
     pub fn plan_read(&self, offset: u64, len: usize) -> Option<RecordRead> {
         let c = self.committed.read().unwrap_or_else(|p| p.into_inner());
         let end = offset.checked_add(len as u64)?;

@@ -1,7 +1,8 @@
-//! The SQLite WAL image kept in bop's WAL.
+//! The WAL image: the bytes of SQLite's `-wal` file as bop keeps them, in
+//! the record log.
 //!
 //! SQLite believes it writes a `-wal` file. bop keeps that file's image as
-//! WAL records: each record is one committed transaction, a contiguous byte
+//! log records: each record is one committed transaction, a contiguous byte
 //! range of the image (SQLite's own frame headers and pages, and the 32-byte
 //! WAL header when the range starts at offset 0, which starts a new
 //! *generation* of the image). Frames of a transaction that is still open
@@ -12,7 +13,7 @@
 //! 1. `committed.records` are the current generation, contiguous from
 //!    offset 0: `records[0].wal_offset == 0` and each starts where the
 //!    previous ends; `committed.end` is where the last one ends (0 when
-//!    empty). They change only under the log lock *and* the `committed`
+//!    empty). They change only under the image lock *and* the `committed`
 //!    lock, so [`CommittedView`] can read them with the second alone.
 //! 2. `pending` covers `[pending_start, pending_start + pending_len())` and
 //!    `pending_start` is `committed.end`, or 0 when the open transaction
@@ -29,15 +30,19 @@
 //! 5. `committed.restarting` is true whenever the open transaction
 //!    restarts the image (`pending_start == 0`) while records exist: then
 //!    bytes below `committed.end` may be the open transaction's, and only
-//!    the log can say which.
+//!    the [`WalImage`] (under the image lock) can say which.
 //!
-//! Durable commits also put their pages into the page cache
-//! (`frame_cache.rs`).
+//! Files: `committed.rs` holds the committed records, readable without
+//! the image lock ([`CommittedView`]); `frame_cache.rs` does the reads
+//! planned here and there, from the page cache when a durable commit put
+//! its pages there. SQLite's frame format is read with `wal_format.rs`.
 //!
-//! Lock order: the log lock (the store's), then `committed`; nothing is
-//! taken under `committed`, and no I/O runs under it. A reader that
-//! takes `committed` alone ([`CommittedView::plan_read`]) never waits for
-//! a commit's I/O, which happens under the log lock only.
+//! Lock order: the image lock (the store's `Mutex<WalImage>`), then
+//! `committed`; nothing is taken under `committed`, and no I/O runs under
+//! it. A reader that takes `committed` alone ([`CommittedView::plan_read`])
+//! never waits for a commit's I/O, which happens under the image lock
+//! only. Under the image lock, a commit takes the record log's lock
+//! (`SharedLog`, through `log`).
 
 use crate::cache::{self, CacheKey};
 use crate::error::{Result, StorageError};
@@ -47,18 +52,21 @@ use crate::manifest::Manifest;
 use crate::page_store::PageStore;
 use crate::types::DbId;
 use crate::types::Lsn;
+use crate::wal_format::{parse_record, GenerationState};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod committed;
 mod frame_cache;
-pub mod frames;
 
+pub use committed::CommittedView;
 use committed::{Committed, ImageRecord};
-pub use committed::{CommittedView, RecordRead};
-pub use frame_cache::{frame_cache_hits, FrameCache, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
+pub use frame_cache::{frame_cache_hits, FrameCache, RecordRead, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
 
-pub use frames::{FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN};
+pub use crate::wal_format::{
+    FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN,
+};
+
 /// Capacity of the pending buffer kept between transactions.
 const PENDING_KEEP_BYTES: usize = 8 << 20;
 
@@ -71,7 +79,7 @@ pub struct WalIndexSeed {
     pub last_cksum: [u32; 2],
 }
 
-/// Counters of the log.
+/// Counters of the WAL image.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WalImageStats {
     pub records: u64,
@@ -86,14 +94,14 @@ pub struct WalImageStats {
 
 #[derive(Debug)]
 pub struct WalImage {
-    /// The store's WAL, shared with its other databases.
+    /// The store's record log, shared with its other databases.
     pub(crate) log: Arc<SharedLog>,
     /// This database within the store.
     pub(crate) db: DbId,
     /// Invariants 1 and 5.
     committed: Arc<RwLock<Committed>>,
     frame_cache: FrameCache,
-    /// The page cache key of the newest frame of each page this log put
+    /// The page cache key of the newest frame of each page this image put
     /// there when sealing (one entry per page of the current generation,
     /// at most: bounded like `frames`).
     cached_frames: HashMap<u32, CacheKey>,
@@ -108,7 +116,7 @@ pub struct WalImage {
     frames: Vec<FrameInfo>,
     wal_header: Option<[u8; SQLITE_WAL_HEADER_LEN as usize]>,
     frames_known: bool,
-    generation: frames::GenerationState,
+    generation: GenerationState,
     /// The `-wal` file exists (opened or holding records).
     pub exists: bool,
     /// The thread of the connection holding SQLite's WAL write lock, when
@@ -142,7 +150,7 @@ impl WalImage {
                         &r.loc.segment.path,
                         r.loc.payload_offset,
                         format!(
-                            "WAL record {} continues the image at {} instead of {end}",
+                            "log record {} continues the WAL image at {} instead of {end}",
                             r.loc.lsn, r.wal_offset
                         ),
                     ));
@@ -170,7 +178,7 @@ impl WalImage {
             return Err(StorageError::corrupt(
                 &r.loc.segment.path,
                 r.loc.payload_offset,
-                "WAL records do not start a SQLite WAL image",
+                "log records do not start a WAL image (none is at offset 0)",
             ));
         }
         let exists = !records.is_empty();
@@ -178,7 +186,7 @@ impl WalImage {
             frames.clear();
             wal_header = None;
         }
-        let mut generation = frames::GenerationState::default();
+        let mut generation = GenerationState::default();
         if let Some(h) = &wal_header {
             generation.resume(h);
         }
@@ -210,17 +218,17 @@ impl WalImage {
         })
     }
 
-    /// The committed image, read under the log lock.
+    /// The committed image, read under the image lock.
     fn committed(&self) -> RwLockReadGuard<'_, Committed> {
         self.committed.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The committed image, changed under the log lock (invariant 1).
+    /// The committed image, changed under the image lock (invariant 1).
     fn committed_mut(&self) -> RwLockWriteGuard<'_, Committed> {
         self.committed.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A handle that reads committed bytes without the log lock.
+    /// A handle that reads committed bytes without the image lock.
     pub fn view(&self) -> CommittedView {
         CommittedView {
             committed: self.committed.clone(),
@@ -336,7 +344,7 @@ impl WalImage {
     }
 
     /// Plans a read of `buf.len()` bytes at `offset`: bytes of the open
-    /// transaction are copied now (under the log lock); bytes in records
+    /// transaction are copied now (under the image lock); bytes in records
     /// are returned as reads to do after the lock is released (records are
     /// immutable and their segment stays open while a `RecordLoc` lives).
     /// Returns how many bytes are inside the file (the rest is zeroed).
@@ -374,7 +382,7 @@ impl WalImage {
         done
     }
 
-    /// Turns the pending transaction, if it is complete, into one WAL record
+    /// Turns the pending transaction, if it is complete, into one log record
     /// written with one call. Frames after the commit frame (left over from
     /// a rolled-back transaction) are discarded.
     pub fn seal(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
@@ -403,7 +411,7 @@ impl WalImage {
         // Read the frame headers now (a few per commit); applied below once
         // the record is written.
         let mut generation = self.generation;
-        let parsed = frames::parse_record(
+        let parsed = parse_record(
             &mut generation,
             self.pending_start,
             &self.pending[RECORD_HEADER_LEN..],
@@ -486,7 +494,7 @@ impl WalImage {
     }
 
     /// Seals (if this thread may) and returns the LSN that must become
-    /// durable: the caller waits for it outside the log lock.
+    /// durable: the caller waits for it outside the image lock.
     pub fn seal_for_sync(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<Lsn> {
         if self.may_seal() {
             self.seal_inner(manifest, pages, true)?;

@@ -1,9 +1,13 @@
-//! What bop reads from SQLite's own WAL format: the 32-byte WAL header and
-//! the 24-byte frame headers inside WAL records (sqlite.org/fileformat.html,
-//! "The Write-Ahead Log"). bop never changes these bytes; it reads them to
-//! know, per frame, which page it holds and whether it commits, so a
-//! wal-index can be handed to SQLite without SQLite reading the whole WAL
-//! again (`bop-vfs/src/wal_index.rs`).
+//! SQLite's WAL format, as far as bop reads it: the 32-byte WAL header and
+//! the 24-byte frame headers inside the payloads of log records
+//! (sqlite.org/fileformat.html, "The Write-Ahead Log"). bop never changes
+//! these bytes; it reads them to know, per frame, which page it holds and
+//! whether it commits, so a wal-index can be handed to SQLite without
+//! SQLite reading the whole WAL again (`bop-vfs/src/wal_index.rs`).
+//!
+//! A module of its own at the bottom of the crate: the record log's segment
+//! index (`log/segment_index.rs`) and recovery store what it reads, and the
+//! WAL image (`wal_image/`) keeps it per commit.
 //!
 //! ```text
 //! WAL header (big-endian u32s)        frame header (big-endian u32s)
@@ -45,7 +49,7 @@ pub struct FrameInfo {
     pub db_pages: u32,
 }
 
-/// The frames of one WAL record (one committed transaction or more).
+/// The frames of one log record (one committed transaction or more).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordFrames {
     /// The WAL header, when the record starts the image (offset 0).
@@ -120,12 +124,12 @@ impl GenerationState {
     }
 }
 
-/// Reads the frames of a record whose payload starts at `wal_offset` of
-/// the image. `None` when the record does not have the shape SQLite's own
-/// recovery would accept without question (then bop leaves the wal-index
-/// to SQLite): no usable header for its generation, a frame not on a frame
-/// boundary, a salt that differs from the header's, or a last frame that
-/// does not commit.
+/// Reads the frames of a log record whose payload starts at `wal_offset`
+/// of the WAL image. `None` when the record does not have the shape
+/// SQLite's own recovery would accept without question (then bop leaves
+/// the wal-index to SQLite): no usable header for its generation, a frame
+/// not on a frame boundary, a salt that differs from the header's, or a
+/// last frame that does not commit.
 pub fn parse_record(
     gen: &mut GenerationState,
     wal_offset: u64,

@@ -1,21 +1,46 @@
-//! Appending records and making them durable.
+//! The record log itself ([`RecordLog`]): opening it (the steps of
+//! recovery, `recovery.rs`), appending records, rolling to a new segment,
+//! and dropping the segments no database needs. Its flushing is in
+//! `flush.rs`; the store's databases share it through `shared.rs`.
+//!
+//! Invariants (asserted in debug builds where cheap):
+//! 1. Records carry consecutive LSNs; within a segment they are back to back
+//!    from `SEGMENT_HEADER_LEN`; a segment's first record has its header's
+//!    `first_lsn`.
+//! 2. A segment is synced before the next one is created, so only the last
+//!    segment can hold unsynced records, and a torn tail can only be there.
+//! 3. `durable_lsn <= written_lsn < next_lsn` (the watermarks live in the
+//!    flush controller, `flush.rs`); every record written carries the
+//!    `durable_lsn` known at the time, so recovery can tell a torn tail
+//!    (nothing after it was ever durable) from damage to durable data.
+//! 4. Every segment file in the manifest exists; files in the log's
+//!    directory (`<store>/wal/`) that the manifest does not list are
+//!    leftovers of a crash and are removed at open, except up to
+//!    `SPARE_SEGMENTS_MAX` spares (`<id>.spare`: dropped segments of the
+//!    standard size kept for reuse) and the index files (`<id>.idx`) of
+//!    listed segments.
+//! 5. A segment index file exists only for a sealed segment (synced, with
+//!    a successor) and describes exactly its records; recovery trusts one
+//!    only after checking it against the segment and its successor
+//!    (`segment_index.rs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::flush::{FlushConfig, FlushStats, Flusher};
-use super::preparer::{Preparer, Spare};
-use super::record::{RecordHeader, RECORD_HEADER_LEN};
+use super::preparer::{spare_file_name, zero_fill, Preparer, Spare, SPARE_SEGMENTS_MAX};
+use super::record::{RecordHeader, RecordLoc, RECORD_HEADER_LEN};
+use super::recovery::{self, RecoveredRecord, Scan, ScanReport};
 use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::segment_index::{index_path, EntryHead, IndexBuilder};
+use super::segment_index::{index_path, remove_index, EntryHead, IndexBuilder};
 use crate::error::{Result, StorageError};
+use crate::fail::FailState;
 use crate::io::{IoBackend, OpenMode};
-use crate::manifest::{Manifest, SegmentMeta};
+use crate::manifest::{Manifest, ManifestState, SegmentMeta};
 use crate::types::{DbId, Epoch, Lsn, SegmentId};
-use crate::wal_image::frames::RecordFrames;
+use crate::wal_format::RecordFrames;
 
-/// WAL tuning.
+/// Tuning of the record log.
 #[derive(Clone, Copy, Debug)]
 pub struct LogConfig {
     /// Preallocated size of a segment file. A record larger than this gets a
@@ -34,83 +59,9 @@ impl Default for LogConfig {
     }
 }
 
-/// Where a record's payload lives.
-#[derive(Clone, Debug)]
-pub struct RecordLoc {
-    pub lsn: Lsn,
-    pub segment: Arc<Segment>,
-    /// Offset of the payload (after the record header) in the segment file.
-    pub payload_offset: u64,
-    pub payload_len: u32,
-    pub payload_crc: u32,
-    /// Set for a record recovery took from a segment index without reading
-    /// it (`segment_index.rs`): the flag turns true once the whole payload
-    /// has been read and its checksum matched, which the first read does.
-    /// `None`: verified when written or when recovery scanned it.
-    pub unverified: Option<Arc<AtomicBool>>,
-}
-
-impl RecordLoc {
-    /// Re-reads the whole payload and checks its checksum, a bounded
-    /// chunk at a time (`VERIFY_CHUNK_BYTES`), whatever the record's size.
-    pub fn verify(&self) -> Result<()> {
-        let len = u64::from(self.payload_len);
-        let mut buf = vec![0u8; VERIFY_CHUNK_BYTES.min(len) as usize];
-        let mut crc = 0u32;
-        let mut at = 0u64;
-        while at < len {
-            let n = VERIFY_CHUNK_BYTES.min(len - at) as usize;
-            self.read_raw(&mut buf[..n], at)?;
-            crc = crc32c::crc32c_append(crc, &buf[..n]);
-            at += n as u64;
-        }
-        if crc != self.payload_crc {
-            return Err(StorageError::corrupt(
-                &self.segment.path,
-                self.payload_offset,
-                format!("WAL record {} payload checksum mismatch", self.lsn),
-            ));
-        }
-        if let Some(flag) = &self.unverified {
-            flag.store(true, Ordering::Release);
-        }
-        Ok(())
-    }
-
-    /// Reads `buf.len()` payload bytes starting `offset` bytes into the
-    /// payload. A record not verified yet is verified whole first, so no
-    /// byte of a damaged record is ever returned.
-    pub fn read(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        if let Some(flag) = &self.unverified {
-            if !flag.load(Ordering::Acquire) {
-                // (Two first readers may both verify: harmless.)
-                self.verify()?;
-                LAZY_VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.read_raw(buf, offset)
-    }
-
-    fn read_raw(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        debug_assert!(offset + buf.len() as u64 <= u64::from(self.payload_len));
-        self.segment
-            .file
-            .read_exact_at(buf, self.payload_offset + offset)
-    }
-}
-
-/// Bytes a record's verification reads at a time.
-const VERIFY_CHUNK_BYTES: u64 = 1 << 20;
-
-/// Records verified at their first read (taken from a segment index at
-/// open), in this process.
-static LAZY_VERIFICATIONS: AtomicU64 = AtomicU64::new(0);
-
-pub fn lazy_verifications() -> u64 {
-    LAZY_VERIFICATIONS.load(Ordering::Relaxed)
-}
-
-/// The log writer. Owned by the store under its WAL lock.
+/// The record log of a store: its segments and where appends go. Owned by
+/// [`SharedLog`](super::SharedLog), under the record log's lock
+/// (`SharedLog::inner`).
 #[derive(Debug)]
 pub struct RecordLog {
     pub(super) dir: PathBuf,
@@ -142,10 +93,7 @@ pub struct RecordLog {
     pub(super) stats: LogStats,
 }
 
-/// Segments kept for reuse at most.
-pub const SPARE_SEGMENTS_MAX: usize = 2;
-
-/// Counters of the WAL writer.
+/// Counters of the record log.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogStats {
     pub segments_created: u64,
@@ -163,6 +111,67 @@ pub struct LogStats {
 }
 
 impl RecordLog {
+    /// Opens the record log of a store in `dir`, verifying all of it (see
+    /// `recovery.rs`, which defines the steps). Returns the log, ready for
+    /// appends in epoch `epoch`; the records at or above the lowest base of
+    /// the store's databases, in LSN order; and what recovery found.
+    pub fn open(
+        dir: PathBuf,
+        io: Arc<dyn IoBackend>,
+        config: LogConfig,
+        manifest: &Manifest,
+        state: &ManifestState,
+        epoch: Epoch,
+        fail: Arc<FailState>,
+    ) -> Result<(RecordLog, Vec<RecoveredRecord>, ScanReport)> {
+        io.create_dir_all(&dir)?;
+        // Find the segments.
+        let (spares, stray_segments_removed) =
+            recovery::sweep_unlisted_files(io.as_ref(), &dir, config.segment_bytes, state)?;
+        let mut segments = recovery::open_listed_segments(io.as_ref(), &dir, state)?;
+        // Trust or rebuild their indexes, and scan them: resume past damage
+        // below the checkpoint; end the log at a torn tail; refuse damage
+        // to durable records.
+        let scanned = Scan::new(io.as_ref(), &dir, &segments, state, epoch).run()?;
+        let mut report = scanned.report;
+        report.stray_segments_removed = stray_segments_removed;
+        // Cut the torn tail: drop the segments past the end.
+        recovery::drop_segments_past_end(io.as_ref(), &dir, manifest, &mut segments, scanned.end)?;
+        // Continue at the checkpoint, past records lost below it, if any.
+        let (next_lsn, roll_first) = recovery::continue_at_checkpoint(scanned.next_lsn, state);
+        let append_offset = scanned
+            .end
+            .map(|(_, off)| off)
+            .unwrap_or(SEGMENT_HEADER_LEN);
+        // Everything recovery read back is on disk now.
+        let flusher = Flusher::new(config.flush, fail, Lsn(next_lsn.0 - 1));
+        if let Some(last) = segments.last() {
+            flusher.set_segment(last.clone(), append_offset)?;
+        }
+        let log = RecordLog {
+            dir,
+            io,
+            config,
+            segments,
+            append_offset,
+            next_lsn,
+            epoch,
+            next_segment_id: state.next_segment_id,
+            flusher,
+            roll_first,
+            spares,
+            preparer: Default::default(),
+            index: if roll_first { None } else { scanned.index },
+            stats: LogStats {
+                segments_indexed_at_open: report.segments_indexed,
+                recovery_bytes_scanned: report.bytes_scanned,
+                records_skipped_at_open: report.records_skipped_below_checkpoint,
+                ..Default::default()
+            },
+        };
+        Ok((log, scanned.records, report))
+    }
+
     pub fn next_lsn(&self) -> Lsn {
         self.next_lsn
     }
@@ -237,7 +246,7 @@ impl RecordLog {
         frames: Option<&RecordFrames>,
     ) -> Result<RecordLoc> {
         let payload_len = u32::try_from(buf.len() - RECORD_HEADER_LEN)
-            .map_err(|_| StorageError::Limit("a WAL record is limited to 4 GiB".into()))?;
+            .map_err(|_| StorageError::Limit("a log record is limited to 4 GiB".into()))?;
         let needed = buf.len() as u64;
         let fits = !self.roll_first
             && self
@@ -402,7 +411,7 @@ impl RecordLog {
                 // (a one-time cost; later segments come prepared).
                 file.allocate(capacity)?;
                 if capacity == self.config.segment_bytes {
-                    super::preparer::zero_fill(file.as_ref(), SEGMENT_HEADER_LEN, capacity)?;
+                    zero_fill(file.as_ref(), SEGMENT_HEADER_LEN, capacity)?;
                 }
             }
             // A recycled segment still holds old records past the header:
@@ -438,7 +447,7 @@ impl RecordLog {
         Ok(())
     }
 
-    /// Records database `db`'s new WAL base in the manifest (its records
+    /// Records database `db`'s new base in the manifest (its log records
     /// below it are never replayed again) and drops the segments that hold
     /// only records below `min_base`, the lowest base of all databases. The
     /// last segment is kept for appends.
@@ -505,18 +514,4 @@ impl RecordLog {
             }
         }
     }
-}
-
-/// Removes segment `id`'s index file, if there is one.
-pub(super) fn remove_index(io: &dyn IoBackend, dir: &Path, id: SegmentId) -> Result<()> {
-    let path = index_path(dir, id);
-    if io.exists(&path) {
-        io.remove_file(&path)?;
-    }
-    Ok(())
-}
-
-/// File name of a spare segment (a dropped segment kept for reuse).
-pub fn spare_file_name(id: SegmentId) -> String {
-    format!("{:016x}.spare", id.0)
 }
