@@ -2,14 +2,18 @@
 //!
 //! - `bop quickstart [DIR]`: creates a bop database through SQLite, runs a
 //!   small workload, and prints what it did and where the data lives.
-//! - `bop verify PATH`: verifies every checksum of a store, offline.
+//! - `bop verify PATH`: opens the store (an ordinary open: it takes the
+//!   store's lock, runs recovery and starts an epoch) and re-reads every
+//!   page checksum and every log-record payload checksum of its main
+//!   database.
 //! - `bop changes PATH [--cursor NAME [--ack]] [--after SEQ] [--max N]`:
 //!   prints the manifest's change log (after a sequence number, or what a
 //!   cursor has not acknowledged; `--ack` acknowledges what was printed).
 //! - `bop cursors PATH`: lists the change-log cursors and their lag.
 //!
-//! Like `verify`, these open the store (so they take its lock and start an
-//! epoch, which the change log records).
+//! Like `verify`, these open the store (so they take its lock, which fails
+//! while another process has the store open, and start an epoch, which the
+//! change log records).
 
 mod quickstart;
 
@@ -39,7 +43,7 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         rows: u32,
     },
-    /// Verify every checksum of a store (WAL records, page chunks), offline.
+    /// Open a store and verify its main database's page and log-record checksums.
     Verify {
         /// The store directory (the PATH of file:PATH?vfs=bop).
         path: PathBuf,
@@ -131,13 +135,15 @@ fn verify(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         create: false,
         ..Default::default()
     };
-    // Opening verifies every segment header and WAL record (and cuts a torn
-    // tail); verify() then re-reads every page and record checksum.
+    // Opening runs recovery (segment headers, the records of segments not
+    // taken from an index file; a torn tail is cut); verify() then re-reads
+    // every page checksum and the payload checksum of every log record of
+    // the WAL image.
     let store = bop_storage::Store::open_shared(path, &opts)?;
     let report = store.verify()?;
     let stats = store.stats();
     println!(
-        "ok: {} pages verified in {} chunks, {} WAL records verified in {} segments ({} bytes of database)",
+        "ok: {} pages verified in {} chunks, {} log records verified in {} log segments ({} bytes of database)",
         report.pages_checked,
         stats.pages.chunks,
         report.records_checked,

@@ -113,8 +113,8 @@ pub fn run(dir: Option<PathBuf>, rows: u32) -> Result<(), Error> {
         let p = path.join(sub);
         let files = std::fs::read_dir(&p).map(|d| d.count()).unwrap_or(0);
         let what = match sub {
-            "manifest" => "LMDB manifest: database record, WAL segments, page chunks, page index",
-            "wal" => "WAL segments: one checksummed record per committed transaction",
+            "manifest" => "LMDB manifest: databases, log segments, page chunks, page index",
+            "wal" => "record log segments: one checksummed record per committed transaction",
             _ => "page chunks: checksummed pages moved here by checkpoints",
         };
         println!(

@@ -1,5 +1,6 @@
-//! `bop verify PATH` checks every checksum of a store offline: it passes on
-//! a healthy store and fails, naming the file and offset, on a flipped byte.
+//! `bop verify PATH` opens a store and checks its pages' and log records'
+//! checksums: it passes on a healthy store and fails, naming the file and
+//! offset, on a flipped byte.
 
 use std::process::Command;
 

@@ -31,7 +31,7 @@ fn engine_stats(s: &StoreStats) -> String {
      chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
         s.wal_image.records,
         s.wal_image.record_bytes,
-        s.wal_image.syncs,
+        s.wal_image.sync_calls,
         s.wal_image.generations,
         s.wal_image.pending_bytes_peak,
         s.log_segments,

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Every failure the engine reports. The VFS maps these to SQLite result
-/// codes in one place (`bop-vfs/src/errors.rs`).
+/// Every failure the engine reports. The front ends map these to SQLite
+/// result codes in one place (`bop-frontend/src/codes.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// An operating-system I/O call failed.

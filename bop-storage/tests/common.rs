@@ -51,7 +51,7 @@ pub fn read_frame(store: &Store, frame_no: u64) -> Vec<u8> {
     buf
 }
 
-/// The one WAL segment file of a store (tests keep to one segment).
+/// The one log segment file of a store (tests keep to one segment).
 pub fn only_segment(path: &Path) -> std::path::PathBuf {
     let mut segs: Vec<_> = std::fs::read_dir(path.join("wal"))
         .unwrap()
@@ -109,7 +109,7 @@ pub fn child_outcome(name: &str, env_key: &str, env_value: &Path) -> Option<Stri
         .map(str::to_string)
 }
 
-/// What a test does before each operation on a WAL segment file
+/// What a test does before each operation on a log segment file
 /// (`*.seg`): count it, hold it. Every method defaults to nothing.
 pub trait SegmentHooks: Send + Sync + std::fmt::Debug {
     fn before_read(&self) {}
@@ -118,7 +118,7 @@ pub trait SegmentHooks: Send + Sync + std::fmt::Debug {
 }
 
 /// The real file system (`StdBackend`), with `H`'s hooks run before reads,
-/// writes (direct or cached) and syncs of WAL segment files.
+/// writes (direct or cached) and syncs of log segment files.
 #[derive(Debug)]
 pub struct HookedBackend<H: SegmentHooks + 'static>(pub Arc<H>);
 

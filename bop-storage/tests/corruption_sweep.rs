@@ -1,4 +1,4 @@
-//! Flipping a bit anywhere in a store — WAL segment, page chunk, or the
+//! Flipping a bit anywhere in a store — log segment, page chunk, or the
 //! LMDB manifest — never yields different data silently: opening fails, a
 //! read fails, or the data read is exactly what was written.
 

@@ -1,4 +1,4 @@
-//! A crash at every step of dropping WAL segments when SQLite restarts its
+//! A crash at every step of dropping log segments when SQLite restarts its
 //! WAL: the new generation's record (write, sync), the `drop_segments`
 //! commit (which journals the files), the renames to spares and unlinks,
 //! and the directory sync that makes them durable. The WAL image after
@@ -80,7 +80,7 @@ fn crash_inside_segment_drop() {
             }
             // SQLite restarts its WAL only after a complete checkpoint, so
             // the old generation is in the page store once the new one
-            // begins: the WAL's base moves before the new record (deferred
+            // begins: the database's base in the record log moves before the new record (deferred
             // to the FULL commit's sync) is durable, and a crash between
             // the two leaves an empty image — the checkpointed database —
             // losing only the commit that had not returned.

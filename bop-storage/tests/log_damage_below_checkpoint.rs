@@ -1,4 +1,4 @@
-//! A damaged WAL record below the checkpoint (its pages are in the page
+//! A damaged log record below the checkpoint (its pages are in the page
 //! store, no database needs it) must not cost the records after it in the
 //! same segment: recovery skips to the next valid record and goes on.
 //! (Found by the libSQL corruption sweep: one flipped bit in an old

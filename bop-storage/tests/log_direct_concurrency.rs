@@ -1,4 +1,4 @@
-//! Direct-I/O leaders write a copy of the WAL's blocks without the flush
+//! Direct-I/O leaders write a copy of the record log's blocks without the flush
 //! lock while commits of other databases keep arriving, some of them under
 //! NORMAL (written at once through the page cache). Writes of one block
 //! must still land in the order of their content: after a power cut that

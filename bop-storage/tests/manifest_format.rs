@@ -1,6 +1,6 @@
 //! Format version 3 on open: a version 2 store (a fixture written by the
 //! version 2 code, `fixtures/v2_store.tar.gz`) is upgraded in place and
-//! keeps every page and WAL record; a newer version and a foreign LMDB
+//! keeps every page and log record; a newer version and a foreign LMDB
 //! environment are refused with a clear error and left untouched.
 
 mod common;

@@ -13,7 +13,7 @@ use bop_storage::wal_image::{frame_cache_hits, CACHE_AT_COMMIT_RECORD_MAX_BYTES}
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
-/// Counts reads of WAL segment files.
+/// Counts reads of log segment files.
 #[derive(Debug, Default)]
 struct SegReads(Arc<AtomicUsize>);
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bop_storage::{Store, StoreOptions};
 use common::*;
 
-/// Holds WAL segment writes while `closed` is set, and says when one waits.
+/// Holds log segment writes while `closed` is set, and says when one waits.
 #[derive(Debug, Default)]
 struct Gate {
     closed: AtomicBool,

@@ -1,12 +1,12 @@
 //! Fuzz targets for every decoder of bop's on-disk formats, for the VFS's
-//! URI parameters, and for WAL recovery as a whole.
+//! URI parameters, and for the record log's recovery as a whole.
 //!
 //! Each target is a plain function of the input bytes. The cargo-fuzz
 //! binaries in `fuzz_targets/` call them; `tests/corpus.rs` replays the
 //! committed corpus through them on stable Rust; `seeds` builds that corpus.
 //!
 //! Every target checks more than "does not panic": decoders that succeed
-//! must agree with their encoders (round trips), and WAL recovery is
+//! must agree with their encoders (round trips), and the record log's recovery is
 //! compared against a small reference model of the record scan.
 
 use std::path::Path;

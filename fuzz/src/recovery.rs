@@ -1,4 +1,4 @@
-//! WAL recovery as a whole: fuzz bytes become the WAL segment of a real
+//! The record log's recovery as a whole: fuzz bytes become the log segment of a real
 //! store, which is then opened.
 //!
 //! Once per process, two template stores are built in a temporary directory

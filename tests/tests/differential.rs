@@ -16,7 +16,7 @@
 //! picks the setup: two interleaved connections per engine on odd seeds, a
 //! 10-page cache (so big transactions spill frames before their commit) on
 //! multiples of 3, `synchronous=FULL` on seeds ending in 4 or 9, 1 MiB bop
-//! WAL segments (instead of 16) on seeds that are 2 modulo 4.
+//! log segments (instead of 16) on seeds that are 2 modulo 4.
 //!
 //! On a mismatch the test panics with the seed, the statement index and the
 //! statement, and writes the statements run so far to
@@ -187,7 +187,7 @@ struct Setup {
     connections: usize,
     cache_size: i64,
     synchronous: &'static str,
-    /// bop's WAL segment size in MiB (small: segments fill and roll over).
+    /// bop's log segment size in MiB (small: segments fill and roll over).
     log_segment_mb: u32,
 }
 

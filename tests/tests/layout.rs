@@ -35,7 +35,7 @@ fn only_bop_files_on_disk() {
         .into_iter()
         .filter(|e| e.rel.starts_with("wal") && !e.is_dir)
         .count();
-    assert!(segs >= 1, "the store has WAL segments while open");
+    assert!(segs >= 1, "the store has log segments while open");
     close(a);
     close(b);
     assert_top_level(dir.path());

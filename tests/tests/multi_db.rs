@@ -1,7 +1,7 @@
 //! Several databases in one store share its WAL (so their commits share
 //! syncs) and keep their own pages: each is its own SQLite database, opened
 //! as `<store>/<name>`, isolated from the others, surviving reopen and a
-//! crash, checkpointing on its own; the shared WAL drops a segment only
+//! crash, checkpointing on its own; the shared record log drops a segment only
 //! once no database needs it.
 
 use std::sync::Arc;

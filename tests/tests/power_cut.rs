@@ -81,7 +81,7 @@ fn stat(stats: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {stats}"))
 }
 
-/// Small WAL segments make scenarios roll, drop and reuse segments.
+/// Small log segments make scenarios roll, drop and reuse segments.
 const SMALL_SEGMENTS: &[(&str, &str)] = &[("log_segment_mb", "1")];
 
 fn open_conn(path: &Path, full: bool, autockpt: u32) -> Connection {

@@ -1,5 +1,5 @@
 //! A torn tail: committed transactions are left in the WAL (the writer is
-//! SIGKILLed with autocheckpoint off), then the last WAL record is damaged
+//! SIGKILLed with autocheckpoint off), then the last log record is damaged
 //! on disk. Reopening must give the state after the last whole commit
 //! before it: every earlier transaction, none of the torn one.
 
@@ -16,7 +16,7 @@ const MAX_ROWS: u64 = 40;
 const SEGMENT_HEADER_LEN: u64 = 4096;
 const RECORD_HEADER_LEN: u64 = 48;
 
-/// A WAL record found on disk.
+/// A log record found on disk.
 #[derive(Debug, Clone)]
 struct Record {
     file: PathBuf,
@@ -134,7 +134,7 @@ fn torn_tail(damage: Damage, shape: Shape) {
     let recs = records(&store);
     assert!(
         recs.len() as u64 > txns,
-        "expected at least {} WAL records (schema + {txns} transactions), found {recs:?}",
+        "expected at least {} log records (schema + {txns} transactions), found {recs:?}",
         txns + 1
     );
     let last = recs.last().unwrap().clone();

@@ -86,7 +86,8 @@ pub struct WalImageStats {
     pub record_bytes: u64,
     /// Pages durable commits copied into the page cache when sealed.
     pub frames_cached_at_commit: u64,
-    pub syncs: u64,
+    /// Calls of `seal_for_sync`: SQLite's xSync of the WAL (durable commits).
+    pub sync_calls: u64,
     pub generations: u64,
     pub pending_bytes: u64,
     pub pending_bytes_peak: u64,
@@ -499,7 +500,7 @@ impl WalImage {
         if self.may_seal() {
             self.seal_inner(manifest, pages, true)?;
         }
-        self.stats.syncs += 1;
+        self.stats.sync_calls += 1;
         Ok(self.log.written_lsn())
     }
 

@@ -146,7 +146,7 @@ pub fn assert_no_leaks(fs: &SimFs, path: &Path, store: &Store, what: &str) {
         .filter(|n| !n.ends_with(".spare") && !n.ends_with(".idx"))
         .cloned()
         .collect();
-    assert_eq!(wal, segs, "{what}: WAL segment files");
+    assert_eq!(wal, segs, "{what}: log segment files");
     // A segment index exists only beside its segment.
     for idx in all.iter().filter(|n| n.ends_with(".idx")) {
         let seg = idx.replace(".idx", ".seg");

@@ -1,13 +1,14 @@
-//! criterion micro-benchmarks of the engine below SQLite: the WAL of a
-//! `bop_storage::Store` driven directly with SQLite-style WAL frames, the
+//! criterion micro-benchmarks of the engine below SQLite: the WAL image of
+//! a `bop_storage::Store` driven directly with SQLite-style WAL frames, the
 //! way the VFS drives it.
 //!
-//! - `append`: one 1-page transaction sealed into a WAL record, no sync
+//! - `append`: one 1-page transaction sealed into a log record, no sync
 //!   (SQLite releasing its write lock under `synchronous=NORMAL`).
-//! - `durable commit`: one 1-page transaction, then `wal_sync` (fdatasync).
+//! - `durable commit`: one 1-page transaction, then `wal_image_sync`
+//!   (fdatasync).
 //! - `record read`: one page read from a random committed record.
-//! - `recovery scan`: opening a store whose WAL holds 2000 one-page records
-//!   left by a crash (`halt`), and closing it.
+//! - `recovery scan`: opening a store whose record log holds 2000 one-page
+//!   records left by a crash (`halt`), and closing it.
 
 use std::path::Path;
 use std::sync::Arc;
