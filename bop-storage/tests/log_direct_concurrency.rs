@@ -1,9 +1,10 @@
-//! Direct-I/O leaders write a copy of the record log's blocks without the flush
-//! lock while commits of other databases keep arriving, some of them under
-//! NORMAL (written at once through the page cache). Writes of one block
-//! must still land in the order of their content: after a power cut that
-//! keeps every write that reached the kernel, every commit of both kinds
-//! is there.
+//! Direct-I/O leaders, and leaders whose write is fused with their sync
+//! (as io_uring's are), write a copy of the record log's blocks without the
+//! flush lock while commits of other databases keep arriving, some of them
+//! under NORMAL (written at once through the page cache). Writes of one
+//! block must still land in the order of their content: after a power cut
+//! that keeps every write that reached the kernel, every commit of both
+//! kinds is there.
 
 mod common;
 
@@ -23,18 +24,43 @@ fn opts(fs: &SimFs) -> StoreOptions {
 
 #[test]
 fn normal_commits_beside_direct_leader_writes_all_survive() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.db");
     let fs = SimFs::new();
     fs.set_log_alignment(4096);
+    normal_commits_beside_unlocked_leader_writes_all_survive(&fs);
+    assert_eq!(fs.stats().durable_writes, 0);
+}
+
+/// As io_uring's files: buffered, write fused with the sync.
+#[test]
+fn normal_commits_beside_fused_leader_writes_all_survive() {
+    let fs = SimFs::new();
+    fs.set_fused_durable_writes(true);
+    normal_commits_beside_unlocked_leader_writes_all_survive(&fs);
+    assert!(fs.stats().durable_writes > 0);
+}
+
+/// Fused and aligned: the leader's fused write pads the tail block, so a
+/// NORMAL commit's write of that block must wait for it (invariant 4).
+#[test]
+fn normal_commits_beside_fused_aligned_leader_writes_all_survive() {
+    let fs = SimFs::new();
+    fs.set_log_alignment(4096);
+    fs.set_fused_durable_writes(true);
+    normal_commits_beside_unlocked_leader_writes_all_survive(&fs);
+    assert!(fs.stats().durable_writes > 0);
+}
+
+fn normal_commits_beside_unlocked_leader_writes_all_survive(fs: &SimFs) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
     // Slow writes widen the window in which a leader writes unlocked.
     fs.set_latency(FaultOp::Write, Duration::from_micros(200));
     let dbs = ["full1", "full2", "full3", "normal"];
     let frames: Vec<u64> = {
-        let _main = Store::open_shared(&path, &opts(&fs)).unwrap();
+        let _main = Store::open_shared(&path, &opts(fs)).unwrap();
         let stores: Vec<_> = dbs
             .iter()
-            .map(|n| Store::open_db_shared(&path, Some(n), &opts(&fs)).unwrap())
+            .map(|n| Store::open_db_shared(&path, Some(n), &opts(fs)).unwrap())
             .collect();
         let frames = std::thread::scope(|s| {
             let hs: Vec<_> = stores
@@ -68,9 +94,9 @@ fn normal_commits_beside_direct_leader_writes_all_survive() {
         }
         frames
     };
-    // Every write that reached the (simulated) kernel survives.
+    // Every write that reached the (simulated) kernel survives (the crash
+    // keeps the alignment and fusing of the file system).
     let fs = fs.crash(CrashMode::KeepAll, &mut SimRng::new(3));
-    fs.set_log_alignment(4096);
     for (n, want) in dbs.iter().zip(frames) {
         let st = Store::open_db_shared(&path, Some(n), &opts(&fs)).unwrap();
         assert_eq!(st.stats().wal_image_frames, want, "database {n}");

@@ -3,9 +3,10 @@
 //! `synchronous=FULL`, then a reopen that selects the same backend with the
 //! `io=` URI parameter, and every row, `integrity_check` and `bop_verify`.
 //! Each test also checks, in the process-wide I/O counters, that its
-//! backend did the I/O (direct writes, io_uring submissions) and did not
-//! fall back to buffered I/O: /tmp is ext4 here, where O_DIRECT and
-//! io_uring work. The tests that read the counters run one at a time
+//! backend did the I/O (direct writes, io_uring submissions; under io_uring
+//! every commit's write and sync fused into one linked submission, on the
+//! other backends never) and did not fall back to buffered I/O: /tmp is
+//! ext4 here, where O_DIRECT and io_uring work. The tests that read the counters run one at a time
 //! ([`counted`]), so the differences are theirs alone.
 
 use std::path::{Path, PathBuf};
@@ -176,6 +177,7 @@ fn std_backend_end_to_end() {
     let d = counted(|| end_to_end("std"));
     assert_eq!(d.direct_writes, 0, "{d:?}");
     assert_eq!(d.uring_submissions, 0, "{d:?}");
+    assert_eq!(d.durable_writes, 0, "a write, then a sync: {d:?}");
 }
 
 /// Every commit (`synchronous=FULL`) writes its log record with at least
@@ -188,9 +190,12 @@ fn direct_backend_end_to_end() {
         "io=direct fell back to buffered I/O on /tmp: {d:?}"
     );
     assert!(d.direct_writes >= ROWS as u64, "{d:?}");
+    assert_eq!(d.durable_writes, 0, "a write, then a sync: {d:?}");
 }
 
 /// io_uring did the I/O; it never fell back to std (io_uring works here).
+/// Each commit (`synchronous=FULL`, one connection: each leads its own
+/// sync) wrote and synced its record with one fused call.
 #[test]
 fn uring_backend_end_to_end() {
     let d = counted(|| end_to_end("uring"));
@@ -199,6 +204,7 @@ fn uring_backend_end_to_end() {
         "io=uring fell back to std (is io_uring refused on this machine?): {d:?}"
     );
     assert!(d.uring_submissions >= ROWS as u64, "{d:?}");
+    assert!(d.durable_writes >= ROWS as u64, "{d:?}");
 }
 
 #[test]
@@ -206,6 +212,7 @@ fn direct_wal_through_open_log_end_to_end() {
     let d = counted(|| end_to_end_with("direct-required", true));
     assert_eq!(d.direct_fallbacks, 0, "{d:?}");
     assert!(d.direct_writes >= ROWS as u64, "{d:?}");
+    assert_eq!(d.durable_writes, 0, "{d:?}");
     // The record log writes whole aligned blocks (it keeps the partial tail
     // block in its buffer), so commits need no read-modify-write.
     assert_eq!(d.rmw_writes, 0, "{d:?}");
@@ -216,6 +223,7 @@ fn uring_wal_through_open_log_end_to_end() {
     let d = counted(|| end_to_end_with("uring", true));
     assert_eq!(d.uring_fallbacks, 0, "{d:?}");
     assert!(d.uring_submissions >= ROWS as u64, "{d:?}");
+    assert!(d.durable_writes >= ROWS as u64, "{d:?}");
 }
 
 #[test]

@@ -28,6 +28,18 @@
 //! are serialised (a read-modify-write must not race another write to the
 //! same block), which costs nothing to the record log: it has one writer.
 //!
+//! **Durable writes** are a direct write, then `fdatasync` (the default
+//! [`IoFile::write_durable_at`]; the record log makes the two calls
+//! itself, as nothing is gained by fusing them). Not `pwritev2(RWF_DSYNC)`:
+//! for an O_DIRECT overwrite that needs no metadata change, on a device
+//! with FUA, Linux (iomap) sends the data as a FUA write and skips the
+//! cache flush. FUA makes only *that* write durable; earlier direct writes
+//! that completed without a sync may still sit in the device's volatile
+//! cache. `fdatasync` flushes the whole device cache (and commits any
+//! needed metadata), covering every earlier write. Where the device has no
+//! FUA (like a virtio disk), RWF_DSYNC does a full flush anyway, so it
+//! would save one system call (~1 µs), not a device round trip.
+//!
 //! **When the filesystem refuses.** [`DirectMode`] says what happens when
 //! `open(O_DIRECT)` fails with EINVAL (filesystems without direct I/O), or
 //! the first direct write on a file fails with EINVAL (an alignment the
@@ -382,24 +394,6 @@ impl IoFile for DirectFile {
             .map_err(|e| StorageError::io("fdatasync", &self.path, e))
     }
 
-    /// Direct write, then `fdatasync`.
-    ///
-    /// Not `pwritev2(RWF_DSYNC)`: for an O_DIRECT overwrite that needs no
-    /// metadata change, on a device with FUA, Linux (iomap) sends the data
-    /// as a FUA write and skips the cache flush. FUA makes only *that*
-    /// write durable; earlier direct writes that completed without a sync
-    /// may still sit in the device's volatile cache, which breaks this
-    /// method's contract. `fdatasync` flushes the whole device cache (and
-    /// commits any needed metadata), covering every earlier write. Where the
-    /// device has no FUA (like this machine's virtio disk), RWF_DSYNC does a
-    /// full flush anyway, so it would save one system call (~1 µs), not a
-    /// device round trip.
-    fn write_durable_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        count(&STATS.durable_writes);
-        self.write_all_at(buf, offset)?;
-        self.sync_data()
-    }
-
     fn write_alignment(&self) -> usize {
         if self.direct_active.load(Ordering::Relaxed) {
             ALIGN
@@ -538,9 +532,11 @@ mod tests {
                 assert_eq!(d.len_bytes().unwrap(), s.len_bytes().unwrap(), "write {i}");
             }
         }
-        // Durable writes too.
-        d.write_durable_at(b"tail", 300_001).unwrap();
-        s.write_durable_at(b"tail", 300_001).unwrap();
+        // Synced writes too.
+        for f in [&d, &s] {
+            f.write_all_at(b"tail", 300_001).unwrap();
+            f.sync_data().unwrap();
+        }
         let (dv, sv) = (read_all(d.as_ref()), read_all(s.as_ref()));
         assert_eq!(dv.len(), sv.len());
         assert!(dv == sv, "contents differ");
@@ -590,7 +586,7 @@ mod tests {
     }
 
     #[test]
-    fn aligned_durable_write_round_trips() {
+    fn aligned_synced_write_round_trips() {
         let dir = tmp();
         let b = DirectBackend::new(DirectMode::Required);
         let f = b
@@ -601,7 +597,10 @@ mod tests {
         buf.fill(0xab);
         // Counters are process-wide and tests run in parallel: check this
         // file's effect through its data, and that the call works.
-        f.write_durable_at(&buf, 2 * A).unwrap();
+        f.write_all_at(&buf, 2 * A).unwrap();
+        f.sync_data().unwrap();
+        // The record log writes, then syncs: no fused call on this backend.
+        assert!(!f.fuses_durable_writes());
         let mut back = vec![0u8; 3 * ALIGN];
         f.read_exact_at(&mut back, 2 * A).unwrap();
         assert!(back.iter().all(|&x| x == 0xab));
@@ -639,7 +638,8 @@ mod tests {
             written.unwrap();
             assert_eq!(f.write_alignment(), 1, "{sim:?} {mode:?}: buffered now");
             assert!(crate::io::io_stats().direct_fallbacks > before);
-            f.write_durable_at(b"!", 15).unwrap();
+            f.write_all_at(b"!", 15).unwrap();
+            f.sync_data().unwrap();
             let mut back = [0u8; 16];
             f.read_exact_at(&mut back, 0).unwrap();
             assert_eq!(&back[10..], b"hello!");
@@ -671,14 +671,17 @@ mod tests {
         let opt = DirectBackend::new(DirectMode::Optional)
             .open_log(&dir.path().join("o.seg"), OpenMode::CreateNew)
             .unwrap();
-        opt.write_durable_at(b"abc", 1).unwrap();
+        opt.write_all_at(b"abc", 1).unwrap();
+        opt.sync_data().unwrap();
         let mut back = [0u8; 4];
         opt.read_exact_at(&mut back, 0).unwrap();
         assert_eq!(&back, b"\0abc");
         let req = DirectBackend::new(DirectMode::Required)
             .open_log(&dir.path().join("r.seg"), OpenMode::CreateNew);
         if kernel_accepts {
-            req.unwrap().write_durable_at(b"abc", 1).unwrap();
+            let req = req.unwrap();
+            req.write_all_at(b"abc", 1).unwrap();
+            req.sync_data().unwrap();
         } else {
             assert!(matches!(req.unwrap_err(), StorageError::Config(_)));
             assert_eq!(opt.write_alignment(), 1);

@@ -100,11 +100,11 @@ pub trait IoFile: Send + Sync + std::fmt::Debug {
     /// `Ok`, **this write and every write to this file that completed
     /// before the call** (through this handle or any other), exactly as
     /// [`write_all_at`](Self::write_all_at) followed by
-    /// [`sync_data`](Self::sync_data) would. Callers may use it as a fused
-    /// write + fdatasync; a backend may implement it with fewer system calls
-    /// (io_uring: one submission of a linked write and fdatasync) but never
-    /// with weaker guarantees (for example a FUA write alone, which leaves
-    /// earlier writes in the device's volatile cache).
+    /// [`sync_data`](Self::sync_data) would. A backend may implement it
+    /// with fewer system calls (io_uring: one submission of a write linked
+    /// to an fdatasync) but never with weaker guarantees (for example a FUA
+    /// write alone, which leaves earlier writes in the device's volatile
+    /// cache). The default is those two calls.
     ///
     /// On `Err` nothing is promised: part of `buf` may have been written,
     /// and earlier writes may or may not be durable (the same as a failed
@@ -113,6 +113,17 @@ pub trait IoFile: Send + Sync + std::fmt::Debug {
         count(&STATS.durable_writes);
         self.write_all_at(buf, offset)?;
         self.sync_data()
+    }
+
+    /// Whether [`write_durable_at`](Self::write_durable_at) fuses the write
+    /// and the sync (true for io_uring). The record log then uses it for a
+    /// write that a sync of the same file follows at once (its sync
+    /// leader's first write, a large record under `synchronous=FULL`);
+    /// elsewhere it writes, then syncs. False by default: two calls in one
+    /// gain nothing, and the record log's leader would hold other writers
+    /// of the file back for the sync's duration too.
+    fn fuses_durable_writes(&self) -> bool {
+        false
     }
 }
 
@@ -176,7 +187,8 @@ pub struct IoStats {
     pub uring_submissions: u64,
     /// Times the io_uring backend was asked for and std used instead.
     pub uring_fallbacks: u64,
-    /// Calls of [`IoFile::write_durable_at`].
+    /// Calls of [`IoFile::write_durable_at`] (the record log makes them
+    /// only on files that [fuse](IoFile::fuses_durable_writes) them).
     pub durable_writes: u64,
 }
 

@@ -15,6 +15,9 @@
 //!
 //! - **Alignment** ([`SimFs::set_log_alignment`]): files opened with
 //!   [`IoBackend::open_log`] refuse writes not aligned like direct I/O's.
+//! - **Fused durable writes** ([`SimFs::set_fused_durable_writes`]): files
+//!   opened with [`IoBackend::open_log`] say they fuse a write with its
+//!   sync, as io_uring files do, so the record log takes that path.
 //!
 //! Durability model: `sync_data` makes a file's content durable; a file's
 //! creation or removal is durable once its directory is synced
@@ -83,9 +86,12 @@ struct State {
     crashed: bool,
     /// Alignment required of writes to files opened with `open_log` (1: any).
     log_alignment: usize,
+    /// Files opened with `open_log` fuse durable writes.
+    log_fused: bool,
     /// Counters for the test report.
     ops: u64,
     faults_fired: u64,
+    durable_writes: u64,
 }
 
 /// The simulated file system. Cheap to clone (shared state).
@@ -137,6 +143,8 @@ pub struct SimStats {
     pub ops: u64,
     pub faults_fired: u64,
     pub files: usize,
+    /// Calls of [`IoFile::write_durable_at`].
+    pub durable_writes: u64,
 }
 
 fn errno_err(op: &'static str, path: &Path, errno: i32) -> StorageError {
@@ -191,12 +199,22 @@ impl SimFs {
         self.state.lock().expect("sim lock").log_alignment = align;
     }
 
+    /// Makes files opened from now on with [`IoBackend::open_log`] report
+    /// [`IoFile::fuses_durable_writes`] (as io_uring files do), so the
+    /// record log writes and syncs them with one
+    /// [`IoFile::write_durable_at`]: a write, then a sync, each subject to
+    /// faults as alone.
+    pub fn set_fused_durable_writes(&self, on: bool) {
+        self.state.lock().expect("sim lock").log_fused = on;
+    }
+
     pub fn stats(&self) -> SimStats {
         let s = self.state.lock().expect("sim lock");
         SimStats {
             ops: s.ops,
             faults_fired: s.faults_fired,
             files: s.files.len(),
+            durable_writes: s.durable_writes,
         }
     }
 
@@ -258,6 +276,7 @@ impl SimFs {
         let mut next = State {
             dirs: s.dirs.clone(),
             log_alignment: s.log_alignment,
+            log_fused: s.log_fused,
             ..Default::default()
         };
         for (path, data) in &s.removed {
@@ -352,6 +371,8 @@ struct SimFile {
     read_only: bool,
     /// Writes must be aligned to this (see `SimFs::set_log_alignment`).
     alignment: usize,
+    /// See `SimFs::set_fused_durable_writes`.
+    fused: bool,
 }
 
 impl IoFile for SimFile {
@@ -429,6 +450,17 @@ impl IoFile for SimFile {
         self.alignment
     }
 
+    fn write_durable_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        super::count(&super::STATS.durable_writes);
+        self.fs.state.lock().expect("sim lock").durable_writes += 1;
+        self.write_all_at(buf, offset)?;
+        self.sync_data()
+    }
+
+    fn fuses_durable_writes(&self) -> bool {
+        self.fused
+    }
+
     fn allocate(&self, len_bytes: u64) -> Result<()> {
         self.fs.check(FaultOp::Write, "fallocate", &self.path)?;
         let mut f = self.state.lock().expect("file lock");
@@ -474,12 +506,14 @@ impl SimFs {
             (_, None) => return Err(errno_err("open", path, libc::ENOENT)),
         };
         let alignment = if log { s.log_alignment.max(1) } else { 1 };
+        let fused = log && s.log_fused;
         Ok(Arc::new(SimFile {
             fs: self.clone(),
             path: path.to_path_buf(),
             state,
             read_only: mode == OpenMode::ReadOnly,
             alignment,
+            fused,
         }))
     }
 }

@@ -20,6 +20,17 @@
 //! buffer passes half its bound (commits under `synchronous=NORMAL` go on
 //! filling the buffer meanwhile).
 //!
+//! **Fused write and sync.** Where the segment file fuses a write with
+//! the sync after it ([`IoFile::fuses_durable_writes`]: io_uring submits
+//! them as one linked pair), the leader's first write and its sync are one
+//! [`IoFile::write_durable_at`] of a copy of the buffer, made without
+//! holding the state lock, as a direct write is (invariant 4); so are a
+//! large record's write and sync. A failed fused call is a failed sync:
+//! it is retried as below, by a rewrite and then a sync.
+//!
+//! [`IoFile::fuses_durable_writes`]: crate::io::IoFile::fuses_durable_writes
+//! [`IoFile::write_durable_at`]: crate::io::IoFile::write_durable_at
+//!
 //! **Retries.** A failed `fdatasync` is retried at most
 //! `FlushConfig::retries_max` times with exponential backoff. Each retry
 //! first *rewrites* the unsynced buffer: after a writeback error Linux may
@@ -48,8 +59,9 @@
 //!    running and nothing unsynced.
 //! 4. Writes of one block land in the order of their content: every write
 //!    is made under `st` from the buffer's current bytes, except a
-//!    leader's direct write of a copy (`writing`), during which no one
-//!    else writes the file (appenders still fill the buffer).
+//!    leader's write of a copy (`writing`: a direct write, or a write
+//!    fused with its sync), during which no one else writes the file
+//!    (appenders still fill the buffer; a NORMAL commit's write waits).
 //! 5. Everything below `buf_start` is durable, except while
 //!    `unsynced_outside` is set (a large NORMAL record was written from the
 //!    caller's memory): then a sync that fails fails the store at once,
@@ -121,7 +133,7 @@ pub struct FlushMetrics {
     pub worker_panics: AtomicU64,
     /// One `write` call of the record log (a record, or a rewrite).
     pub write: Histogram,
-    /// One `fdatasync` of the record log.
+    /// One `fdatasync` of the record log, or one write fused with it.
     pub sync: Histogram,
     /// Appending one record (copy, write, and any inline flush).
     pub append: Histogram,
@@ -186,9 +198,10 @@ struct FlushState {
     /// leader writes its batch through the page cache too.
     cached_since_sync: bool,
     /// A leader is writing a copy of the buffer's blocks from `file_end`
-    /// without this lock (a direct write). Nothing else writes the file
-    /// meanwhile: a concurrent write of the tail block could land before
-    /// the older copy and be undone (invariant 4).
+    /// without this lock (a direct write, or a write fused with its sync).
+    /// Nothing else writes the file meanwhile: a concurrent write of the
+    /// tail block could land before the older copy and be undone
+    /// (invariant 4).
     writing: bool,
     /// The leader's aligned copy of the blocks it writes.
     scratch: AlignedVec,
@@ -426,11 +439,16 @@ impl Flusher {
         let end = offset + rec.len() as u64;
         let mut attempt = 0;
         loop {
-            let r = self
-                .metrics
-                .write
-                .time(|| seg.file.write_all_at(rec, offset))
-                .and_then(|_| self.metrics.sync.time(|| seg.file.sync_data()));
+            let r = if seg.file.fuses_durable_writes() {
+                self.metrics
+                    .sync
+                    .time(|| seg.file.write_durable_at(rec, offset))
+            } else {
+                self.metrics
+                    .write
+                    .time(|| seg.file.write_all_at(rec, offset))
+                    .and_then(|_| self.metrics.sync.time(|| seg.file.sync_data()))
+            };
             self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
             match r {
                 Ok(()) => break,
@@ -654,30 +672,36 @@ impl Flusher {
         st.dirty = false;
         let outside = std::mem::take(&mut st.unsynced_outside);
         // Everything buffered goes to the file in one write first: direct
-        // (when the file wants it) unless NORMAL commits are active.
+        // (when the file wants it) unless NORMAL commits are active; fused
+        // with the sync where the file fuses them.
         let cached = std::mem::take(&mut st.cached_since_sync);
         let mut first_write = Some(if cached {
             let r = st.write_pending_cached(&self.metrics.write);
             drop(st);
-            r
+            r.map(|()| Wrote::Written)
+        } else if seg.file.fuses_durable_writes() {
+            // The sync is part of the call: never under the lock.
+            drop(st);
+            self.write_copy_unlocked(Wrote::Synced)
         } else if st.align == 1 {
             let r = st.write_pending(&self.metrics.write);
             drop(st);
-            r
+            r.map(|()| Wrote::Written)
         } else {
             // A direct write takes tens of µs: write a copy without the
             // lock, so commits go on filling the buffer (invariant 4).
             drop(st);
-            self.write_copy_unlocked()
+            self.write_copy_unlocked(Wrote::Written)
         });
         // Resets `syncing` if the sync panics, so waiters do not hang.
         let guard = SyncingGuard(self);
         let mut attempt = 0;
         let result = loop {
-            let r = first_write
-                .take()
-                .unwrap_or(Ok(()))
-                .and_then(|_| self.metrics.sync.time(|| seg.file.sync_data()));
+            let r = match first_write.take() {
+                Some(Ok(Wrote::Synced)) => Ok(()),
+                Some(Err(e)) => Err(e),
+                Some(Ok(Wrote::Written)) | None => self.metrics.sync.time(|| seg.file.sync_data()),
+            };
             self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
             match r {
                 Ok(()) => break Ok(()),
@@ -704,7 +728,7 @@ impl Flusher {
                     if rewritten.is_ok() {
                         st.file_end = to;
                     }
-                    first_write = Some(rewritten);
+                    first_write = Some(rewritten.map(|()| Wrote::Written));
                 }
             }
         };
@@ -746,12 +770,14 @@ impl Flusher {
     }
 
     /// Writes the buffer's blocks from `file_end` to its end, as they are
-    /// now, from a copy and without holding `st` during the write.
-    fn write_copy_unlocked(&self) -> Result<()> {
+    /// now, from a copy and without holding `st` during the write; with
+    /// `Wrote::Synced`, fused with a sync of the file (nothing to write:
+    /// no sync, `Wrote::Written`).
+    fn write_copy_unlocked(&self, how: Wrote) -> Result<Wrote> {
         let mut st = self.lock();
         let (from, to) = (st.file_end, st.end());
         if from >= to {
-            return Ok(());
+            return Ok(Wrote::Written);
         }
         let seg = st.seg.clone().expect("a segment is set before writes");
         let a = st.align;
@@ -764,10 +790,14 @@ impl Flusher {
         st.writing = true;
         st.tail_cached = false;
         drop(st);
-        let r = self
-            .metrics
-            .write
-            .time(|| seg.file.write_all_at(scratch.as_slice(), wf));
+        let bytes = scratch.as_slice();
+        let r = match how {
+            Wrote::Written => self.metrics.write.time(|| seg.file.write_all_at(bytes, wf)),
+            Wrote::Synced => self
+                .metrics
+                .sync
+                .time(|| seg.file.write_durable_at(bytes, wf)),
+        };
         let mut st = self.lock();
         st.writing = false;
         if r.is_ok() {
@@ -776,7 +806,7 @@ impl Flusher {
         st.scratch = scratch;
         drop(st);
         self.changed.notify_all();
-        r
+        r.map(|()| how)
     }
 
     /// Fails the store for good with `reason`; returns `e` for the caller.
@@ -885,6 +915,14 @@ impl Flusher {
             commit: m.commit.snapshot(),
         }
     }
+}
+
+/// What a leader's first write did: wrote the bytes, or wrote them and
+/// synced the file in the same call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wrote {
+    Written,
+    Synced,
 }
 
 /// Resets `syncing` and wakes waiters if a leader unwinds mid-sync.
