@@ -119,14 +119,17 @@ fn append(c: &mut Criterion) {
     let mut buf = vec![0u8; PAGE as usize];
     read_frame(&store, first, &mut buf);
     assert!(buf.iter().all(|&b| b == fill_of(first)));
+    let mut ran = false;
     c.bench_function("append", |b| {
+        ran = true;
         b.iter(|| {
             frame = one_page_txn(&store, frame);
             store.end_write_transaction().expect("seal");
         })
     });
+    // (A filter that skips the benchmark never runs its closure.)
     assert!(
-        store.stats().wal_image.records > 1,
+        !ran || store.stats().wal_image.records > 1,
         "the benchmark sealed records"
     );
 }

@@ -21,7 +21,7 @@
 //!   another connection writes and with `SQLITE_BUSY_SNAPSHOT` when the
 //!   connection's snapshot is older than the newest commit.
 //!
-//! Invariants (of [`State`]):
+//! Invariants (of `State`):
 //! 1. `frames.len() == max_frame`; `index[p]` lists, ascending, every
 //!    `f <= max_frame` with `frames[f - 1] == p`.
 //! 2. The store's WAL image holds exactly `image_len(max_frame)` committed

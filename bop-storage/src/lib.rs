@@ -9,7 +9,7 @@
 //!
 //! Layers, bottom up (each imports only the layers below it):
 //! - the bottom: [`io`] (all file I/O, behind a trait) and the helpers
-//!   every layer uses: [`error`], [`types`], [`fail`], [`panic`],
+//!   every layer uses: [`error`], [`types`], [`fail`], [`panic`](mod@panic),
 //!   [`metrics`], [`open_once`], and [`wal_format`] (SQLite's WAL format,
 //!   as bop reads it).
 //! - [`cache`] (the process-wide page cache) and [`manifest`] (LMDB: what

@@ -4,7 +4,7 @@
 //!   register the VFS `bop` with the SQLite that loads the library
 //!   (`.load libbop` in the `sqlite3` shell, `load_extension` in Python).
 //!   The SQLite functions come from the `sqlite3_api_routines` table that
-//!   SQLite passes in ([`api_routines`]), so the library links no SQLite and
+//!   SQLite passes in (`api_routines`), so the library links no SQLite and
 //!   has no undefined `sqlite3_*` symbols.
 //! - [`c_api`]: `bop_register_vfs`, `bop_last_error`, `bop_version`,
 //!   declared in `include/bop.h` for C programs that link SQLite themselves.

@@ -671,30 +671,12 @@ impl Flusher {
         self.set_syncing(&mut st, true);
         st.dirty = false;
         let outside = std::mem::take(&mut st.unsynced_outside);
-        // Everything buffered goes to the file in one write first: direct
-        // (when the file wants it) unless NORMAL commits are active; fused
-        // with the sync where the file fuses them.
-        let cached = std::mem::take(&mut st.cached_since_sync);
-        let mut first_write = Some(if cached {
-            let r = st.write_pending_cached(&self.metrics.write);
-            drop(st);
-            r.map(|()| Wrote::Written)
-        } else if seg.file.fuses_durable_writes() {
-            // The sync is part of the call: never under the lock.
-            drop(st);
-            self.write_copy_unlocked(Wrote::Synced)
-        } else if st.align == 1 {
-            let r = st.write_pending(&self.metrics.write);
-            drop(st);
-            r.map(|()| Wrote::Written)
-        } else {
-            // A direct write takes tens of µs: write a copy without the
-            // lock, so commits go on filling the buffer (invariant 4).
-            drop(st);
-            self.write_copy_unlocked(Wrote::Written)
-        });
-        // Resets `syncing` if the sync panics, so waiters do not hang.
+        // Resets `syncing` if the write or the sync panics, so waiters do
+        // not hang. Created before `st` moves into the first write: a panic
+        // there releases `st` in that call's frame, before this guard
+        // locks it again.
         let guard = SyncingGuard(self);
+        let mut first_write = Some(self.leader_first_write(st, &seg));
         let mut attempt = 0;
         let result = loop {
             let r = match first_write.take() {
@@ -761,6 +743,33 @@ impl Flusher {
             self.request_background();
         }
         result
+    }
+
+    /// The leader's first write: everything buffered goes to the file in
+    /// one write, direct (when the file wants it) unless NORMAL commits are
+    /// active, and fused with the sync where the file fuses them. Takes
+    /// `st` and releases it before any write made without the lock.
+    fn leader_first_write(
+        &self,
+        mut st: MutexGuard<'_, FlushState>,
+        seg: &Segment,
+    ) -> Result<Wrote> {
+        if std::mem::take(&mut st.cached_since_sync) {
+            st.write_pending_cached(&self.metrics.write)
+                .map(|()| Wrote::Written)
+        } else if seg.file.fuses_durable_writes() {
+            // The sync is part of the call: never under the lock.
+            drop(st);
+            self.write_copy_unlocked(Wrote::Synced)
+        } else if st.align == 1 {
+            st.write_pending(&self.metrics.write)
+                .map(|()| Wrote::Written)
+        } else {
+            // A direct write takes tens of µs: write a copy without the
+            // lock, so commits go on filling the buffer (invariant 4).
+            drop(st);
+            self.write_copy_unlocked(Wrote::Written)
+        }
     }
 
     /// Sets `syncing` and its mirror (under `st`).

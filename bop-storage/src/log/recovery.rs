@@ -1,21 +1,21 @@
 //! Opening the record log: verify every segment and record, keep
 //! everything up to the last whole record, cut a torn tail, and refuse
-//! damaged durable data. [`RecordLog::open`] (`record_log.rs`) runs the
+//! damaged durable data. `RecordLog::open` (`record_log.rs`) runs the
 //! steps defined here, in order:
 //!
-//! 1. [`sweep_unlisted_files`]: remove the files of `wal/` the manifest
+//! 1. `sweep_unlisted_files`: remove the files of `wal/` the manifest
 //!    does not list, keeping spares (invariant 4 of `record_log.rs`).
-//! 2. [`open_listed_segments`]: open every segment the manifest lists and
+//! 2. `open_listed_segments`: open every segment the manifest lists and
 //!    check its header against the manifest.
-//! 3. [`Scan::run`]: go through the segments in LSN order. A sealed
+//! 3. `Scan::run`: go through the segments in LSN order. A sealed
 //!    segment whose index file checks out is trusted and not read at all
 //!    (`segment_index.rs`; its records are verified at first read); any
 //!    other segment is read and verified record by record, and its index
 //!    rebuilt (kept for the last segment, which is written when it is
 //!    sealed).
-//! 4. [`drop_segments_past_end`]: cut the log where the scan ended it; the
+//! 4. `drop_segments_past_end`: cut the log where the scan ended it; the
 //!    segments after hold nothing trusted.
-//! 5. [`continue_at_checkpoint`]: where appends continue, never below the
+//! 5. `continue_at_checkpoint`: where appends continue, never below the
 //!    checkpoint.
 //!
 //! A record that fails verification ends the log. It is a torn tail unless

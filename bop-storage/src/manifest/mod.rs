@@ -1,7 +1,7 @@
 //! The manifest: an LMDB environment (through `heed`) at `<store>/manifest/`
 //! that is the authority on what a store contains. Every change is one LMDB
 //! write transaction, committed durably (LMDB syncs on commit; NOSYNC is
-//! never used), made through [`Manifest::write`], which in the same
+//! never used), made through `Manifest::write`, which in the same
 //! transaction appends the change to the change log, truncates it,
 //! removes settled journal intents and seals `meta`.
 //!
