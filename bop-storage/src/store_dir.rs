@@ -50,6 +50,10 @@ pub struct StoreOptions {
     pub page_size: Option<u32>,
     /// Create the store if it does not exist.
     pub create: bool,
+    /// When creating, also create missing parent directories of the
+    /// store's path. Off by default: as in SQLite, a path whose parent
+    /// directory is missing cannot be opened (a typo never creates a tree).
+    pub create_parents: bool,
     pub log: LogConfig,
     pub page_store: PageStoreConfig,
     /// Largest transaction (bytes of SQLite WAL frames) held before commit.
@@ -64,6 +68,7 @@ impl Default for StoreOptions {
         StoreOptions {
             page_size: None,
             create: true,
+            create_parents: false,
             log: LogConfig::default(),
             page_store: PageStoreConfig::default(),
             max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
@@ -139,6 +144,7 @@ impl StoreDir {
                     std::io::Error::new(std::io::ErrorKind::NotFound, "no bop store here"),
                 ));
             }
+            check_parent(path, opts.create_parents)?;
             if path.exists() && !path.is_dir() {
                 return Err(StorageError::Format {
                     path: path.to_path_buf(),
@@ -272,6 +278,34 @@ fn chunk_dir_of(path: &Path, db: DbId) -> PathBuf {
     } else {
         path.join(format!("chunks-{}", db.0))
     }
+}
+
+/// Refuses to create a store whose parent directory is missing, unless
+/// `create_parents` asks for it (then creates it).
+fn check_parent(path: &Path, create_parents: bool) -> Result<()> {
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if parent.is_dir() {
+        return Ok(());
+    }
+    if create_parents {
+        return std::fs::create_dir_all(parent).map_err(|e| StorageError::io("mkdir", parent, e));
+    }
+    let why = if parent.exists() {
+        format!("{} is not a directory", parent.display())
+    } else {
+        format!(
+            "its parent directory {} does not exist (bop creates it only with the URI parameter \
+             create_parents=1)",
+            parent.display()
+        )
+    };
+    Err(StorageError::io(
+        "create",
+        path,
+        std::io::Error::new(std::io::ErrorKind::NotFound, why),
+    ))
 }
 
 /// Whether a directory holds nothing but what bop itself creates (a store

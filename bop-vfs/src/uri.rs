@@ -25,6 +25,8 @@ are still accepted
 cache_mb=N      bound of bop's page cache in MiB (0..=1048576, 0 = off; default: the BOP_CACHE_MB \
 environment variable, else 64). The cache is one per process, shared by every database: the \
 bound set by the last open that names it applies to all
+create_parents=B create a new store's missing parent directories (1) or refuse to open it with \
+SQLITE_CANTOPEN as SQLite does (0, the default)
 ckpt_wal_mb=N   bop checkpoints the database in the background (a PASSIVE checkpoint on a connection \
 of its own) once its WAL holds N MiB (0..=65536, 0 = never by size; default 16), whatever \
 wal_autocheckpoint says
@@ -51,6 +53,7 @@ pub struct Params {
     pub ckpt_wal_mb: Option<u64>,
     pub ckpt_age_s: Option<u64>,
     pub ckpt_warn_s: Option<u64>,
+    pub create_parents: bool,
 }
 
 fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, StorageError> {
@@ -106,6 +109,7 @@ impl Params {
                 "ckpt_wal_mb" => p.ckpt_wal_mb = Some(number(key, value, 0, 65536)?),
                 "ckpt_age_s" => p.ckpt_age_s = Some(number(key, value, 0, 86400)?),
                 "ckpt_warn_s" => p.ckpt_warn_s = Some(number(key, value, 0, 86400)?),
+                "create_parents" => p.create_parents = number(key, value, 0, 1)? == 1,
                 k if SQLITE_KEYS.contains(&k) => {}
                 k => {
                     return Err(StorageError::Config(format!(
@@ -121,6 +125,7 @@ impl Params {
     /// cannot be set up.
     pub fn apply(&self, opts: &mut StoreOptions) -> Result<(), StorageError> {
         opts.page_size = self.page_size;
+        opts.create_parents = self.create_parents;
         if let Some(kb) = self.log_buffer_kb {
             opts.log.flush.unsynced_max_bytes = kb << 10;
         }
@@ -180,6 +185,24 @@ mod tests {
         assert!(Params::parse([("page_size", "abc")]).is_err());
         assert!(Params::parse([("max_txn_mb", "0")]).is_err());
         assert!(Params::parse([("pagesize", "4096")]).is_err());
+    }
+
+    #[test]
+    fn create_parents_parses_applies_and_rejects_bad() {
+        assert!(!Params::parse([]).unwrap().create_parents);
+        let p = Params::parse([("create_parents", "1")]).unwrap();
+        let mut opts = StoreOptions::default();
+        assert!(!opts.create_parents);
+        p.apply(&mut opts).unwrap();
+        assert!(opts.create_parents);
+        assert!(
+            !Params::parse([("create_parents", "0")])
+                .unwrap()
+                .create_parents
+        );
+        assert!(Params::parse([("create_parents", "2")]).is_err());
+        assert!(Params::parse([("create_parents", "yes")]).is_err());
+        assert!(PARAMS_DOC.contains("create_parents=B"));
     }
 
     #[test]

@@ -1,0 +1,71 @@
+//! Which paths open a bop database, and which are refused as SQLite
+//! refuses them: a missing parent directory (SQLITE_CANTOPEN unless the
+//! URI parameter `create_parents=1` asks bop to create it), and paths
+//! inside a store that are not a valid database name.
+
+use bop_tests::{close, code, open, open_with, tempdir, try_open_with, uri};
+use rusqlite::ErrorCode;
+
+fn last_error() -> String {
+    bop_rusqlite::last_error().unwrap_or_default()
+}
+
+#[test]
+fn missing_parent_directory_is_cantopen() {
+    let dir = tempdir();
+    let path = dir.path().join("missing").join("deeper").join("app.db");
+    let e = try_open_with(&path, &[]).expect_err("a missing parent refuses the open");
+    assert_eq!(code(&e), Some(ErrorCode::CannotOpen), "{e}");
+    let msg = last_error();
+    assert!(
+        msg.contains("does not exist") && msg.contains("create_parents=1"),
+        "{msg}"
+    );
+    assert!(
+        !dir.path().join("missing").exists(),
+        "a refused open created directories"
+    );
+}
+
+#[test]
+fn attach_with_missing_parent_directory_is_cantopen() {
+    let dir = tempdir();
+    let conn = open(&dir.path().join("main.db"));
+    let target = dir.path().join("nope").join("other.db");
+    let e = conn
+        .execute(&format!("ATTACH '{}' AS o", uri(&target, &[])), [])
+        .expect_err("attaching under a missing parent fails");
+    assert_eq!(code(&e), Some(ErrorCode::CannotOpen), "{e}");
+    assert!(
+        !dir.path().join("nope").exists(),
+        "a refused ATTACH created directories"
+    );
+    close(conn);
+}
+
+#[test]
+fn create_parents_opts_in_to_creating_missing_parents() {
+    let dir = tempdir();
+    let path = dir.path().join("a").join("b").join("app.db");
+    let conn = open_with(&path, &[("create_parents", "1")]);
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (42);")
+        .unwrap();
+    close(conn);
+    assert!(path.join("manifest").join("data.mdb").is_file());
+    // The store now exists: it opens without the parameter.
+    let conn = open(&path);
+    let x: i64 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(x, 42);
+    close(conn);
+    // Attaching under a missing parent works with the parameter too.
+    let conn = open(&path);
+    let other = dir.path().join("c").join("other.db");
+    conn.execute(
+        &format!("ATTACH '{}' AS o", uri(&other, &[("create_parents", "1")])),
+        [],
+    )
+    .unwrap();
+    conn.execute_batch("CREATE TABLE o.u(y)").unwrap();
+    close(conn);
+    assert!(other.join("manifest").join("data.mdb").is_file());
+}
