@@ -70,21 +70,39 @@ fn registry() -> &'static OpenOnce<DbShared> {
 }
 
 /// Which database a path names: a store directory names the store's main
-/// database; `<store>/<name>` (a path that does not exist inside an
-/// existing store) names the store's database `name`. Returns the store
-/// path and the name.
-pub fn resolve(path: &Path) -> (PathBuf, Option<String>) {
-    if is_store(path) || path.exists() {
-        return (path.to_path_buf(), None);
+/// database; `<store>/<name>` inside an existing store names the store's
+/// database `name`, when `name` is a valid database name. Any other path
+/// inside a store (`<store>/.hidden`, `<store>/...`, `<store>/a/b`,
+/// `<store>/manifest`) is refused, so no store is ever created inside
+/// another. Returns the store path and the name.
+pub fn resolve(path: &Path) -> Result<(PathBuf, Option<String>), StorageError> {
+    if is_store(path) {
+        return Ok((path.to_path_buf(), None));
     }
-    if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
-        if let Some(name) = name.to_str() {
-            if is_store(parent) && bop_storage::store_dir::validate_db_name(name).is_ok() {
-                return (parent.to_path_buf(), Some(name.to_owned()));
+    let Some(store) = path.ancestors().skip(1).find(|a| is_store(a)) else {
+        return Ok((path.to_path_buf(), None));
+    };
+    let name = path.file_name().and_then(|n| n.to_str());
+    let why = match name {
+        Some(name) if path.parent() == Some(store) => {
+            match bop_storage::store_dir::validate_db_name(name) {
+                Ok(()) => return Ok((store.to_path_buf(), Some(name.to_owned()))),
+                Err(e) => e.to_string(),
             }
         }
-    }
-    (path.to_path_buf(), None)
+        _ => "a database inside a store is named <store>/<name>".to_owned(),
+    };
+    Err(StorageError::io(
+        "open",
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "this path is inside the bop store {} but names none of its databases: {why}",
+                store.display()
+            ),
+        ),
+    ))
 }
 
 /// Opens (or joins) the database `path` names (see [`resolve`]). Opening
@@ -103,7 +121,7 @@ pub fn open_main(
             ..Default::default()
         };
         params.apply(&mut opts)?;
-        let (store_path, name) = resolve(path);
+        let (store_path, name) = resolve(path)?;
         // A test's override wins over the io= parameter.
         if let Some(io) = io_override(&store_path) {
             opts.io = io;
@@ -174,7 +192,8 @@ pub enum NameKind {
 }
 
 pub fn classify(name: &str) -> NameKind {
-    let is_bop = |p: &Path| find_open(p).is_some() || is_store(p) || resolve(p).1.is_some();
+    let is_bop =
+        |p: &Path| find_open(p).is_some() || is_store(p) || matches!(resolve(p), Ok((_, Some(_))));
     if let Some(base) = name.strip_suffix("-wal") {
         let base = PathBuf::from(base);
         if is_bop(&base) {

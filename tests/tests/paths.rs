@@ -69,3 +69,59 @@ fn create_parents_opts_in_to_creating_missing_parents() {
     close(conn);
     assert!(other.join("manifest").join("data.mdb").is_file());
 }
+
+/// The entries of a directory, sorted, recursively (relative paths).
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    bop_tests::walk(dir)
+        .into_iter()
+        .map(|e| e.rel.display().to_string())
+        .filter(|r| !r.starts_with("wal/") && !r.starts_with("chunks/"))
+        .collect()
+}
+
+#[test]
+fn paths_inside_a_store_name_a_database_or_are_refused() {
+    let dir = tempdir();
+    let store = dir.path().join("app.db");
+    let conn = open(&store);
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let before = tree(&store);
+    for bad in [
+        ".hidden", "...", "..x", "manifest", "wal", "LOCK", "chunks", "chunks-1",
+    ] {
+        let path = store.join(bad);
+        for params in [&[][..], &[("create_parents", "1")][..]] {
+            let e = try_open_with(&path, params).expect_err(bad);
+            assert_eq!(code(&e), Some(ErrorCode::CannotOpen), "{bad}: {e}");
+            let msg = last_error();
+            assert!(msg.contains("inside the bop store"), "{bad}: {msg}");
+        }
+    }
+    let deep = store.join("sub").join("x.db");
+    let e = try_open_with(&deep, &[("create_parents", "1")]).expect_err("nested path");
+    assert_eq!(code(&e), Some(ErrorCode::CannotOpen), "{e}");
+    assert!(last_error().contains("<store>/<name>"), "{}", last_error());
+    assert_eq!(tree(&store), before, "a refused path changed the store");
+    // A valid name with dots inside opens a named database of the store.
+    let named = open(&store.join("a..b"));
+    named
+        .execute_batch("CREATE TABLE u(y); INSERT INTO u VALUES (2);")
+        .unwrap();
+    close(named);
+    let after = tree(&store);
+    assert!(
+        after
+            .iter()
+            .all(|e| before.contains(e) || e.starts_with("chunks-")),
+        "a named database adds only its chunk directory: {after:?}"
+    );
+    assert!(!store.join("a..b").exists());
+    close(conn);
+    let named = open(&store.join("a..b"));
+    let y: i64 = named
+        .query_row("SELECT y FROM u", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(y, 2);
+    close(named);
+}
