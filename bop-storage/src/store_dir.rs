@@ -107,6 +107,21 @@ pub fn is_store(path: &Path) -> bool {
     path.join("manifest").join("data.mdb").exists()
 }
 
+/// Whether `path` holds a bop store's manifest; an error (not `false`)
+/// when that cannot be told, such as a store directory the process may not
+/// read: opening then fails with the path and the cause, rather than taking
+/// the directory for something else.
+fn manifest_present(path: &Path) -> Result<bool> {
+    let data = path.join("manifest").join("data.mdb");
+    match std::fs::metadata(&data) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        // A path whose parent is a plain file: not a store.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(false),
+        Err(e) => Err(StorageError::io("open", data, e)),
+    }
+}
+
 /// Whether a database name can name a database inside a store: it must not
 /// collide with what bop keeps in the store directory.
 pub fn validate_db_name(name: &str) -> Result<()> {
@@ -135,7 +150,7 @@ impl StoreDir {
     }
 
     fn open(path: &Path, opts: &StoreOptions) -> Result<StoreDir> {
-        let exists = is_store(path);
+        let exists = manifest_present(path)?;
         if !exists {
             if !opts.create {
                 return Err(StorageError::io(

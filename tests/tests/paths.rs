@@ -125,3 +125,76 @@ fn paths_inside_a_store_name_a_database_or_are_refused() {
     assert_eq!(y, 2);
     close(named);
 }
+
+/// Runs the probe (`tests/src/bin/probe.rs`) on `store` as an unprivileged
+/// user (uid and gid 65534; root reads through mode 000), and returns its
+/// answer line.
+fn probe_unprivileged(store: &std::path::Path) -> String {
+    let probe = env!("CARGO_BIN_EXE_probe");
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let out = if root {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", probe])
+            .arg(store)
+            .output()
+    } else {
+        std::process::Command::new(probe).arg(store).output()
+    }
+    .expect("running the probe");
+    assert!(out.status.success(), "probe failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Hands `path` and everything under it to uid/gid 65534 when running as
+/// root, so only the mode bits a test sets refuse that user.
+fn give_to_probe_user(path: &std::path::Path) {
+    // SAFETY: as above.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let st = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn unreadable_store_is_cantopen_naming_path_and_cause() {
+    let dir = tempdir();
+    chmod(dir.path(), 0o755);
+    let store = dir.path().join("app.db");
+    let conn = open(&store);
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    close(conn);
+    give_to_probe_user(&store);
+    // The probe user opens the store while it is readable: the refusals
+    // below come from the modes, not from the user.
+    assert_eq!(probe_unprivileged(&store), "ok 1");
+
+    chmod(&store, 0o000);
+    let answer = probe_unprivileged(&store);
+    chmod(&store, 0o755);
+    assert!(answer.starts_with("err Some(CannotOpen)"), "{answer}");
+    assert!(answer.contains("Permission denied"), "{answer}");
+    assert!(answer.contains(&store.display().to_string()), "{answer}");
+
+    let data = store.join("manifest").join("data.mdb");
+    chmod(&data, 0o000);
+    let answer = probe_unprivileged(&store);
+    chmod(&data, 0o644);
+    assert!(answer.starts_with("err Some(CannotOpen)"), "{answer}");
+    assert!(answer.contains("Permission denied"), "{answer}");
+    assert!(answer.contains(&data.display().to_string()), "{answer}");
+
+    // Nothing was changed: the store still opens, with its row.
+    assert_eq!(probe_unprivileged(&store), "ok 1");
+}

@@ -1,6 +1,6 @@
 //! Child process for the multi-process lock tests: opens a store through
 //! bop, reads the schema, and prints `ok <tables>` or
-//! `err <code> <message>`. Always exits 0 unless it crashes.
+//! `err <code> <message> | bop: <bop's last error>`. Always exits 0 unless it crashes.
 
 use std::path::PathBuf;
 
@@ -13,6 +13,10 @@ fn main() {
     });
     match result {
         Ok(n) => println!("ok {n}"),
-        Err(e) => println!("err {:?} {e}", e.sqlite_error_code()),
+        Err(e) => println!(
+            "err {:?} {e} | bop: {}",
+            e.sqlite_error_code(),
+            bop_rusqlite::last_error().unwrap_or_default()
+        ),
     }
 }
