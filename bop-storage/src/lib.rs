@@ -31,6 +31,7 @@ pub mod open_once;
 pub mod page_store;
 pub mod panic;
 pub mod store;
+mod store_create;
 pub mod store_dir;
 pub mod types;
 pub mod wal_format;

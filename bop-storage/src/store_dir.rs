@@ -150,8 +150,8 @@ impl StoreDir {
     }
 
     fn open(path: &Path, opts: &StoreOptions) -> Result<StoreDir> {
-        let exists = manifest_present(path)?;
-        if !exists {
+        let mut lock = None;
+        if !manifest_present(path)? {
             if !opts.create {
                 return Err(StorageError::io(
                     "open",
@@ -160,29 +160,17 @@ impl StoreDir {
                 ));
             }
             check_parent(path, opts.create_parents)?;
-            if path.exists() && !path.is_dir() {
-                return Err(StorageError::Format {
-                    path: path.to_path_buf(),
-                    what: "exists and is not a bop store directory (is it a plain SQLite file?)"
-                        .into(),
-                });
-            }
-            if path.is_dir() && !holds_only_bop_entries(path) {
-                return Err(StorageError::Format {
-                    path: path.to_path_buf(),
-                    what: "directory is not empty and holds no bop store".into(),
-                });
-            }
-            // The store directory holds LOCK and the LMDB manifest, which
-            // live outside the I/O trait; the record log and the chunks go
-            // through it.
-            std::fs::create_dir_all(path).map_err(|e| StorageError::io("mkdir", path, e))?;
+            refuse_non_store(path)?;
+            lock = crate::store_create::create_store(path, opts)?;
         }
-        let lock = lock_process(path)?;
+        let lock = match lock {
+            Some(l) => take_lock(l),
+            None => lock_process(path)?,
+        };
         let page_size = opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         let manifest = Arc::new(Manifest::open_with(
             &path.join("manifest"),
-            !exists,
+            false,
             page_size,
             opts.manifest,
         )?);
@@ -323,25 +311,58 @@ fn check_parent(path: &Path, create_parents: bool) -> Result<()> {
     ))
 }
 
-/// Whether a directory holds nothing but what bop itself creates (a store
-/// whose creation was cut short may have left some of it).
-fn holds_only_bop_entries(path: &Path) -> bool {
-    std::fs::read_dir(path)
-        .map(|d| {
-            d.filter_map(|e| e.ok()).all(|e| {
-                e.file_name().to_str().is_some_and(|n| {
-                    matches!(n, "LOCK" | "manifest" | LOG_DIR | "chunks")
-                        || n.starts_with("chunks-")
-                })
-            })
+/// Refuses to create a store at `path` when something is there: a file, or
+/// a directory that is not empty. A directory holding a store's parts
+/// without its manifest is a damaged store, never taken for a new one:
+/// creating one over it would silently lose every commit it held.
+fn refuse_non_store(path: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let refuse = |what: String| {
+        Err(StorageError::Format {
+            path: path.to_path_buf(),
+            what,
         })
-        .unwrap_or(false)
+    };
+    if !meta.is_dir() && !std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return refuse(
+            "exists and is not a bop store directory (is it a plain SQLite file?)".into(),
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| StorageError::io("open", path, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let bop_parts = names.iter().any(|n| {
+        matches!(n.as_str(), "LOCK" | "manifest" | LOG_DIR | "chunks") || n.starts_with("chunks-")
+    });
+    if bop_parts {
+        return refuse(format!(
+            "holds parts of a bop store ({}) but not its manifest (manifest/data.mdb is missing): \
+             the store is damaged; bop does not create a new store over it",
+            names.join(", ")
+        ));
+    }
+    refuse("directory is not empty and holds no bop store".into())
+}
+
+/// Writes this process's id into a store's process lock it holds.
+fn take_lock(mut file: File) -> File {
+    let _ = file.set_len(0);
+    let _ = write!(file, "{}", std::process::id());
+    file
 }
 
 /// Takes the exclusive process lock on `<path>/LOCK`.
 fn lock_process(path: &Path) -> Result<File> {
     let lock_path = path.join("LOCK");
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -367,7 +388,5 @@ fn lock_process(path: &Path) -> Result<File> {
         std::thread::sleep(Duration::from_millis(10));
         waited_ms += 10;
     }
-    let _ = file.set_len(0);
-    let _ = write!(file, "{}", std::process::id());
-    Ok(file)
+    Ok(take_lock(file))
 }

@@ -143,9 +143,22 @@ pub trait IoBackend: Send + Sync + std::fmt::Debug {
     fn create_dir_all(&self, path: &Path) -> Result<()> {
         StdBackend.create_dir_all(path)
     }
+    /// Removes a directory and everything under it; a missing one is no
+    /// error. Durable once its parent is synced.
+    fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        StdBackend.remove_dir_all(path)
+    }
     /// Makes a directory's entries (creations, removals) durable.
     fn sync_dir(&self, path: &Path) -> Result<()> {
         StdBackend.sync_dir(path)
+    }
+    /// Whether this backend's directories are the real file system's
+    /// (every backend but a simulated one). The parts of a store that live
+    /// outside this trait (the LMDB manifest, `LOCK`) are on the real file
+    /// system; when this is false, store creation makes their directories
+    /// there as well as through the backend.
+    fn real_directories(&self) -> bool {
+        true
     }
     /// The files directly inside `dir`.
     fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -229,4 +242,21 @@ pub fn io_stats() -> IoStats {
         uring_fallbacks: l(&STATS.uring_fallbacks),
         durable_writes: l(&STATS.durable_writes),
     }
+}
+
+/// Creates `path` and its missing ancestors, and makes each new entry
+/// durable: syncs the parent of every directory it created, deepest first.
+/// A directory that already exists is left alone (and not synced).
+pub fn create_dir_durable(io: &dyn IoBackend, path: &Path) -> Result<()> {
+    let missing: Vec<&Path> = path.ancestors().take_while(|a| !io.exists(a)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    io.create_dir_all(path)?;
+    for dir in missing {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            io.sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }

@@ -19,11 +19,19 @@
 //!   opened with [`IoBackend::open_log`] say they fuse a write with its
 //!   sync, as io_uring files do, so the record log takes that path.
 //!
-//! Durability model: `sync_data` makes a file's content durable; a file's
-//! creation or removal is durable once its directory is synced
-//! (`sync_dir`). Directories themselves are durable when created.
+//! Durability model (POSIX's, without ext4's or xfs's extra promises):
+//! `sync_data` makes a file's content durable; the creation, rename or
+//! removal of an entry, file or directory, is durable once its directory is
+//! synced (`sync_dir`). A power cut loses a directory whose entry is not
+//! durable with everything under it, so a store's files survive only when
+//! every directory up to one that existed before the test was synced after
+//! its entry was made. Directories the simulated file system has never
+//! seen, such as the ancestors [`IoBackend::create_dir_all`] adds for the
+//! first directory under a test's scratch directory, existed before: their
+//! entries are durable. A directory can be renamed only while its entry is
+//! not durable (a store's temporary directory during its creation).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -79,7 +87,8 @@ struct State {
     /// Files removed whose removal is not yet durable (entry resurrects on a
     /// power cut), with their durable content.
     removed: BTreeMap<PathBuf, Vec<u8>>,
-    dirs: BTreeSet<PathBuf>,
+    /// Directories, with whether their entry in their parent is durable.
+    dirs: BTreeMap<PathBuf, bool>,
     faults: Vec<(Fault, u64)>,
     /// Slow I/O: every matching operation first sleeps this long.
     latency: Vec<(FaultOp, std::time::Duration)>,
@@ -273,13 +282,18 @@ impl SimFs {
     pub fn crash(&self, mode: CrashMode, rng: &mut SimRng) -> SimFs {
         let mut s = self.state.lock().expect("sim lock");
         s.crashed = true;
+        let dirs = surviving_dirs(&s.dirs, mode, rng);
+        let survives = |p: &Path| p.parent().is_none_or(|d| dirs.contains_key(d));
         let mut next = State {
-            dirs: s.dirs.clone(),
+            dirs: dirs.clone(),
             log_alignment: s.log_alignment,
             log_fused: s.log_fused,
             ..Default::default()
         };
         for (path, data) in &s.removed {
+            if !survives(path) {
+                continue;
+            }
             let keep_removal = match mode {
                 CrashMode::LoseAll => false,
                 CrashMode::KeepAll => true,
@@ -305,7 +319,7 @@ impl SimFs {
                     CrashMode::KeepAll => true,
                     CrashMode::Random => rng.chance(50),
                 };
-            if !keep_entry {
+            if !keep_entry || !survives(path) {
                 continue;
             }
             let mut data = f.durable.clone();
@@ -361,6 +375,32 @@ impl SimFs {
             state: Arc::new(Mutex::new(next)),
         }
     }
+}
+
+/// The directories a power cut leaves: those whose entry is durable or
+/// kept (by `mode`), under a parent that survives. All durable afterwards.
+fn surviving_dirs(
+    dirs: &BTreeMap<PathBuf, bool>,
+    mode: CrashMode,
+    rng: &mut SimRng,
+) -> BTreeMap<PathBuf, bool> {
+    // A parent sorts before its children (it is their prefix).
+    let mut out = BTreeMap::new();
+    for (dir, &durable) in dirs {
+        let parent_ok = dir
+            .parent()
+            .is_none_or(|p| out.contains_key(p) || !dirs.contains_key(p));
+        let keep = durable
+            || match mode {
+                CrashMode::LoseAll => false,
+                CrashMode::KeepAll => true,
+                CrashMode::Random => rng.chance(50),
+            };
+        if parent_ok && keep {
+            out.insert(dir.clone(), true);
+        }
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -494,7 +534,7 @@ impl SimFs {
             (OpenMode::CreateNew, Some(_)) => return Err(errno_err("open", path, libc::EEXIST)),
             (OpenMode::CreateNew, None) => {
                 let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-                if !s.dirs.contains(&parent) {
+                if !s.dirs.contains_key(&parent) {
                     return Err(errno_err("open", path, libc::ENOENT));
                 }
                 s.removed.remove(path);
@@ -548,6 +588,9 @@ impl IoBackend for SimFs {
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         self.check(FaultOp::Write, "rename", from)?;
         let mut s = self.state.lock().expect("sim lock");
+        if s.dirs.contains_key(from) {
+            return rename_dir(&mut s, from, to);
+        }
         let Some(f) = s.files.remove(from) else {
             return Err(errno_err("rename", from, libc::ENOENT));
         };
@@ -564,12 +607,43 @@ impl IoBackend for SimFs {
         Ok(())
     }
 
+    /// Creates `path` and its missing ancestors. The new ones are not
+    /// durable until their parent is synced, except ancestors of the first
+    /// directory made under a directory the simulated file system has never
+    /// seen: those existed before (see the module's comment).
     fn create_dir_all(&self, path: &Path) -> Result<()> {
         self.check(FaultOp::Write, "mkdir", path)?;
         let mut s = self.state.lock().expect("sim lock");
-        for a in path.ancestors() {
-            s.dirs.insert(a.to_path_buf());
+        if s.files.contains_key(path) {
+            return Err(errno_err("mkdir", path, libc::EEXIST));
         }
+        let known = s
+            .dirs
+            .keys()
+            .any(|d| path.starts_with(d) && d.parent().is_some());
+        for a in path.ancestors() {
+            if !s.dirs.contains_key(a) {
+                let existed_before = !known && a != path;
+                s.dirs
+                    .insert(a.to_path_buf(), existed_before || a.parent().is_none());
+            }
+        }
+        Ok(())
+    }
+
+    fn real_directories(&self) -> bool {
+        false
+    }
+
+    /// Removes `path` and everything under it. Modelled as durable at once
+    /// (a removed tree does not come back at a power cut); only a store's
+    /// abandoned temporary directory is removed this way.
+    fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        self.check(FaultOp::Write, "rmdir", path)?;
+        let mut s = self.state.lock().expect("sim lock");
+        s.files.retain(|p, _| !p.starts_with(path));
+        s.removed.retain(|p, _| !p.starts_with(path));
+        s.dirs.retain(|p, _| !p.starts_with(path));
         Ok(())
     }
 
@@ -579,6 +653,11 @@ impl IoBackend for SimFs {
         for (p, f) in &s.files {
             if p.parent() == Some(path) {
                 f.lock().expect("file lock").entry_durable = true;
+            }
+        }
+        for (d, durable) in s.dirs.iter_mut() {
+            if d.parent() == Some(path) {
+                *durable = true;
             }
         }
         s.removed.retain(|p, _| p.parent() != Some(path));
@@ -597,8 +676,54 @@ impl IoBackend for SimFs {
 
     fn exists(&self, path: &Path) -> bool {
         let s = self.state.lock().expect("sim lock");
-        s.files.contains_key(path) || s.dirs.contains(path)
+        s.files.contains_key(path) || s.dirs.contains_key(path)
     }
+}
+
+/// Renames the directory `from` (whose entry must not be durable yet) with
+/// everything under it to `to`, which must not exist or be an empty
+/// directory. The new entry is durable once `to`'s parent is synced.
+fn rename_dir(s: &mut State, from: &Path, to: &Path) -> Result<()> {
+    if s.dirs.get(from) == Some(&true) {
+        return Err(StorageError::Invariant(format!(
+            "the simulated file system models renaming a directory only before its entry \
+             is durable: {}",
+            from.display()
+        )));
+    }
+    let under = |p: &Path, d: &Path| p.starts_with(d) && p != d;
+    if s.files.contains_key(to)
+        || s.files.keys().any(|p| under(p, to))
+        || s.dirs.keys().any(|p| under(p, to))
+    {
+        return Err(errno_err("rename", from, libc::ENOTEMPTY));
+    }
+    if !to.parent().is_none_or(|p| s.dirs.contains_key(p)) {
+        return Err(errno_err("rename", from, libc::ENOENT));
+    }
+    let moved = |p: &Path| to.join(p.strip_prefix(from).expect("under from"));
+    let dirs: Vec<(PathBuf, bool)> = s
+        .dirs
+        .iter()
+        .filter(|(d, _)| d.starts_with(from))
+        .map(|(d, v)| (d.clone(), *v))
+        .collect();
+    for (d, durable) in dirs {
+        s.dirs.remove(&d);
+        s.dirs.insert(moved(&d), durable && d != from);
+    }
+    let files: Vec<PathBuf> = s
+        .files
+        .keys()
+        .filter(|p| p.starts_with(from))
+        .cloned()
+        .collect();
+    for p in files {
+        let f = s.files.remove(&p).expect("listed");
+        s.files.insert(moved(&p), f);
+    }
+    s.dirs.insert(to.to_path_buf(), false);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -609,6 +734,7 @@ mod tests {
     fn unsynced_writes_are_lost_synced_kept() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/d")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
         let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
         f.write_all_at(b"hello", 0).unwrap();
         f.sync_data().unwrap();
@@ -626,6 +752,7 @@ mod tests {
     fn undurable_entries_vanish_and_faults_fire() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/d")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
         let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
         f.write_all_at(b"x", 0).unwrap();
         f.sync_data().unwrap(); // data synced, directory not
@@ -650,6 +777,7 @@ mod tests {
     fn crash_fault_stops_the_machine_at_the_nth_operation() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/d")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
         let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
         f.write_all_at(b"one", 0).unwrap();
         f.sync_data().unwrap();
@@ -678,6 +806,7 @@ mod tests {
     fn latency_slows_matching_operations_only() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/d")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
         let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
         let slow = std::time::Duration::from_millis(300);
         fs.set_latency(FaultOp::Sync, slow);
@@ -696,6 +825,7 @@ mod tests {
     fn log_alignment_refuses_unaligned_writes_of_log_files_only() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/d")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
         let plain = fs.open(Path::new("/d/p"), OpenMode::CreateNew).unwrap();
         fs.open(Path::new("/d/l"), OpenMode::CreateNew).unwrap();
         let before = fs.open_log(Path::new("/d/l"), OpenMode::Existing).unwrap();
@@ -731,6 +861,7 @@ mod tests {
         for seed in 0..64 {
             let fs2 = SimFs::new();
             fs2.create_dir_all(Path::new("/d")).unwrap();
+            fs2.sync_dir(Path::new("/")).unwrap();
             let h = fs2.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
             h.write_all_at(&vec![0u8; 4096], 0).unwrap();
             h.sync_data().unwrap();
@@ -748,5 +879,111 @@ mod tests {
             }
         }
         assert!(saw_torn, "some seed tears the write");
+    }
+
+    fn names(fs: &SimFs, paths: &[&str]) -> Vec<bool> {
+        paths.iter().map(|p| fs.exists(Path::new(p))).collect()
+    }
+
+    #[test]
+    fn directory_entries_are_durable_only_once_their_parent_is_synced() {
+        let fs = SimFs::new();
+        // /scratch is taken as existing before; /scratch/s is new.
+        fs.create_dir_all(Path::new("/scratch/s")).unwrap();
+        fs.create_dir_all(Path::new("/scratch/s/wal")).unwrap();
+        let f = fs
+            .open(Path::new("/scratch/s/wal/a"), OpenMode::CreateNew)
+            .unwrap();
+        f.write_all_at(b"x", 0).unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(Path::new("/scratch/s/wal")).unwrap();
+        // The file's entry is durable, its directories' are not.
+        let after = fs.crash(CrashMode::LoseAll, &mut SimRng::new(1));
+        let all = [
+            "/scratch",
+            "/scratch/s",
+            "/scratch/s/wal",
+            "/scratch/s/wal/a",
+        ];
+        assert_eq!(names(&after, &all), [true, false, false, false]);
+        // KeepAll keeps them.
+        let after = fs.crash(CrashMode::KeepAll, &mut SimRng::new(1));
+        assert_eq!(names(&after, &all), [true; 4]);
+        // Synced from the top down, everything survives a LoseAll cut.
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/scratch/s")).unwrap();
+        fs.create_dir_all(Path::new("/scratch/s/wal")).unwrap();
+        let f = fs
+            .open(Path::new("/scratch/s/wal/a"), OpenMode::CreateNew)
+            .unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(Path::new("/scratch/s/wal")).unwrap();
+        fs.sync_dir(Path::new("/scratch/s")).unwrap();
+        let after = fs.crash(CrashMode::LoseAll, &mut SimRng::new(1));
+        assert_eq!(
+            names(&after, &all),
+            [true, false, false, false],
+            "/scratch unsynced"
+        );
+        fs.sync_dir(Path::new("/scratch")).unwrap_err(); // the old one is off
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/scratch/s")).unwrap();
+        fs.create_dir_all(Path::new("/scratch/s/wal")).unwrap();
+        let f = fs
+            .open(Path::new("/scratch/s/wal/a"), OpenMode::CreateNew)
+            .unwrap();
+        f.sync_data().unwrap();
+        for d in ["/scratch/s/wal", "/scratch/s", "/scratch"] {
+            fs.sync_dir(Path::new(d)).unwrap();
+        }
+        let after = fs.crash(CrashMode::LoseAll, &mut SimRng::new(1));
+        assert_eq!(names(&after, &all), [true; 4]);
+        // A random cut never keeps an entry whose directory it lost.
+        for seed in 0..64 {
+            let fs = SimFs::new();
+            fs.create_dir_all(Path::new("/scratch/s")).unwrap();
+            fs.create_dir_all(Path::new("/scratch/s/wal")).unwrap();
+            fs.open(Path::new("/scratch/s/wal/a"), OpenMode::CreateNew)
+                .unwrap();
+            let after = fs.crash(CrashMode::Random, &mut SimRng::new(seed));
+            let n = names(&after, &all);
+            assert!(n.windows(2).all(|w| w[0] || !w[1]), "seed {seed}: {n:?}");
+        }
+    }
+
+    #[test]
+    fn a_directory_renamed_into_place_is_durable_once_the_parent_is_synced() {
+        let build = || {
+            let fs = SimFs::new();
+            fs.create_dir_all(Path::new("/p/.s.tmp")).unwrap();
+            fs.create_dir_all(Path::new("/p/.s.tmp/wal")).unwrap();
+            let f = fs
+                .open(Path::new("/p/.s.tmp/wal/a"), OpenMode::CreateNew)
+                .unwrap();
+            f.write_all_at(b"x", 0).unwrap();
+            f.sync_data().unwrap();
+            fs.sync_dir(Path::new("/p/.s.tmp/wal")).unwrap();
+            fs.sync_dir(Path::new("/p/.s.tmp")).unwrap();
+            fs.rename(Path::new("/p/.s.tmp"), Path::new("/p/s"))
+                .unwrap();
+            assert!(!fs.exists(Path::new("/p/.s.tmp")));
+            assert!(fs.exists(Path::new("/p/s/wal/a")));
+            fs
+        };
+        let fs = build();
+        let after = fs.crash(CrashMode::LoseAll, &mut SimRng::new(1));
+        assert!(!after.exists(Path::new("/p/s")) && !after.exists(Path::new("/p/.s.tmp")));
+        let fs = build();
+        fs.sync_dir(Path::new("/p")).unwrap();
+        let after = fs.crash(CrashMode::LoseAll, &mut SimRng::new(1));
+        assert!(after.exists(Path::new("/p/s/wal/a")));
+        // A durable directory cannot be renamed (not modelled); a non-empty
+        // target refuses.
+        assert!(after.rename(Path::new("/p/s"), Path::new("/p/t")).is_err());
+        after.create_dir_all(Path::new("/p/n/x")).unwrap();
+        let e = after
+            .rename(Path::new("/p/n"), Path::new("/p/s"))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTEMPTY));
     }
 }

@@ -203,6 +203,14 @@ impl IoBackend for StdBackend {
         std::fs::create_dir_all(path).map_err(|e| StorageError::io("mkdir", path, e))
     }
 
+    fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("rmdir", path, e)),
+        }
+    }
+
     fn sync_dir(&self, path: &Path) -> Result<()> {
         let dir = File::open(path).map_err(|e| StorageError::io("open dir", path, e))?;
         dir.sync_all()

@@ -124,7 +124,7 @@ impl RecordLog {
         epoch: Epoch,
         fail: Arc<FailState>,
     ) -> Result<(RecordLog, Vec<RecoveredRecord>, ScanReport)> {
-        io.create_dir_all(&dir)?;
+        crate::io::create_dir_durable(io.as_ref(), &dir)?;
         // Find the segments.
         let (spares, stray_segments_removed) =
             recovery::sweep_unlisted_files(io.as_ref(), &dir, config.segment_bytes, state)?;

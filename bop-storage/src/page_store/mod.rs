@@ -169,7 +169,7 @@ impl PageStore {
         state: &ManifestState,
         journal: Arc<Manifest>,
     ) -> Result<PageStore> {
-        io.create_dir_all(&dir)?;
+        crate::io::create_dir_durable(io.as_ref(), &dir)?;
         let mut stray_chunks_removed = 0;
         for path in io.list_dir(&dir)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
