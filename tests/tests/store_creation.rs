@@ -71,3 +71,79 @@ fn creation_leaves_only_the_store_and_removes_a_dead_creators_leftover() {
     assert_eq!(n, 1);
     close(conn);
 }
+
+/// The order of the system calls that create a store (the probe binary
+/// creating one through SQLite, traced by strace): the manifest's
+/// `data.mdb` is created and synced by LMDB, its directory `manifest/` and
+/// the temporary store directory are synced, the directory is renamed to
+/// the store's name, and the parent is synced. This is how the manifest's
+/// directory entries (which LMDB creates with its own system calls,
+/// outside bop's I/O layer) become durable, and why a torn `data.mdb` can
+/// never be found under the store's name.
+#[test]
+fn creation_syncs_the_manifest_and_every_directory_before_and_after_the_rename() {
+    let dir = tempdir();
+    let store = dir.path().join("app.db");
+    let log = dir.path().join("strace.log");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-y", "-o"])
+        .arg(&log)
+        .args([
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2",
+            env!("CARGO_BIN_EXE_probe"),
+        ])
+        .arg(&store)
+        .output()
+        .expect("running strace (apt-get install strace)");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 0");
+    let trace = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let lines: Vec<&str> = trace.lines().collect();
+    let tmp = format!("{}/.app.db.bop-creating.", dir.path().display());
+    let parent = dir.path().display().to_string();
+    let at = |what: &str, f: &dyn Fn(&str) -> bool| {
+        lines
+            .iter()
+            .position(|l| f(l))
+            .unwrap_or_else(|| panic!("no {what} in the trace:\n{trace}"))
+    };
+    let create = at("creation of data.mdb", &|l| {
+        l.contains("openat(")
+            && l.contains(&tmp)
+            && l.contains("/manifest/data.mdb\", O_RDWR|O_CREAT")
+    });
+    let data_sync = at("sync of data.mdb", &|l| {
+        l.contains("fdatasync(") && l.contains(&tmp) && l.contains("/manifest/data.mdb>")
+    });
+    let manifest_sync = at("sync of manifest/", &|l| {
+        l.starts_with(|c: char| c.is_ascii_digit())
+            && l.contains(" fsync(")
+            && l.contains(&tmp)
+            && l.contains("/manifest>)")
+    });
+    let tmp_sync = at("sync of the temporary directory", &|l| {
+        l.contains(" fsync(")
+            && l.contains(&tmp)
+            && l.split('<').nth(1).is_some_and(|p| {
+                let p = p.trim_end_matches(|c| c != '>').trim_end_matches('>');
+                p.starts_with(&tmp) && !p[tmp.len()..].contains('/')
+            })
+    });
+    let rename = at("rename", &|l| {
+        l.contains("rename") && l.contains(&tmp) && l.contains(&format!("\"{parent}/app.db\""))
+    });
+    let parent_sync = at("sync of the parent", &|l| {
+        l.contains(" fsync(") && l.contains(&format!("<{parent}>)"))
+    });
+    assert!(
+        create < data_sync
+            && data_sync < manifest_sync
+            && manifest_sync < tmp_sync
+            && tmp_sync < rename
+            && rename < parent_sync,
+        "order: create {create}, data sync {data_sync}, manifest/ sync {manifest_sync}, \
+         store directory sync {tmp_sync}, rename {rename}, parent sync {parent_sync}:\n{trace}"
+    );
+}
