@@ -29,8 +29,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, StdBackend};
-use crate::manifest::Manifest;
-use crate::store_dir::{StoreOptions, DEFAULT_PAGE_SIZE, LOG_DIR};
+use crate::manifest::{Manifest, ManifestConfig};
 
 /// The infix of a store's temporary directory while it is created.
 const CREATING: &str = ".bop-creating.";
@@ -46,15 +45,25 @@ fn backends(io: &dyn IoBackend) -> Vec<&dyn IoBackend> {
     }
 }
 
+/// What a new store is made of.
+pub(crate) struct NewStore<'a> {
+    pub io: &'a dyn IoBackend,
+    pub page_size: u32,
+    pub manifest: ManifestConfig,
+    /// The store's directories: the manifest's first, then the others
+    /// (the record log's, the main database's chunks).
+    pub subdirs: [&'a str; 3],
+}
+
 /// Creates the store at `path` (which holds no store; its parent exists)
 /// atomically. Returns the store's process lock when this call created it,
 /// `None` when another process created it first.
-pub(crate) fn create_store(path: &Path, opts: &StoreOptions) -> Result<Option<File>> {
+pub(crate) fn create_store(path: &Path, new: &NewStore) -> Result<Option<File>> {
     let (parent, name) = split(path)?;
-    let io = opts.io.as_ref();
+    let io = new.io;
     remove_abandoned(io, &parent, &name);
     let tmp = parent.join(format!(".{name}{CREATING}{}", std::process::id()));
-    let lock = match build(&tmp, opts) {
+    let lock = match build(&tmp, new) {
         Ok(lock) => lock,
         Err(e) => {
             remove(io, &tmp);
@@ -109,27 +118,26 @@ fn split(path: &Path) -> Result<(PathBuf, String)> {
 
 /// Builds the whole store in `tmp`, every part of it durable; returns its
 /// process lock, held.
-fn build(tmp: &Path, opts: &StoreOptions) -> Result<File> {
-    let io = opts.io.as_ref();
+fn build(tmp: &Path, new: &NewStore) -> Result<File> {
+    let io = new.io;
     // A leftover of this process's own earlier attempt.
     remove(io, tmp);
     std::fs::create_dir(tmp).map_err(|e| StorageError::io("mkdir", tmp, e))?;
     let lock = lock_new(tmp)?;
-    let subdirs = ["manifest", LOG_DIR, "chunks"].map(|d| tmp.join(d));
+    let subdirs = new.subdirs.map(|d| tmp.join(d));
     for b in backends(io) {
         b.create_dir_all(tmp)?;
         for d in &subdirs {
             b.create_dir_all(d)?;
         }
     }
-    let page_size = opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     // Creating the manifest commits its first state; LMDB syncs `data.mdb`.
     // Closed here: the store opens it again under its final name.
     drop(Manifest::open_with(
-        &tmp.join("manifest"),
+        &subdirs[0],
         true,
-        page_size,
-        opts.manifest,
+        new.page_size,
+        new.manifest,
     )?);
     lock.sync_all()
         .map_err(|e| StorageError::io("fsync", tmp.join("LOCK"), e))?;

@@ -18,6 +18,11 @@
 //! controller (so their commits share syncs), and the failed state: a
 //! failure of the record log fails every database of the store.
 //!
+//! A new store is built beside its path and renamed into place
+//! (`store_create.rs`), so a store directory always has its manifest; a
+//! directory holding a store's parts without one is refused, never taken
+//! for a new store.
+//!
 //! One `StoreDir` is open per path in a process; each open database
 //! (`store.rs`, the layer above) holds it, and the last one to close shuts
 //! it down (the record log's end marker, sync, clean-shutdown flag).
@@ -38,6 +43,7 @@ use crate::manifest::{Manifest, ManifestConfig, ReplayReport};
 use crate::open_once::OpenOnce;
 use crate::page_store::chunk::chunk_file_name;
 use crate::page_store::PageStoreConfig;
+use crate::store_create::{create_store, NewStore};
 use crate::types::{DbId, Epoch};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
@@ -161,7 +167,15 @@ impl StoreDir {
             }
             check_parent(path, opts.create_parents)?;
             refuse_non_store(path)?;
-            lock = crate::store_create::create_store(path, opts)?;
+            lock = create_store(
+                path,
+                &NewStore {
+                    io: opts.io.as_ref(),
+                    page_size: opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+                    manifest: opts.manifest,
+                    subdirs: ["manifest", LOG_DIR, "chunks"],
+                },
+            )?;
         }
         let lock = match lock {
             Some(l) => take_lock(l),
