@@ -52,6 +52,8 @@ pub fn sqlite_code(e: &StorageError, op: Op) -> c_int {
         StorageError::Config(_) => SQLITE_MISUSE,
         StorageError::Format { .. } => SQLITE_NOTADB,
         StorageError::Limit(_) => SQLITE_FULL,
+        StorageError::Refused(_) if op == Op::Write => SQLITE_IOERR_WRITE,
+        StorageError::Refused(_) => SQLITE_IOERR,
         StorageError::Manifest { .. } if op == Op::Open => SQLITE_CANTOPEN,
         StorageError::Manifest { .. }
         | StorageError::Failed { .. }
