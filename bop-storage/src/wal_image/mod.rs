@@ -20,10 +20,12 @@
 //!    restarted the image.
 //! 3. `commit_end`, when set, is the end of the last frame whose header
 //!    SQLite wrote (as one 24-byte write) with a non-zero "database size"
-//!    field: a hint where a transaction ends. Its page may not be written
-//!    yet, and a layered VFS writing whole sectors never gives the hint;
-//!    a seal ends at the last whole commit frame in `pending` whose salts
-//!    and checksum SQLite's recovery would accept (`sealable_end`).
+//!    field: a hint where a transaction ends; `commit_written` says a
+//!    write ending there followed (SQLite wrote its page). A seal ends
+//!    there when both hold; otherwise (a sync in the middle of a padding
+//!    frame, a layered VFS writing whole sectors, which never gives the
+//!    hint) at the last whole commit frame in `pending` whose salts and
+//!    checksum SQLite's recovery would accept (`sealable_end`).
 //! 4. When `frames_known`, `frames` lists every frame of `records` in order
 //!    (page number and commit size, read from SQLite's frame headers),
 //!    `wal_header` is the header of `records[0]`, and each record's
@@ -114,6 +116,9 @@ pub struct WalImage {
     pending: Vec<u8>,
     pending_start: u64,
     commit_end: Option<u64>,
+    /// A write ending at `commit_end` came after its header: SQLite wrote
+    /// that frame's page (invariant 3).
+    commit_written: bool,
     frame_len: u64,
     max_txn_bytes: u64,
     /// Invariant 4.
@@ -210,6 +215,7 @@ impl WalImage {
             pending: vec![0; RECORD_HEADER_LEN],
             pending_start: end,
             commit_end: None,
+            commit_written: false,
             frame_len: SQLITE_FRAME_HEADER_LEN + u64::from(page_size),
             max_txn_bytes,
             frames,
@@ -340,21 +346,29 @@ impl WalImage {
         self.stats.pending_bytes = self.pending_len();
         self.stats.pending_bytes_peak = self.stats.pending_bytes_peak.max(self.stats.pending_bytes);
         // A frame header with a non-zero "database size after commit" field
-        // ends a transaction.
+        // ends a transaction; the write that ends at its frame's end, its page.
+        let write_end = offset + data.len() as u64;
         if data.len() as u64 == SQLITE_FRAME_HEADER_LEN
             && offset >= SQLITE_WAL_HEADER_LEN
             && (offset - SQLITE_WAL_HEADER_LEN).is_multiple_of(self.frame_len)
             && u32::from_be_bytes(data[4..8].try_into().expect("4 bytes")) != 0
         {
             let frame_end = offset + self.frame_len;
-            self.commit_end = Some(self.commit_end.map_or(frame_end, |e| e.max(frame_end)));
+            if self.commit_end.is_none_or(|e| frame_end > e) {
+                self.commit_end = Some(frame_end);
+                self.commit_written = false;
+            }
+        } else if self.commit_end == Some(write_end) {
+            self.commit_written = true;
         }
         Ok(())
     }
 
     /// Whether `data`, written at offset 0, begins with the header of the
     /// current generation (a layered VFS rewriting the first sector), not
-    /// a new header that restarts the image.
+    /// a new header that restarts the image. SQLite never restarts with
+    /// the same header (salt-1 grows by one); a header SQLite would not
+    /// accept is taken as a restart, as before.
     fn is_current_header(&self, data: &[u8]) -> Result<bool> {
         const H: usize = SQLITE_WAL_HEADER_LEN as usize;
         if data.len() < H || self.size() < H as u64 {
@@ -362,7 +376,7 @@ impl WalImage {
         }
         let mut current = [0u8; H];
         self.read_exact_at(0, &mut current)?;
-        Ok(data[..H] == current)
+        Ok(data[..H] == current && FrameCheck::from_header(&current).is_some())
     }
 
     /// How many leading bytes of a write of `data` at `offset` fall below
@@ -465,10 +479,17 @@ impl WalImage {
         if !self.pending_active() {
             return Ok(None);
         }
+        let written = self.pending_start + self.pending_len();
+        if let Some(e) = self
+            .commit_end
+            .filter(|&e| self.commit_written && e <= written)
+        {
+            // SQLite's own order of writes: header, then page.
+            return Ok(Some(e));
+        }
         let Some(check) = self.frame_check()? else {
             // No header SQLite would accept: the frame header seen last.
-            let end = self.pending_start + self.pending_len();
-            return Ok(self.commit_end.filter(|&e| e <= end));
+            return Ok(self.commit_end.filter(|&e| e <= written));
         };
         if let Some(e) = self.commit_end {
             if self.is_sealable_commit(&check, e)? {
@@ -476,7 +497,6 @@ impl WalImage {
             }
         }
         let first = self.pending_start.max(SQLITE_WAL_HEADER_LEN);
-        let written = self.pending_start + self.pending_len();
         if written < first + self.frame_len {
             return Ok(None);
         }
@@ -648,6 +668,7 @@ impl WalImage {
         self.pending_start = end;
         self.pending.extend_from_slice(&carried);
         self.commit_end = carried_commit;
+        self.commit_written = false;
         self.stats.pending_bytes = self.pending_len();
         self.exists = true;
         Ok(())
