@@ -16,11 +16,14 @@
 //! encrypt or compress by sector read and rewrite the whole sectors a
 //! write touches: [`Writes::WholeSectors`].
 
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
+use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-use rusqlite::ffi;
+use rusqlite::{ffi, Connection};
 
 /// How writes reach bop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +113,38 @@ pub fn register(name: &str, sector_size: c_int, writes: Writes) -> &'static Laye
     let rc = unsafe { ffi::sqlite3_vfs_register(vfs, 0) };
     assert_eq!(rc, ffi::SQLITE_OK, "registering {name}");
     layered
+}
+
+/// The layered VFS with `sector_size` and `writes`, registered on first
+/// use (named `layered-<sector>-<writes>`).
+pub fn vfs(sector_size: c_int, writes: Writes) -> &'static Layered {
+    type Registry = HashMap<(c_int, String), &'static Layered>;
+    static ALL: Mutex<Option<Registry>> = Mutex::new(None);
+    let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
+    all.get_or_insert_with(HashMap::new)
+        .entry((sector_size, format!("{writes:?}")))
+        .or_insert_with(|| {
+            register(
+                &format!("layered-{sector_size}-{writes:?}"),
+                sector_size,
+                writes,
+            )
+        })
+}
+
+/// Opens the store at `path` through `v`, with `synchronous=FULL` (the
+/// commits SQLite pads).
+pub fn open(path: &Path, v: &Layered) -> Connection {
+    let uri = format!(
+        "file:{}?vfs={}",
+        path.display(),
+        v.name.to_str().expect("ASCII name")
+    );
+    let c = Connection::open_with_flags(&uri, crate::flags())
+        .unwrap_or_else(|e| panic!("opening {uri}: {e} ({:?})", bop_rusqlite::last_error()));
+    c.pragma_update(None, "synchronous", "FULL")
+        .expect("synchronous=FULL");
+    c
 }
 
 fn layered(vfs: *mut ffi::sqlite3_vfs) -> &'static Layered {

@@ -15,33 +15,16 @@ use bop_tests::layered_vfs::{self, Layered, Writes};
 use bop_tests::{assert_integrity, close, open, tempdir};
 use rand::{Rng, SeedableRng};
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 
 type Rows = Vec<(i64, i64, Vec<u8>)>;
 
-/// The layered VFS for one sector size and way of writing, registered once.
 fn vfs(sector: i32, writes: Writes) -> &'static Layered {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    static ALL: Mutex<Option<HashMap<(i32, String), &'static Layered>>> = Mutex::new(None);
-    let mut all = ALL.lock().unwrap();
-    let key = (sector, format!("{writes:?}"));
-    all.get_or_insert_with(HashMap::new)
-        .entry(key)
-        .or_insert_with(|| {
-            layered_vfs::register(&format!("layered-{sector}-{writes:?}"), sector, writes)
-        })
+    layered_vfs::vfs(sector, writes)
 }
 
 fn open_layered(path: &Path, v: &Layered) -> Connection {
-    let uri = format!("file:{}?vfs={}", path.display(), v.name.to_str().unwrap());
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_URI;
-    let c = Connection::open_with_flags(&uri, flags)
-        .unwrap_or_else(|e| panic!("opening {uri}: {e} ({:?})", bop_rusqlite::last_error()));
-    c.pragma_update(None, "synchronous", "FULL").unwrap();
-    c
+    layered_vfs::open(path, v)
 }
 
 fn rows(c: &Connection) -> Rows {
