@@ -21,7 +21,8 @@
 //! 3. `commit_end`, when set, is the end of the last frame whose header
 //!    SQLite wrote (as one 24-byte write) with a non-zero "database size"
 //!    field: a hint where a transaction ends; `commit_written` says a
-//!    write ending there followed (SQLite wrote its page). A seal ends
+//!    write ending there followed (SQLite wrote its page), or the header
+//!    was written over the same bytes with its page already there. A seal ends
 //!    there when both hold; otherwise (a sync in the middle of a padding
 //!    frame, a layered VFS writing whole sectors, which never gives the
 //!    hint) at the last whole commit frame in `pending` whose salts and
@@ -339,6 +340,13 @@ impl WalImage {
             )));
         }
         let need = RECORD_HEADER_LEN + end;
+        // A commit header written again over the same bytes, its page
+        // already there (the libSQL front end writes a transaction's frames
+        // in one write, then the commit frame's header on its own): the
+        // cumulative checksum in it covers that page.
+        let rewritten_whole = data.len() as u64 == SQLITE_FRAME_HEADER_LEN
+            && self.pending.get(RECORD_HEADER_LEN + rel..need) == Some(data)
+            && self.pending_len() >= rel as u64 + self.frame_len;
         if self.pending.len() < need {
             self.pending.resize(need, 0);
         }
@@ -356,7 +364,7 @@ impl WalImage {
             let frame_end = offset + self.frame_len;
             if self.commit_end.is_none_or(|e| frame_end > e) {
                 self.commit_end = Some(frame_end);
-                self.commit_written = false;
+                self.commit_written = rewritten_whole;
             }
         } else if self.commit_end == Some(write_end) {
             self.commit_written = true;
@@ -449,6 +457,10 @@ impl WalImage {
             return Ok(false);
         }
         let at = |o: u64| RECORD_HEADER_LEN + (o - self.pending_start) as usize;
+        let frame = &self.pending[at(start)..at(end)];
+        if frame[4..8] == [0; 4] {
+            return Ok(false); // not a commit frame
+        }
         let prev = if start == SQLITE_WAL_HEADER_LEN {
             check.header_cksum()
         } else if start - self.frame_len >= self.pending_start {
@@ -465,7 +477,7 @@ impl WalImage {
             self.read_exact_at(start - self.frame_len, &mut h)?;
             frame_cksum(&h)
         };
-        Ok(check.is_valid_commit(&self.pending[at(start)..at(end)], prev))
+        Ok(check.is_valid_commit(frame, prev))
     }
 
     /// Where the pending bytes can be sealed: the end of the last whole,
