@@ -277,3 +277,74 @@ fn changing_committed_bytes_is_refused_for_that_write_only() {
     assert_integrity(&c);
     close(c);
 }
+
+/// A writer child under the layered VFS, killed with SIGKILL at random
+/// moments (inside padded commits, between the sync in the middle of a
+/// padding frame and the rest of that frame, inside checkpoints): every
+/// acknowledged transaction is there after each kill, nothing else but at
+/// most the one in flight, and the store passes integrity_check and
+/// bop_verify.
+#[test]
+fn kill_9_under_padded_commits_loses_nothing_acknowledged() {
+    use bop_tests::crashdata::verify;
+    use bop_tests::Child;
+    use std::ffi::OsStr;
+    use std::time::Duration;
+    const MAX_ROWS: u64 = 100;
+    let seed: u64 = rand::random();
+    println!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempdir();
+    let store = dir.path().join("kill.db");
+    let mut k = 0u64;
+    for it in 0..12u32 {
+        let sector = [512, 4096, 65536][it as usize % 3];
+        let writes = ["as-is", "whole-sectors"][it as usize / 3 % 2];
+        let mut args: Vec<String> = vec![
+            store.to_str().unwrap().into(),
+            "--max-rows".into(),
+            MAX_ROWS.to_string(),
+            "--layered-sector".into(),
+            sector.to_string(),
+            "--layered-writes".into(),
+            writes.into(),
+        ];
+        if it % 2 == 1 {
+            args.extend(["--checkpoint-every", "3"].map(String::from));
+        }
+        let os_args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let mut child = Child::spawn(env!("CARGO_BIN_EXE_crash_writer"), &os_args);
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..=400)));
+        assert!(
+            child.exited().is_none(),
+            "iteration {it}: the writer exited: {}",
+            child.stderr()
+        );
+        let stderr = child.stderr();
+        let lines = child.kill9();
+        assert!(stderr.is_empty(), "iteration {it}: writer stderr: {stderr}");
+        let acked = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("ack "))
+            .map(|n| n.parse::<u64>().unwrap())
+            .max()
+            .unwrap_or(k);
+        let c = open(&store);
+        let now = verify(&c, MAX_ROWS, 1);
+        let what = format!("iteration {it} (seed {seed}, sector {sector}, {writes})");
+        assert!(
+            now >= acked,
+            "{what}: {acked} acknowledged, 1..={now} present"
+        );
+        assert!(
+            now <= acked + 1,
+            "{what}: 1..={now} present, {acked} acknowledged"
+        );
+        assert_integrity(&c);
+        bop_verify(&c);
+        close(c);
+        k = now;
+    }
+    println!("{k} transactions");
+    assert!(k > 12, "the writers committed ({k} transactions)");
+}
