@@ -20,13 +20,15 @@
 //!    restarted the image.
 //! 3. `commit_end`, when set, is the end of the last frame whose header
 //!    SQLite wrote (as one 24-byte write) with a non-zero "database size"
-//!    field: a hint where a transaction ends; `commit_written` says a
+//!    field: a hint where a transaction ends. `commit_written` says a
 //!    write ending there followed (SQLite wrote its page), or the header
-//!    was written over the same bytes with its page already there. A seal ends
-//!    there when both hold; otherwise (a sync in the middle of a padding
-//!    frame, a layered VFS writing whole sectors, which never gives the
-//!    hint) at the last whole commit frame in `pending` whose salts and
-//!    checksum SQLite's recovery would accept (`sealable_end`).
+//!    was written over the same bytes with its page already there. A seal
+//!    ends there when both hold; otherwise (a sync in the middle of a
+//!    padding frame, a layered VFS writing whole sectors, which never
+//!    gives the hint) at the last whole commit frame in `pending` whose
+//!    salts and checksum SQLite's recovery would accept (`sealable_end`).
+//!    The frame after it, when `pending` holds part of one (a padding
+//!    frame SQLite finishes after its sync), stays in `pending`.
 //! 4. When `frames_known`, `frames` lists every frame of `records` in order
 //!    (page number and commit size, read from SQLite's frame headers),
 //!    `wal_header` is the header of `records[0]`, and each record's
