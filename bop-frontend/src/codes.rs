@@ -52,6 +52,8 @@ pub fn sqlite_code(e: &StorageError, op: Op) -> c_int {
         StorageError::Config(_) => SQLITE_MISUSE,
         StorageError::Format { .. } => SQLITE_NOTADB,
         StorageError::Limit(_) => SQLITE_FULL,
+        StorageError::Refused(_) if op == Op::Write => SQLITE_IOERR_WRITE,
+        StorageError::Refused(_) => SQLITE_IOERR,
         StorageError::Manifest { .. } if op == Op::Open => SQLITE_CANTOPEN,
         StorageError::Manifest { .. }
         | StorageError::Failed { .. }
@@ -121,6 +123,9 @@ mod tests {
         let config = StorageError::Config("x".into());
         assert_eq!(sqlite_code(&config, Op::Open), SQLITE_CANTOPEN);
         assert_eq!(sqlite_code(&config, Op::Write), SQLITE_MISUSE);
+        let refused = StorageError::Refused("x".into());
+        assert_eq!(sqlite_code(&refused, Op::Write), SQLITE_IOERR_WRITE);
+        assert_eq!(sqlite_code(&refused, Op::Sync), SQLITE_IOERR);
         let busy = StorageError::Busy("x".into());
         assert_eq!(sqlite_code(&busy, Op::Write), SQLITE_BUSY);
         assert!(is_retried(SQLITE_BUSY, Op::Write));

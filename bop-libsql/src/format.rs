@@ -220,6 +220,32 @@ mod tests {
         assert_eq!(WalHeader::decode(&r.encode()).unwrap(), r);
     }
 
+    /// A commit padded to a sector by SQLite's VFS front end (a VFS without
+    /// power-safe overwrite): the commit frame repeated, each copy a valid
+    /// commit frame. The image parses whole; the padding frames count as
+    /// frames of the last commit.
+    #[test]
+    fn parse_accepts_commits_padded_to_a_sector() {
+        let ps = 512u32;
+        let h = WalHeader::new(ps, 0, *b"saltsalt");
+        let mut img = h.encode().to_vec();
+        let mut ck = h.cksum;
+        for (pgno, nt) in [(1u32, 0u32), (2, 2), (2, 2), (2, 2), (1, 2), (1, 2)] {
+            let page = vec![pgno as u8; ps as usize];
+            let mut fh = [0u8; 24];
+            ck = encode_frame_header(&h, pgno, nt, &page, ck, &mut fh);
+            img.extend_from_slice(&fh);
+            img.extend_from_slice(&page);
+        }
+        let p = parse_image(img.len() as u64, ps, |off, b| {
+            b.copy_from_slice(&img[off as usize..off as usize + b.len()]);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(p.frames, vec![1, 2, 2, 2, 1, 1]);
+        assert_eq!((p.n_page, p.commits, p.cksum), (2, 5, ck));
+    }
+
     #[test]
     fn parse_accepts_committed_frames_only() {
         let ps = 512u32;

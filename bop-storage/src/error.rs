@@ -48,6 +48,11 @@ pub enum StorageError {
     /// committed WAL frame); the operation is refused.
     #[error("bop: internal invariant violated: {0}")]
     Invariant(String),
+    /// One write was refused because it would change bytes that are
+    /// already committed (a VFS layered over bop rewriting a committed WAL
+    /// frame with other bytes). Only that write fails; the store goes on.
+    #[error("bop: write refused: {0}")]
+    Refused(String),
     /// A change-log cursor fell more than the change log's bound behind: the
     /// changes after `acked` up to `oldest` were truncated. The consumer must
     /// resync from a snapshot, then drop and register the cursor again.

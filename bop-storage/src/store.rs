@@ -230,7 +230,10 @@ impl Store {
         if let Err(e) = &r {
             if !matches!(
                 e,
-                StorageError::Limit(_) | StorageError::Config(_) | StorageError::Busy(_)
+                StorageError::Limit(_)
+                    | StorageError::Config(_)
+                    | StorageError::Busy(_)
+                    | StorageError::Refused(_)
             ) {
                 tracing::error!(error = %e, "store write path failed; refusing further writes");
                 self.set_failed(e.to_string(), e.raw_os_error());

@@ -106,12 +106,74 @@ pub fn checksum(big_endian: bool, data: &[u8], init: [u32; 2]) -> [u32; 2] {
     [s1, s2]
 }
 
+/// What checking one frame of a generation needs from its WAL header: the
+/// salts every frame repeats, the byte order of the checksums, and the
+/// header's own checksum (what the first frame's checksum continues).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameCheck {
+    pub frame_len: u64,
+    salt: [u8; 8],
+    big_endian: bool,
+    header_cksum: [u32; 2],
+}
+
+impl FrameCheck {
+    /// The check of the generation whose header is `h`, if SQLite would
+    /// accept that header.
+    pub fn from_header(h: &[u8; SQLITE_WAL_HEADER_LEN as usize]) -> Option<FrameCheck> {
+        let page_size = header_page_size(h)?;
+        Some(FrameCheck {
+            frame_len: SQLITE_FRAME_HEADER_LEN + u64::from(page_size),
+            salt: header_salt(h),
+            big_endian: be32(h, HDR_OFF_MAGIC) & 1 == 1,
+            header_cksum: [be32(h, HDR_OFF_CKSUM), be32(h, HDR_OFF_CKSUM + 4)],
+        })
+    }
+
+    /// The checksum the first frame after the header continues.
+    pub fn header_cksum(&self) -> [u32; 2] {
+        self.header_cksum
+    }
+
+    /// Whether `frame` (one whole frame) is a commit frame SQLite's own
+    /// recovery accepts after a frame whose cumulative checksum is `prev`:
+    /// this generation's salts, a page number, a non-zero database size,
+    /// and a checksum over its first 8 header bytes and page that
+    /// continues `prev`. A frame whose bytes are not all written yet (a
+    /// write split at a sync point, stale bytes behind it) fails.
+    pub fn is_valid_commit(&self, frame: &[u8], prev: [u32; 2]) -> bool {
+        if frame.len() as u64 != self.frame_len
+            || frame[FRAME_OFF_SALT..FRAME_OFF_SALT + 8] != self.salt
+            || be32(frame, FRAME_OFF_PGNO) == 0
+            || be32(frame, FRAME_OFF_DB_PAGES) == 0
+        {
+            return false;
+        }
+        let ck = checksum(self.big_endian, &frame[..8], prev);
+        let ck = checksum(
+            self.big_endian,
+            &frame[SQLITE_FRAME_HEADER_LEN as usize..],
+            ck,
+        );
+        ck == frame_cksum(frame)
+    }
+}
+
+/// The cumulative checksum stored in a frame header.
+pub fn frame_cksum(frame_header: &[u8]) -> [u32; 2] {
+    [
+        be32(frame_header, FRAME_OFF_CKSUM),
+        be32(frame_header, FRAME_OFF_CKSUM + 4),
+    ]
+}
+
 /// Per-database state of a scan over records in log order: the frame size
 /// and salts of the current image generation.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GenerationState {
     frame_len: Option<u64>,
     salt: [u8; 8],
+    check: Option<FrameCheck>,
 }
 
 impl GenerationState {
@@ -120,7 +182,13 @@ impl GenerationState {
         if let Some(page_size) = header_page_size(h) {
             self.frame_len = Some(SQLITE_FRAME_HEADER_LEN + u64::from(page_size));
             self.salt = header_salt(h);
+            self.check = FrameCheck::from_header(h);
         }
+    }
+
+    /// The frame check of the current generation, when its header was read.
+    pub fn check(&self) -> Option<FrameCheck> {
+        self.check
     }
 }
 
@@ -147,6 +215,7 @@ pub fn parse_record(
         let page_size = header_page_size(&h)?;
         gen.frame_len = Some(SQLITE_FRAME_HEADER_LEN + u64::from(page_size));
         gen.salt = header_salt(&h);
+        gen.check = FrameCheck::from_header(&h);
         header = Some(h);
         body = &payload[SQLITE_WAL_HEADER_LEN as usize..];
         at = SQLITE_WAL_HEADER_LEN;

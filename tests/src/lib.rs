@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub mod layered_vfs;
 pub mod sqlgen;
 
 /// Registers the `bop` VFS (idempotent) and panics if that fails.

@@ -24,6 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bop_tests::layered_vfs::{self, Writes};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
@@ -215,6 +216,9 @@ fn run_statement(conn: &Connection, sql: &str) -> Result<(), String> {
 enum Engine {
     Stock,
     Bop,
+    /// bop under a VFS layered over it (`bop_tests::layered_vfs`): this
+    /// sector size, no power-safe overwrite, writes reaching bop this way.
+    Layered(i32, Writes),
 }
 
 fn open(engine: Engine, dir: &Path) -> Connection {
@@ -238,6 +242,9 @@ fn open(engine: Engine, dir: &Path) -> Connection {
             c
         }
         Engine::Bop => bop_tests::open(&dir.join("bop.db")),
+        Engine::Layered(sector, writes) => {
+            layered_vfs::open(&dir.join("bop.db"), layered_vfs::vfs(sector, writes))
+        }
     }
 }
 
@@ -302,7 +309,7 @@ fn run_script(text: &str, engine: Engine) -> Vec<String> {
         }
     }
     bop_tests::close(conn);
-    if engine == Engine::Bop {
+    if engine != Engine::Stock {
         bop_tests::assert_store_layout(&dir.path().join("bop.db"));
     }
     failures
@@ -346,6 +353,26 @@ fn every_script_passes_on_stock_sqlite_and_on_bop() {
             );
             for x in f {
                 failures.push(format!("{} on {engine:?}: {x}", path.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The scripts through a VFS layered over bop that makes SQLite pad every
+/// commit to 512, 4096 or 65536-byte sectors, with SQLite's writes passed
+/// as they are, widened to whole sectors, or held until the next sync.
+#[test]
+fn every_script_passes_through_a_layered_vfs() {
+    let mut failures = Vec::new();
+    for path in &scripts() {
+        let text = std::fs::read_to_string(path).expect("reading the script");
+        for sector in [512, 4096, 65536] {
+            for writes in [Writes::AsIs, Writes::WholeSectors, Writes::UntilSync] {
+                let engine = Engine::Layered(sector, writes);
+                for x in run_script(&text, engine) {
+                    failures.push(format!("{} on {engine:?}: {x}", path.display()));
+                }
             }
         }
     }

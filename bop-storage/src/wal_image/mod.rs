@@ -18,9 +18,17 @@
 //! 2. `pending` covers `[pending_start, pending_start + pending_len())` and
 //!    `pending_start` is `committed.end`, or 0 when the open transaction
 //!    restarted the image.
-//! 3. `commit_end`, when set, lies inside the pending range and is the end
-//!    of the last frame written with a non-zero "database size" field: the
-//!    end of a complete transaction.
+//! 3. `commit_end`, when set, is the end of the last frame whose header
+//!    SQLite wrote (as one 24-byte write) with a non-zero "database size"
+//!    field: a hint where a transaction ends. `commit_written` says a
+//!    write ending there followed (SQLite wrote its page), or the header
+//!    was written over the same bytes with its page already there. A seal
+//!    ends there when both hold; otherwise (a sync in the middle of a
+//!    padding frame, a layered VFS writing whole sectors, which never
+//!    gives the hint) at the last whole commit frame in `pending` whose
+//!    salts and checksum SQLite's recovery would accept (`sealable_end`).
+//!    The frame after it, when `pending` holds part of one (a padding
+//!    frame SQLite finishes after its sync), stays in `pending`.
 //! 4. When `frames_known`, `frames` lists every frame of `records` in order
 //!    (page number and commit size, read from SQLite's frame headers),
 //!    `wal_header` is the header of `records[0]`, and each record's
@@ -52,7 +60,7 @@ use crate::manifest::Manifest;
 use crate::page_store::PageStore;
 use crate::types::DbId;
 use crate::types::Lsn;
-use crate::wal_format::{parse_record, GenerationState};
+use crate::wal_format::{frame_cksum, parse_record, FrameCheck, GenerationState};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -111,6 +119,9 @@ pub struct WalImage {
     pending: Vec<u8>,
     pending_start: u64,
     commit_end: Option<u64>,
+    /// A write ending at `commit_end` came after its header: SQLite wrote
+    /// that frame's page (invariant 3).
+    commit_written: bool,
     frame_len: u64,
     max_txn_bytes: u64,
     /// Invariant 4.
@@ -207,6 +218,7 @@ impl WalImage {
             pending: vec![0; RECORD_HEADER_LEN],
             pending_start: end,
             commit_end: None,
+            commit_written: false,
             frame_len: SQLITE_FRAME_HEADER_LEN + u64::from(page_size),
             max_txn_bytes,
             frames,
@@ -294,8 +306,14 @@ impl WalImage {
     }
 
     /// Records SQLite writing `data` at `offset` of the `-wal` file.
+    ///
+    /// A VFS layered over bop may rewrite whole sectors around SQLite's
+    /// writes: bytes already committed (and the WAL header at offset 0)
+    /// rewritten unchanged are accepted and skipped; a write that would
+    /// change committed bytes is refused ([`StorageError::Refused`]), and
+    /// only that write fails.
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        if offset == 0 {
+        if offset == 0 && !self.is_current_header(data)? {
             // A new WAL header: the open transaction restarts the image.
             self.pending.truncate(RECORD_HEADER_LEN);
             self.pending_start = 0;
@@ -310,11 +328,10 @@ impl WalImage {
             };
             self.pending_start = end;
         }
-        if offset < self.pending_start {
-            return Err(StorageError::Invariant(format!(
-                "write at WAL offset {offset} would change a committed frame (committed up to {})",
-                self.committed_end()
-            )));
+        let skip = self.committed_prefix_unchanged(offset, data)?;
+        let (offset, data) = (offset + skip as u64, &data[skip..]);
+        if data.is_empty() {
+            return Ok(());
         }
         let rel = (offset - self.pending_start) as usize;
         let end = rel + data.len();
@@ -325,6 +342,13 @@ impl WalImage {
             )));
         }
         let need = RECORD_HEADER_LEN + end;
+        // A commit header written again over the same bytes, its page
+        // already there (the libSQL front end writes a transaction's frames
+        // in one write, then the commit frame's header on its own): the
+        // cumulative checksum in it covers that page.
+        let rewritten_whole = data.len() as u64 == SQLITE_FRAME_HEADER_LEN
+            && self.pending.get(RECORD_HEADER_LEN + rel..need) == Some(data)
+            && self.pending_len() >= rel as u64 + self.frame_len;
         if self.pending.len() < need {
             self.pending.resize(need, 0);
         }
@@ -332,16 +356,172 @@ impl WalImage {
         self.stats.pending_bytes = self.pending_len();
         self.stats.pending_bytes_peak = self.stats.pending_bytes_peak.max(self.stats.pending_bytes);
         // A frame header with a non-zero "database size after commit" field
-        // ends a transaction.
+        // ends a transaction; the write that ends at its frame's end, its page.
+        let write_end = offset + data.len() as u64;
         if data.len() as u64 == SQLITE_FRAME_HEADER_LEN
             && offset >= SQLITE_WAL_HEADER_LEN
             && (offset - SQLITE_WAL_HEADER_LEN).is_multiple_of(self.frame_len)
             && u32::from_be_bytes(data[4..8].try_into().expect("4 bytes")) != 0
         {
             let frame_end = offset + self.frame_len;
-            self.commit_end = Some(self.commit_end.map_or(frame_end, |e| e.max(frame_end)));
+            if self.commit_end.is_none_or(|e| frame_end > e) {
+                self.commit_end = Some(frame_end);
+                self.commit_written = rewritten_whole;
+            }
+        } else if self.commit_end == Some(write_end) {
+            self.commit_written = true;
         }
         Ok(())
+    }
+
+    /// Whether `data`, written at offset 0, begins with the header of the
+    /// current generation (a layered VFS rewriting the first sector), not
+    /// a new header that restarts the image. SQLite never restarts with
+    /// the same header (salt-1 grows by one); a header SQLite would not
+    /// accept is taken as a restart, as before.
+    fn is_current_header(&self, data: &[u8]) -> Result<bool> {
+        const H: usize = SQLITE_WAL_HEADER_LEN as usize;
+        if data.len() < H || self.size() < H as u64 {
+            return Ok(false);
+        }
+        let mut current = [0u8; H];
+        self.read_exact_at(0, &mut current)?;
+        Ok(data[..H] == current && FrameCheck::from_header(&current).is_some())
+    }
+
+    /// How many leading bytes of a write of `data` at `offset` fall below
+    /// `pending_start` (committed, or being restarted past): they must equal
+    /// what is there.
+    fn committed_prefix_unchanged(&self, offset: u64, data: &[u8]) -> Result<usize> {
+        if offset >= self.pending_start {
+            return Ok(0);
+        }
+        let n = ((self.pending_start - offset) as usize).min(data.len());
+        let mut now = vec![0u8; n];
+        self.read_exact_at(offset, &mut now)?;
+        match now.iter().zip(&data[..n]).position(|(a, b)| a != b) {
+            None => Ok(n),
+            Some(i) => Err(StorageError::Refused(format!(
+                "a write of {} bytes at WAL offset {offset} would change committed byte {} (committed up to {}); a VFS layered over bop may rewrite committed bytes only unchanged",
+                data.len(),
+                offset + i as u64,
+                self.pending_start
+            ))),
+        }
+    }
+
+    /// Reads `buf.len()` bytes of the image at `offset` under the image
+    /// lock; they must lie inside the image.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let mut reads = Vec::new();
+        let n = self.plan_read(offset, buf, &mut reads);
+        for r in reads {
+            self.frame_cache
+                .read(&r, &mut buf[r.buf_at..r.buf_at + r.len])?;
+        }
+        if n < buf.len() {
+            return Err(StorageError::Invariant(format!(
+                "reading {} bytes at WAL offset {offset}: the image ends at {}",
+                buf.len(),
+                self.size()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The frame check of the image's current generation: from the header
+    /// in `pending` when the open transaction restarts the image, else
+    /// from the generation state, else read from the image.
+    fn frame_check(&self) -> Result<Option<FrameCheck>> {
+        const H: usize = SQLITE_WAL_HEADER_LEN as usize;
+        let check = if self.pending_start == 0 {
+            let Some(h) = self.pending.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + H) else {
+                return Ok(None);
+            };
+            FrameCheck::from_header(h.try_into().expect("32 bytes"))
+        } else if let Some(c) = self.generation.check() {
+            Some(c)
+        } else {
+            let mut h = [0u8; H];
+            self.read_exact_at(0, &mut h)?;
+            FrameCheck::from_header(&h)
+        };
+        Ok(check.filter(|c| c.frame_len == self.frame_len))
+    }
+
+    /// Whether the frame ending at `end` lies in `pending` and is a commit
+    /// frame SQLite's recovery accepts (see [`FrameCheck::is_valid_commit`]).
+    fn is_sealable_commit(&self, check: &FrameCheck, end: u64) -> Result<bool> {
+        let start = end - self.frame_len;
+        if start < self.pending_start.max(SQLITE_WAL_HEADER_LEN)
+            || end > self.pending_start + self.pending_len()
+        {
+            return Ok(false);
+        }
+        let at = |o: u64| RECORD_HEADER_LEN + (o - self.pending_start) as usize;
+        let frame = &self.pending[at(start)..at(end)];
+        if frame[4..8] == [0; 4] {
+            return Ok(false); // not a commit frame
+        }
+        let prev = if start == SQLITE_WAL_HEADER_LEN {
+            check.header_cksum()
+        } else if start - self.frame_len >= self.pending_start {
+            frame_cksum(&self.pending[at(start - self.frame_len)..at(start)])
+        } else if let Some(r) = self
+            .committed()
+            .records
+            .last()
+            .filter(|_| self.frames_known)
+        {
+            r.last_cksum
+        } else {
+            let mut h = [0u8; SQLITE_FRAME_HEADER_LEN as usize];
+            self.read_exact_at(start - self.frame_len, &mut h)?;
+            frame_cksum(&h)
+        };
+        Ok(check.is_valid_commit(frame, prev))
+    }
+
+    /// Where the pending bytes can be sealed: the end of the last whole,
+    /// valid commit frame in them. SQLite may sync in the middle of a
+    /// frame (padding a commit to the sector size of a VFS that does not
+    /// claim power-safe overwrite: `walWriteToLog` syncs at the sector
+    /// boundary, then writes the rest of that padding frame), and a
+    /// layered VFS may write whole sectors, so neither the extent of
+    /// `pending` nor the commit header last written is trusted alone.
+    fn sealable_end(&self) -> Result<Option<u64>> {
+        if !self.pending_active() {
+            return Ok(None);
+        }
+        let written = self.pending_start + self.pending_len();
+        if let Some(e) = self
+            .commit_end
+            .filter(|&e| self.commit_written && e <= written)
+        {
+            // SQLite's own order of writes: header, then page.
+            return Ok(Some(e));
+        }
+        let Some(check) = self.frame_check()? else {
+            // No header SQLite would accept: the frame header seen last.
+            return Ok(self.commit_end.filter(|&e| e <= written));
+        };
+        if let Some(e) = self.commit_end {
+            if self.is_sealable_commit(&check, e)? {
+                return Ok(Some(e));
+            }
+        }
+        let first = self.pending_start.max(SQLITE_WAL_HEADER_LEN);
+        if written < first + self.frame_len {
+            return Ok(None);
+        }
+        let mut end = first + (written - first) / self.frame_len * self.frame_len;
+        while end > first {
+            if Some(end) != self.commit_end && self.is_sealable_commit(&check, end)? {
+                return Ok(Some(end));
+            }
+            end -= self.frame_len;
+        }
+        Ok(None)
     }
 
     /// Plans a read of `buf.len()` bytes at `offset`: bytes of the open
@@ -370,7 +550,15 @@ impl WalImage {
             let i = c.records.partition_point(|r| r.wal_offset <= pos) - 1;
             let r = &c.records[i];
             let within = pos - r.wal_offset;
-            let n = ((u64::from(r.loc.payload_len) - within) as usize).min(buf.len() - done);
+            let n = (u64::from(r.loc.payload_len).saturating_sub(within) as usize)
+                .min(buf.len() - done);
+            if n == 0 {
+                // Records not contiguous (invariant 1 broken): end the read
+                // here rather than loop.
+                debug_assert!(false, "invariant 1: no record holds WAL offset {pos}");
+                buf[done..].fill(0);
+                return done;
+            }
             out.push(RecordRead {
                 loc: r.loc.clone(),
                 within,
@@ -398,10 +586,18 @@ impl WalImage {
         pages: &PageStore,
         defer_write: bool,
     ) -> Result<()> {
-        let Some(commit_end) = self.commit_end.take() else {
+        let Some(commit_end) = self.sealable_end()? else {
             return Ok(());
         };
         let len = (commit_end - self.pending_start) as usize;
+        // The frame after the commit, when SQLite is still writing it (a
+        // padding frame split at a sync point), stays pending: it is sealed
+        // with the next commit. Anything further (frames of a transaction
+        // that rolled back) is discarded.
+        let carry_end = (self.pending_start + self.pending_len()).min(commit_end + self.frame_len);
+        let carried =
+            self.pending[RECORD_HEADER_LEN + len..][..(carry_end - commit_end) as usize].to_vec();
+        let carried_commit = self.commit_end.take().filter(|&e| e > commit_end);
         self.pending.truncate(RECORD_HEADER_LEN + len);
         let restart = self.pending_start == 0;
         if restart && !self.committed().records.is_empty() {
@@ -484,6 +680,10 @@ impl WalImage {
             debug_assert!(!c.restarting, "invariant 5");
         }
         self.pending_start = end;
+        self.pending.extend_from_slice(&carried);
+        self.commit_end = carried_commit;
+        self.commit_written = false;
+        self.stats.pending_bytes = self.pending_len();
         self.exists = true;
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! crash_writer <store-dir> [--max-rows N] [--txns N]
 //!              [--checkpoint-every N] [--checkpoint-mode PASSIVE|FULL|RESTART|TRUNCATE]
 //!              [--autocheckpoint N] [--cache-size N] [--reopen-every N]
-//!              [--pad-kb N]
+//!              [--pad-kb N] [--layered-sector N] [--layered-writes as-is|whole-sectors]
 //! ```
 //!
 //! Opens the store with `PRAGMA synchronous=FULL`, creates the table of
@@ -17,7 +17,11 @@
 //! checkpoints and bop shuts the store down) and opens it again after every
 //! N transactions, so kills also land inside close and open. `--pad-kb N`
 //! adds an N KiB blob to table `pad` in every transaction (to fill WAL
-//! segments).
+//! segments). `--layered-sector N` opens the store through the test VFS
+//! layered over bop (`bop_tests::layered_vfs`) with that sector size and
+//! no power-safe overwrite (SQLite pads every commit), its writes passed
+//! as they are or, with `--layered-writes whole-sectors`, widened to whole
+//! sectors.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +38,8 @@ struct Args {
     cache_size: Option<u64>,
     reopen_every: u64,
     pad_kb: u64,
+    layered_sector: Option<u64>,
+    whole_sectors: bool,
 }
 
 fn parse() -> Args {
@@ -52,6 +58,8 @@ fn parse() -> Args {
         cache_size: None,
         reopen_every: 0,
         pad_kb: 0,
+        layered_sector: None,
+        whole_sectors: false,
     };
     while let Some(flag) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -68,6 +76,8 @@ fn parse() -> Args {
             "--cache-size" => a.cache_size = Some(num()),
             "--reopen-every" => a.reopen_every = num(),
             "--pad-kb" => a.pad_kb = num(),
+            "--layered-sector" => a.layered_sector = Some(num()),
+            "--layered-writes" => a.whole_sectors = v == "whole-sectors",
             _ => panic!("unknown option {flag}"),
         }
     }
@@ -75,7 +85,18 @@ fn parse() -> Args {
 }
 
 fn connect(a: &Args) -> rusqlite::Connection {
-    let conn = bop_tests::open(&a.store);
+    let conn = match a.layered_sector {
+        Some(sector) => {
+            use bop_tests::layered_vfs::{open, vfs, Writes};
+            let writes = if a.whole_sectors {
+                Writes::WholeSectors
+            } else {
+                Writes::AsIs
+            };
+            open(&a.store, vfs(sector as i32, writes))
+        }
+        None => bop_tests::open(&a.store),
+    };
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .expect("busy_timeout");
     conn.execute_batch("PRAGMA synchronous=FULL")
