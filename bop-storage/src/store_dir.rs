@@ -21,6 +21,14 @@
 //! One `StoreDir` is open per path in a process; each open database
 //! (`store.rs`, the layer above) holds it, and the last one to close shuts
 //! it down (the record log's end marker, sync, clean-shutdown flag).
+//!
+//! Each open is an epoch (its number is in every record it appends). An
+//! open after a clean shutdown with nothing to recover defers its epoch to
+//! its first change (`Manifest::defer_epoch`): an open that only reads
+//! writes nothing, and its close has nothing to mark, since the manifest
+//! still says "shut down cleanly" and the record log is as that shutdown
+//! left it. Any other open (a new store, a crash, journal intents to
+//! replay) begins its epoch at once.
 
 use std::fs::File;
 use std::io::Write;
@@ -181,7 +189,14 @@ impl StoreDir {
             tracing::warn!(path = %path.display(), intents = replay.intents, files_removed = replay.files_removed, "replayed the manifest journal");
         }
         let epoch = Epoch(state.epoch.0 + 1);
-        manifest.begin_epoch(epoch)?;
+        if exists && state.clean_shutdown && replay == ReplayReport::default() {
+            // Nothing to recover: the epoch begins with the first change
+            // (`Manifest::defer_epoch`), so an open that only reads
+            // writes nothing.
+            manifest.defer_epoch(epoch);
+        } else {
+            manifest.begin_epoch(epoch)?;
+        }
         let fail = Arc::new(FailState::new(path.to_path_buf()));
         let (log, recovered, report) = RecordLog::open(
             log_dir,
@@ -250,6 +265,11 @@ impl StoreDir {
         if self.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
             // open recovers from the durable state.
+            return Ok(());
+        }
+        if self.manifest.epoch_is_pending() {
+            // Nothing written since the last clean shutdown: the record
+            // log is as it left it, and the manifest still says clean.
             return Ok(());
         }
         self.log.close()?;
