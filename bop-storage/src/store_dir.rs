@@ -31,7 +31,7 @@
 //! replay) begins its epoch at once.
 
 use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -312,7 +312,7 @@ fn holds_only_bop_entries(path: &Path) -> bool {
 /// Takes the exclusive process lock on `<path>/LOCK`.
 fn lock_process(path: &Path) -> Result<File> {
     let lock_path = path.join("LOCK");
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -338,7 +338,22 @@ fn lock_process(path: &Path) -> Result<File> {
         std::thread::sleep(Duration::from_millis(10));
         waited_ms += 10;
     }
-    let _ = file.set_len(0);
-    let _ = write!(file, "{}", std::process::id());
+    write_pid(&file);
     Ok(file)
+}
+
+/// Writes this process's id into the held `LOCK` file (for people; nothing
+/// reads it), unless it is there already (a reopen by this process). It
+/// is written in place and then cut to length, never truncated to zero
+/// first: ext4 flushes a file that was truncated to zero when it is
+/// closed, which would cost every close of the store a write-back.
+fn write_pid(file: &File) {
+    let pid = std::process::id().to_string();
+    let mut old = [0u8; 24];
+    let n = file.read_at(&mut old, 0).unwrap_or(0);
+    if old[..n] == *pid.as_bytes() {
+        return;
+    }
+    let _ = file.write_all_at(pid.as_bytes(), 0);
+    let _ = file.set_len(pid.len() as u64);
 }

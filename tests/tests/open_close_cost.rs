@@ -121,3 +121,19 @@ fn a_crash_after_the_first_write_of_a_clean_open_recovers_it() {
     assert_eq!(count(&c), 6);
     close(c);
 }
+
+#[test]
+fn the_lock_file_holds_the_owners_pid() {
+    let dir = tempdir();
+    let store = dir.path().join("pid.bop");
+    make_store(&store, 1);
+    // A longer id left by an earlier owner is replaced whole.
+    std::fs::write(store.join("LOCK"), "4294967295").unwrap();
+    let c = open(&store);
+    let pid = std::process::id().to_string();
+    assert_eq!(std::fs::read_to_string(store.join("LOCK")).unwrap(), pid);
+    close(c);
+    let c = open(&store);
+    assert_eq!(std::fs::read_to_string(store.join("LOCK")).unwrap(), pid);
+    close(c);
+}
