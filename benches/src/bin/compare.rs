@@ -200,6 +200,39 @@ fn open_work_close(
     t.elapsed().as_secs_f64() * 1e3 / cycles as f64
 }
 
+/// Open + one statement + close on an existing database, per round.
+fn open_close_workloads(cycles: usize) -> Vec<Workload> {
+    let mut w = Vec::new();
+    w.push(Workload {
+        name: "open + one query + close, existing db".into(),
+        unit: "ms",
+        better: Better::Lower,
+        run: Box::new(move |e, d| {
+            open_work_close(e, d, cycles, |c, _| {
+                let n: i64 = c
+                    .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+                    .expect("query");
+                assert_eq!(n, 1000);
+            })
+        }),
+    });
+    w.push(Workload {
+        name: "open + one insert + close, existing db".into(),
+        unit: "ms",
+        better: Better::Lower,
+        run: Box::new(move |e, d| {
+            open_work_close(e, d, cycles, |c, i| {
+                c.execute(
+                    "INSERT INTO kv(k, v) VALUES (?1, zeroblob(100))",
+                    [10_000_000 + i as i64],
+                )
+                .expect("insert");
+            })
+        }),
+    });
+    w
+}
+
 fn workloads(s: &Scale) -> Vec<Workload> {
     let commits = s.commits;
     let bulk_rows = s.bulk_rows;
@@ -308,33 +341,7 @@ fn workloads(s: &Scale) -> Vec<Workload> {
             run: Box::new(move |e, d| crash_then_first_query(e, d, wal_rows, false)),
         },
     ];
-    w.push(Workload {
-        name: "open + one query + close, existing db".into(),
-        unit: "ms",
-        better: Better::Lower,
-        run: Box::new(move |e, d| {
-            open_work_close(e, d, cycles, |c, _| {
-                let n: i64 = c
-                    .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
-                    .expect("query");
-                assert_eq!(n, 1000);
-            })
-        }),
-    });
-    w.push(Workload {
-        name: "open + one insert + close, existing db".into(),
-        unit: "ms",
-        better: Better::Lower,
-        run: Box::new(move |e, d| {
-            open_work_close(e, d, cycles, |c, i| {
-                c.execute(
-                    "INSERT INTO kv(k, v) VALUES (?1, zeroblob(100))",
-                    [10_000_000 + i as i64],
-                )
-                .expect("insert");
-            })
-        }),
-    });
+    w.extend(open_close_workloads(cycles));
     // Amplification: bytes the process wrote to storage (from the first
     // commit through the final checkpoint and close) per byte of row data
     // committed (key 8 + value 100 bytes a row); and disk space used after
