@@ -26,9 +26,17 @@
 //! One `StoreDir` is open per path in a process; each open database
 //! (`store.rs`, the layer above) holds it, and the last one to close shuts
 //! it down (the record log's end marker, sync, clean-shutdown flag).
+//!
+//! Each open is an epoch (its number is in every record it appends). An
+//! open after a clean shutdown with nothing to recover defers its epoch to
+//! its first change (`Manifest::defer_epoch`): an open that only reads
+//! writes nothing, and its close has nothing to mark, since the manifest
+//! still says "shut down cleanly" and the record log is as that shutdown
+//! left it. Any other open (a new store, a crash, journal intents to
+//! replay) begins its epoch at once.
 
 use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -177,6 +185,7 @@ impl StoreDir {
                 },
             )?;
         }
+        let exists = lock.is_none();
         let lock = match lock {
             Some(l) => take_lock(l),
             None => lock_process(path)?,
@@ -204,7 +213,14 @@ impl StoreDir {
             tracing::warn!(path = %path.display(), intents = replay.intents, files_removed = replay.files_removed, "replayed the manifest journal");
         }
         let epoch = Epoch(state.epoch.0 + 1);
-        manifest.begin_epoch(epoch)?;
+        if exists && state.clean_shutdown && replay == ReplayReport::default() {
+            // Nothing to recover: the epoch begins with the first change
+            // (`Manifest::defer_epoch`), so an open that only reads
+            // writes nothing.
+            manifest.defer_epoch(epoch);
+        } else {
+            manifest.begin_epoch(epoch)?;
+        }
         let fail = Arc::new(FailState::new(path.to_path_buf()));
         let (log, recovered, report) = RecordLog::open(
             log_dir,
@@ -273,6 +289,11 @@ impl StoreDir {
         if self.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
             // open recovers from the durable state.
+            return Ok(());
+        }
+        if self.manifest.epoch_is_pending() {
+            // Nothing written since the last clean shutdown: the record
+            // log is as it left it, and the manifest still says clean.
             return Ok(());
         }
         self.log.close()?;
@@ -367,9 +388,8 @@ fn refuse_non_store(path: &Path) -> Result<()> {
 }
 
 /// Writes this process's id into a store's process lock it holds.
-fn take_lock(mut file: File) -> File {
-    let _ = file.set_len(0);
-    let _ = write!(file, "{}", std::process::id());
+fn take_lock(file: File) -> File {
+    write_pid(&file);
     file
 }
 
@@ -403,4 +423,20 @@ fn lock_process(path: &Path) -> Result<File> {
         waited_ms += 10;
     }
     Ok(take_lock(file))
+}
+
+/// Writes this process's id into the held `LOCK` file (for people; nothing
+/// reads it), unless it is there already (a reopen by this process). It
+/// is written in place and then cut to length, never truncated to zero
+/// first: ext4 flushes a file that was truncated to zero when it is
+/// closed, which would cost every close of the store a write-back.
+fn write_pid(file: &File) {
+    let pid = std::process::id().to_string();
+    let mut old = [0u8; 24];
+    let n = file.read_at(&mut old, 0).unwrap_or(0);
+    if old[..n] == *pid.as_bytes() {
+        return;
+    }
+    let _ = file.write_all_at(pid.as_bytes(), 0);
+    let _ = file.set_len(pid.len() as u64);
 }

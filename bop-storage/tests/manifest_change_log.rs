@@ -4,7 +4,8 @@
 //! below the slowest cursor (or to a tail without one), and a cursor that
 //! falls past `change_log_max_entries` is marked lagged exactly at the
 //! bound and gets `CursorLagged` naming it. Also: the clean-shutdown marker
-//! is reported.
+//! is reported, and an open after a clean shutdown begins its epoch with
+//! its first change.
 
 mod common;
 
@@ -131,11 +132,18 @@ fn every_change_is_logged_in_order_across_reopen() {
     ));
 
     // Clean close, reopen: the sequence continues; the marker is reported.
+    // The new epoch begins with the first change (an open that only reads
+    // writes nothing), in that change's commit and before it.
     drop(store);
     let store = Store::open_shared(&path, &o).unwrap();
     let got = store.read_changes("replica", 100).unwrap();
     assert_consecutive(&got, last);
-    assert_eq!(kinds(&got), ["clean shutdown", "epoch begun"]);
+    assert_eq!(kinds(&got), ["clean shutdown"]);
+    assert!(store.stats().manifest.previous_shutdown_clean);
+    checkpoint(&store, 2, 0xbb);
+    let got = store.read_changes("replica", 100).unwrap();
+    assert_consecutive(&got, last);
+    assert_eq!(kinds(&got), ["clean shutdown", "epoch begun", "published"]);
     assert!(matches!(
         got[1].1,
         Change::EpochBegun {

@@ -74,6 +74,8 @@ struct Scale {
     reads: usize,
     wal_rows: usize,
     many_secs: f64,
+    /// Rounds of the open + work + close workloads.
+    open_cycles: usize,
 }
 
 fn engine_from(s: &str) -> Engine {
@@ -155,12 +157,89 @@ fn write_amplification(
     (process_write_bytes() - before) as f64 / rows as f64
 }
 
+/// Opens an existing database as an application would: no pragmas, the
+/// library's defaults (WAL mode persists in the database; `synchronous`
+/// is FULL).
+fn open_plain(e: Engine, d: &Path, name: &str) -> rusqlite::Connection {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    match e {
+        Engine::Stock => rusqlite::Connection::open_with_flags(d.join(name), flags),
+        Engine::Bop => rusqlite::Connection::open_with_flags(
+            format!("file:{}?vfs=bop", d.join(name).display()),
+            flags,
+        ),
+    }
+    .expect("open")
+}
+
+/// Mean time in ms of `cycles` rounds of open + `work` + close on an
+/// existing database (1000 rows, closed), after `cycles / 10` rounds of
+/// warm-up: the steady state of a process that opens the database for
+/// each request.
+fn open_work_close(
+    e: Engine,
+    d: &Path,
+    cycles: usize,
+    work: impl Fn(&rusqlite::Connection, usize),
+) -> f64 {
+    let c = open(e, d, "oc.db", "FULL");
+    bulk_load(&c, 1, 1000, 1000);
+    drop(c);
+    let round = |i: usize| {
+        let c = open_plain(e, d, "oc.db");
+        work(&c, i);
+        c.close().expect("close");
+    };
+    for i in 0..cycles / 10 {
+        round(i);
+    }
+    let t = Instant::now();
+    for i in 0..cycles {
+        round(cycles + i);
+    }
+    t.elapsed().as_secs_f64() * 1e3 / cycles as f64
+}
+
+/// Open + one statement + close on an existing database, per round.
+fn open_close_workloads(cycles: usize) -> Vec<Workload> {
+    let mut w = Vec::new();
+    w.push(Workload {
+        name: "open + one query + close, existing db".into(),
+        unit: "ms",
+        better: Better::Lower,
+        run: Box::new(move |e, d| {
+            open_work_close(e, d, cycles, |c, _| {
+                let n: i64 = c
+                    .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+                    .expect("query");
+                assert_eq!(n, 1000);
+            })
+        }),
+    });
+    w.push(Workload {
+        name: "open + one insert + close, existing db".into(),
+        unit: "ms",
+        better: Better::Lower,
+        run: Box::new(move |e, d| {
+            open_work_close(e, d, cycles, |c, i| {
+                c.execute(
+                    "INSERT INTO kv(k, v) VALUES (?1, zeroblob(100))",
+                    [10_000_000 + i as i64],
+                )
+                .expect("insert");
+            })
+        }),
+    });
+    w
+}
+
 fn workloads(s: &Scale) -> Vec<Workload> {
     let commits = s.commits;
     let bulk_rows = s.bulk_rows;
     let reads = s.reads;
     let wal_rows = s.wal_rows;
     let many_secs = s.many_secs;
+    let cycles = s.open_cycles;
     let mut w: Vec<Workload> = vec![
         Workload {
             name: "single-row commits, synchronous=FULL".into(),
@@ -262,6 +341,7 @@ fn workloads(s: &Scale) -> Vec<Workload> {
             run: Box::new(move |e, d| crash_then_first_query(e, d, wal_rows, false)),
         },
     ];
+    w.extend(open_close_workloads(cycles));
     // Amplification: bytes the process wrote to storage (from the first
     // commit through the final checkpoint and close) per byte of row data
     // committed (key 8 + value 100 bytes a row); and disk space used after
@@ -439,6 +519,7 @@ fn main() {
             reads: 20_000,
             wal_rows: 20_000,
             many_secs: 0.5,
+            open_cycles: 50,
         }
     } else {
         Scale {
@@ -447,6 +528,7 @@ fn main() {
             reads: 200_000,
             wal_rows: 200_000,
             many_secs: 3.0,
+            open_cycles: 500,
         }
     };
     if let Some(c) = args.commits {

@@ -23,6 +23,9 @@
 //!    a successor) and describes exactly its records; recovery trusts one
 //!    only after checking it against the segment and its successor
 //!    (`segment_index.rs`).
+//! 6. A record is appended only once its epoch is begun durably in the
+//!    manifest (`Manifest::ensure_epoch`): recovery refuses records of the
+//!    epoch it opens in or later.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -247,6 +250,9 @@ impl RecordLog {
     ) -> Result<RecordLoc> {
         let payload_len = u32::try_from(buf.len() - RECORD_HEADER_LEN)
             .map_err(|_| StorageError::Limit("a log record is limited to 4 GiB".into()))?;
+        // The record carries this open's epoch: it must be durable first
+        // (a store opened after a clean shutdown begins it here).
+        manifest.ensure_epoch()?;
         let needed = buf.len() as u64;
         let fits = !self.roll_first
             && self

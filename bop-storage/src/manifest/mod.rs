@@ -50,7 +50,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, RwTxn};
 
 use crate::error::{Result, StorageError};
-use crate::types::DbId;
+use crate::types::{DbId, Epoch};
 pub use changelog::Change;
 pub use cursors::CursorInfo;
 use cursors::{ChangeLogBounds, CursorState};
@@ -103,8 +103,15 @@ pub struct Manifest {
     settled: Mutex<Vec<JournalId>>,
     counters: Counters,
     replayed: Mutex<ReplayReport>,
-    /// 0 unknown, 1 clean, 2 not clean (set by `begin_epoch`).
+    /// 0 unknown, 1 clean, 2 not clean (set by `begin_epoch` and
+    /// `defer_epoch`).
     previous_clean: AtomicU8,
+    /// The epoch this open has yet to begin (`defer_epoch`): the next write
+    /// transaction begins it first, in the same commit.
+    pending_epoch: Mutex<Option<Epoch>>,
+    /// Whether `pending_epoch` holds one (read without its lock on the
+    /// record log's append path).
+    epoch_pending: AtomicBool,
     upgraded_from: AtomicU32,
     /// An injected crash fired: every later write fails (the machine is off).
     crashed: AtomicBool,
@@ -174,6 +181,13 @@ impl Manifest {
         }
         let mut w = self.env.write_txn().map_err(&me)?;
         let mut changes = Vec::new();
+        // A deferred epoch begins with the first change; its lock is held
+        // to the commit, so no two transactions begin it.
+        let mut pending = self.pending_epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let begun = match *pending {
+            Some(epoch) => Some(self.put_epoch_begun(&mut w, epoch, &mut changes)?),
+            None => None,
+        };
         let out = f(&mut w, &mut changes)?;
         let settled: Vec<JournalId> = self
             .settled
@@ -227,6 +241,10 @@ impl Manifest {
         }
         w.commit().map_err(&me)?;
         // Committed: account for it.
+        if let Some(previous_clean) = begun {
+            self.epoch_begun(&mut pending, previous_clean);
+        }
+        drop(pending);
         let c = &self.counters;
         c.changes_appended
             .fetch_add(changes.len() as u64, Ordering::Relaxed);

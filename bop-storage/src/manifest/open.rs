@@ -95,6 +95,8 @@ impl Manifest {
             counters: Counters::default(),
             replayed: Mutex::new(ReplayReport::default()),
             previous_clean: AtomicU8::new(0),
+            pending_epoch: Mutex::new(None),
+            epoch_pending: AtomicBool::new(false),
             upgraded_from: AtomicU32::new(upgraded_from),
             crashed: AtomicBool::new(false),
         };

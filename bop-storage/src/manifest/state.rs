@@ -232,30 +232,80 @@ impl Manifest {
     }
 
     /// Starts a new open epoch and marks the store as not cleanly shut
-    /// down; remembers whether the previous open ended cleanly.
+    /// down, durably, now; remembers whether the previous open ended
+    /// cleanly.
     pub fn begin_epoch(&self, epoch: Epoch) -> Result<()> {
+        self.set_pending_epoch(Some(epoch));
+        self.write(|_, _| Ok(()))
+    }
+
+    /// Defers the start of epoch `epoch` (the previous open ended cleanly)
+    /// to the first change: the first write transaction begins it in its
+    /// own commit, and the record log calls [`Manifest::ensure_epoch`]
+    /// before its first append. Until then the manifest still says "shut
+    /// down cleanly", which stays true while nothing is written: an open
+    /// that only reads writes nothing, and its close need not mark a clean
+    /// shutdown ([`Manifest::epoch_is_pending`]).
+    pub fn defer_epoch(&self, epoch: Epoch) {
+        self.previous_clean.store(1, Ordering::Relaxed);
+        self.set_pending_epoch(Some(epoch));
+    }
+
+    /// Begins the deferred epoch (durably) unless it is begun: call before
+    /// anything that needs it, such as a record carrying its number.
+    pub fn ensure_epoch(&self) -> Result<()> {
+        if !self.epoch_is_pending() {
+            return Ok(());
+        }
+        self.write(|_, _| Ok(()))
+    }
+
+    /// Whether this open's epoch is deferred and not begun yet: nothing
+    /// has been written since the last clean shutdown.
+    pub fn epoch_is_pending(&self) -> bool {
+        self.epoch_pending.load(Ordering::Acquire)
+    }
+
+    fn set_pending_epoch(&self, epoch: Option<Epoch>) {
+        let mut p = self.pending_epoch.lock().unwrap_or_else(|p| p.into_inner());
+        *p = epoch;
+        self.epoch_pending.store(epoch.is_some(), Ordering::Release);
+    }
+
+    /// In write transaction `w`: begins `epoch` (its number, the store
+    /// marked not cleanly shut down, `EpochBegun` in the change log).
+    /// Returns whether the previous open ended cleanly.
+    pub(super) fn put_epoch_begun(
+        &self,
+        w: &mut RwTxn,
+        epoch: Epoch,
+        changes: &mut Vec<Change>,
+    ) -> Result<bool> {
         let me = self.map_err();
-        let previous_clean = self.write(|w, changes| {
-            let previous_clean = self
-                .meta
-                .get(w, meta_key::CLEAN_SHUTDOWN)
-                .map_err(&me)?
-                .is_some_and(|v| v == [1]);
-            self.meta
-                .put(w, meta_key::EPOCH, &epoch.0.to_le_bytes())
-                .map_err(&me)?;
-            self.meta
-                .put(w, meta_key::CLEAN_SHUTDOWN, &[0])
-                .map_err(&me)?;
-            changes.push(Change::EpochBegun {
-                epoch,
-                previous_clean,
-            });
-            Ok(previous_clean)
-        })?;
+        let previous_clean = self
+            .meta
+            .get(w, meta_key::CLEAN_SHUTDOWN)
+            .map_err(&me)?
+            .is_some_and(|v| v == [1]);
+        self.meta
+            .put(w, meta_key::EPOCH, &epoch.0.to_le_bytes())
+            .map_err(&me)?;
+        self.meta
+            .put(w, meta_key::CLEAN_SHUTDOWN, &[0])
+            .map_err(&me)?;
+        changes.push(Change::EpochBegun {
+            epoch,
+            previous_clean,
+        });
+        Ok(previous_clean)
+    }
+
+    /// The pending epoch was begun by a commit that just succeeded.
+    pub(super) fn epoch_begun(&self, pending: &mut Option<Epoch>, previous_clean: bool) {
+        *pending = None;
+        self.epoch_pending.store(false, Ordering::Release);
         self.previous_clean
             .store(if previous_clean { 1 } else { 2 }, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Records a clean shutdown (everything published, record log synced).
