@@ -72,7 +72,7 @@ fn manifest_stats(s: &StoreStats) -> String {
          changes_truncated={} cursors={} cursors_lagged={} cursor_lag_events={} \
          journal_pending={} journal_written={} journal_settled={} journal_replayed={} \
          journal_files_removed={} manifest_map_bytes={} manifest_map_grows={} \
-         stray_chunks_removed={} log_stray_segments_removed={}",
+         manifest_commits={} stray_chunks_removed={} log_stray_segments_removed={}",
         m.format_version,
         m.upgraded_from,
         u8::from(m.previous_shutdown_clean),
@@ -91,6 +91,7 @@ fn manifest_stats(s: &StoreStats) -> String {
         m.journal_files_removed,
         m.map_size_bytes,
         m.map_grows,
+        m.commits,
         s.pages.stray_chunks_removed,
         s.log_stray_segments_removed,
     );
@@ -197,7 +198,7 @@ mod tests {
         change_first_seq change_last_seq changes_appended changes_truncated cursors \
         cursors_lagged cursor_lag_events journal_pending journal_written journal_settled \
         journal_replayed journal_files_removed manifest_map_bytes manifest_map_grows \
-        stray_chunks_removed log_stray_segments_removed \
+        manifest_commits stray_chunks_removed log_stray_segments_removed \
         front_a front_b";
 
     #[test]

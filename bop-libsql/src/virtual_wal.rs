@@ -470,14 +470,18 @@ impl BopWal {
     /// Copies frames into the page store: every frame no reader of an
     /// older snapshot still needs, and under FULL and stronger modes waits
     /// (through the busy handler) for such readers to end first. Returns
-    /// the generation and its frame count when the copy was planned.
+    /// the generation and its frame count when the copy was planned, and
+    /// whether pages were written: the caller publishes them (a WAL
+    /// restart does, with the move of the base, in one manifest
+    /// transaction). Until then they are served by the page store and kept
+    /// by the WAL image's records, which only a restart gives up.
     fn backfill(
         &self,
         shared: &Shared,
         mode: CheckpointMode,
         busy: &mut BusyHandler<'_>,
         mut on_page: Option<&mut CheckpointCallback<'_>>,
-    ) -> Result<(u64, u32)> {
+    ) -> Result<(u64, u32, bool)> {
         let ps = shared.page_size;
         let (safe, max, gen, n_page, backfilled, mut copy) = loop {
             let st = shared.state();
@@ -518,14 +522,12 @@ impl BopWal {
             }
             store.db_truncate(u64::from(n_page) * u64::from(ps))?;
         }
-        if !copy.is_empty() || (complete && backfilled < max) {
-            store.db_sync()?;
-        }
+        let wrote = !copy.is_empty() || (complete && backfilled < max);
         let mut st = shared.state();
         if st.gen == gen && safe > st.backfilled {
             st.backfilled = safe;
         }
-        Ok((gen, max))
+        Ok((gen, max, wrote))
     }
 
     fn commit(&mut self, pages: &[Page<'_>], n_truncate: u32, sync: bool) -> Result<()> {
@@ -911,7 +913,7 @@ impl VirtualWal for BopWal {
         };
         let holder = slot.as_ref().map(|s| s.id);
         let r = self.backfill(&shared, run, &mut busy, on_page);
-        let (gen, log_frames) = r?;
+        let (gen, log_frames, wrote) = r?;
         let mut st = shared.state();
         let checkpointed = if st.gen == gen {
             st.backfilled.min(log_frames)
@@ -947,6 +949,9 @@ impl VirtualWal for BopWal {
         let all_done = st.backfilled == st.max_frame;
         drop(st);
         drop(slot);
+        if wrote && !restarted {
+            shared.store.db_sync()?;
+        }
         let busy_out = run != mode
             || match mode {
                 CheckpointMode::Passive => false,

@@ -228,6 +228,7 @@ impl Manifest {
         w.commit().map_err(&me)?;
         // Committed: account for it.
         let c = &self.counters;
+        c.commits.fetch_add(1, Ordering::Relaxed);
         c.changes_appended
             .fetch_add(changes.len() as u64, Ordering::Relaxed);
         c.changes_truncated

@@ -61,7 +61,7 @@ use crate::cache::{self, CacheKey};
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{ChunkMeta, JournalId, Manifest, ManifestState, PageLoc, PublishBatch};
-use crate::types::{ChunkId, PageNo};
+use crate::types::{ChunkId, Lsn, PageNo};
 
 /// Small chunks tolerated before they are merged (see `compact`).
 const SMALL_CHUNKS_MAX: usize = 8;
@@ -588,6 +588,13 @@ impl PageStore {
 
     /// Makes every write so far part of the durable store, atomically.
     pub fn publish(&self, manifest: &Manifest) -> Result<()> {
+        self.publish_with_base(manifest, None)
+    }
+
+    /// [`PageStore::publish`], moving the database's base in the record log
+    /// to `base` in the same manifest transaction (a WAL restart: the
+    /// records below `base` are the generation these pages complete).
+    pub fn publish_with_base(&self, manifest: &Manifest, base: Option<Lsn>) -> Result<()> {
         let mut g = self.write()?;
         self.spill(&mut g)?;
         if !g.dirty.is_empty() {
@@ -595,15 +602,19 @@ impl PageStore {
             // along with real work and never runs on an idle store.
             self.compact(&mut g)?;
         }
-        if g.dirty.is_empty() && g.live_changed.is_empty() && g.db_pages == g.published_db_pages {
+        if base.is_none()
+            && g.dirty.is_empty()
+            && g.live_changed.is_empty()
+            && g.db_pages == g.published_db_pages
+        {
             return Ok(());
         }
         let g = &mut *g;
-        self.io.sync_dir(&self.dir)?;
         let mut batch = PublishBatch {
             db: self.db,
             db_pages: g.db_pages,
             next_chunk_id: g.next_chunk_id,
+            base,
             ..Default::default()
         };
         // Invariant 5: a reservation with ids left serves the next
@@ -631,6 +642,11 @@ impl PageStore {
         for &p in &g.dirty {
             let loc = g.index.get(p as usize - 1).copied().flatten();
             batch.pages.push((PageNo(p), loc));
+        }
+        if !batch.new_chunks.is_empty() {
+            // The new chunk files' directory entries are durable before
+            // the manifest names them (no other entry needs it).
+            self.io.sync_dir(&self.dir)?;
         }
         let deletion = manifest.publish(&batch)?;
         g.in_flight.retain(|id| !batch.settles.contains(id));
