@@ -28,7 +28,7 @@ fn engine_stats(s: &StoreStats) -> String {
      wal_frame_cache_hits={} wal_image_records={} \
      wal_image_frames={} next_lsn={} durable_lsn={} \
      db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={} \
-     chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
+     chunks_written={} chunk_dir_syncs={} chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
         s.wal_image.records,
         s.wal_image.record_bytes,
         s.wal_image.sync_calls,
@@ -54,6 +54,8 @@ fn engine_stats(s: &StoreStats) -> String {
         s.pages.pending_pages,
         s.pages.pages_compacted,
         s.pages.chunks_deleted,
+        s.pages.chunks_written,
+        s.pages.chunk_dir_syncs,
         s.pages.chunk_files_open,
         s.pages.chunk_file_opens,
         s.pages.chunk_file_evictions
@@ -72,7 +74,7 @@ fn manifest_stats(s: &StoreStats) -> String {
          changes_truncated={} cursors={} cursors_lagged={} cursor_lag_events={} \
          journal_pending={} journal_written={} journal_settled={} journal_replayed={} \
          journal_files_removed={} manifest_map_bytes={} manifest_map_grows={} \
-         stray_chunks_removed={} log_stray_segments_removed={}",
+         manifest_commits={} stray_chunks_removed={} log_stray_segments_removed={}",
         m.format_version,
         m.upgraded_from,
         u8::from(m.previous_shutdown_clean),
@@ -91,6 +93,7 @@ fn manifest_stats(s: &StoreStats) -> String {
         m.journal_files_removed,
         m.map_size_bytes,
         m.map_grows,
+        m.commits,
         s.pages.stray_chunks_removed,
         s.log_stray_segments_removed,
     );
@@ -180,7 +183,8 @@ mod tests {
         segment_indexes_written segments_indexed_at_open recovery_bytes_scanned \
         records_skipped_at_open records_verified_on_first_read frames_cached_at_commit \
         wal_frame_cache_hits wal_image_records wal_image_frames next_lsn durable_lsn \
-        db_pages chunks pending_pages pages_compacted chunks_deleted chunk_files_open \
+        db_pages chunks pending_pages pages_compacted chunks_deleted chunks_written \
+        chunk_dir_syncs chunk_files_open \
         chunk_file_opens chunk_file_evictions \
         io_backend written_lsn unsynced_bytes unsynced_bytes_peak log_buffer_bytes log_syncs \
         sync_errors sync_retries background_flushes flush_requests flush_queue_full \
@@ -197,7 +201,7 @@ mod tests {
         change_first_seq change_last_seq changes_appended changes_truncated cursors \
         cursors_lagged cursor_lag_events journal_pending journal_written journal_settled \
         journal_replayed journal_files_removed manifest_map_bytes manifest_map_grows \
-        stray_chunks_removed log_stray_segments_removed \
+        manifest_commits stray_chunks_removed log_stray_segments_removed \
         front_a front_b";
 
     #[test]

@@ -467,6 +467,69 @@ impl BopWal {
         Ok(())
     }
 
+    /// Copies frames into the page store: every frame no reader of an
+    /// older snapshot still needs, and under FULL and stronger modes waits
+    /// (through the busy handler) for such readers to end first. Returns
+    /// the generation and its frame count when the copy was planned, and
+    /// whether pages were written: the caller publishes them (a WAL
+    /// restart does, with the move of the base, in one manifest
+    /// transaction). Until then they are served by the page store and kept
+    /// by the WAL image's records, which only a restart gives up.
+    fn backfill(
+        &self,
+        shared: &Shared,
+        mode: CheckpointMode,
+        busy: &mut BusyHandler<'_>,
+        mut on_page: Option<&mut CheckpointCallback<'_>>,
+    ) -> Result<(u64, u32, bool)> {
+        let ps = shared.page_size;
+        let (safe, max, gen, n_page, backfilled, mut copy) = loop {
+            let st = shared.state();
+            let safe = st.safe_frame();
+            if mode >= CheckpointMode::Full && safe < st.max_frame && !busy.gave_up {
+                drop(st);
+                busy.wait();
+                continue;
+            }
+            break collect(&st, safe);
+        };
+        copy.sort_unstable();
+        let store = &shared.store;
+        if !copy.is_empty() {
+            // Only durable frames may reach the page store: a page copied
+            // from a commit a crash then loses would mix two versions.
+            store.wal_image_sync()?;
+            let mut page = vec![0u8; ps as usize];
+            for &(pgno, frame) in &copy {
+                self.read_exact(frame_offset(frame, ps) + 24, &mut page)?;
+                store.db_write(u64::from(pgno - 1) * u64::from(ps), &page)?;
+                if let Some(cb) = on_page.as_mut() {
+                    cb(
+                        safe,
+                        Some(CheckpointPage {
+                            page: &page,
+                            pgno,
+                            frame,
+                        }),
+                    )?;
+                }
+            }
+        }
+        let complete = safe == max;
+        if complete && max > 0 && backfilled < max {
+            if let Some(cb) = on_page.as_mut() {
+                cb(safe, None)?;
+            }
+            store.db_truncate(u64::from(n_page) * u64::from(ps))?;
+        }
+        let wrote = !copy.is_empty() || (complete && backfilled < max);
+        let mut st = shared.state();
+        if st.gen == gen && safe > st.backfilled {
+            st.backfilled = safe;
+        }
+        Ok((gen, max, wrote))
+    }
+
     fn commit(&mut self, pages: &[Page<'_>], n_truncate: u32, sync: bool) -> Result<()> {
         let ps = self.shared.page_size;
         let fl = 24 + ps as usize;
@@ -826,97 +889,78 @@ impl VirtualWal for BopWal {
         &mut self,
         mode: CheckpointMode,
         busy: &mut dyn FnMut() -> bool,
-        mut on_page: Option<&mut CheckpointCallback<'_>>,
+        on_page: Option<&mut CheckpointCallback<'_>>,
     ) -> Result<CheckpointOutcome> {
         let shared = self.shared.clone();
-        // Another checkpoint (often bop's background one, which never waits
-        // for anything) is waited for, boundedly, so that an application
-        // without a busy handler does not get a SQLITE_BUSY it would not get
-        // without bop; past the bound it is SQLITE_BUSY, as in wal.c.
-        let deadline = std::time::Instant::now() + CKPT_WAIT_MAX;
-        let _ckpt = loop {
-            match shared.ckpt.try_lock() {
-                Ok(g) => break g,
-                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
-                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(Error::Busy("another checkpoint is running".into()))
-                }
-            }
+        let _ckpt = lock_ckpt(&shared)?;
+        let mut busy = BusyHandler {
+            f: busy,
+            gave_up: false,
         };
-        let ps = shared.page_size;
-        // Which frames may be copied: FULL and stronger modes wait (through
-        // the busy handler) for readers of older snapshots and the writer.
-        let (safe, max, gen, n_page, backfilled, mut copy) = loop {
-            let st = shared.state();
-            let safe = st.safe_frame();
-            let writing = st.writer.is_some_and(|w| w != self.id);
-            if mode >= CheckpointMode::Full && (safe < st.max_frame || writing) {
-                drop(st);
-                if busy() {
-                    continue;
-                }
-                let st = shared.state();
-                break collect(&st, st.safe_frame());
-            }
-            break collect(&st, safe);
-        };
-        copy.sort_unstable();
-        let store = &shared.store;
-        if !copy.is_empty() {
-            // Only durable frames may reach the page store: a page copied
-            // from a commit a crash then loses would mix two versions.
-            store.wal_image_sync()?;
-            let mut page = vec![0u8; ps as usize];
-            for &(pgno, frame) in &copy {
-                self.read_exact(frame_offset(frame, ps) + 24, &mut page)?;
-                store.db_write(u64::from(pgno - 1) * u64::from(ps), &page)?;
-                if let Some(cb) = on_page.as_mut() {
-                    cb(
-                        safe,
-                        Some(CheckpointPage {
-                            page: &page,
-                            pgno,
-                            frame,
-                        }),
-                    )?;
-                }
-            }
-        }
-        let complete = safe == max;
-        if complete && max > 0 && backfilled < max {
-            if let Some(cb) = on_page.as_mut() {
-                cb(safe, None)?;
-            }
-            store.db_truncate(u64::from(n_page) * u64::from(ps))?;
-        }
-        if !copy.is_empty() || (complete && backfilled < max) {
-            store.db_sync()?;
-        }
-        let mut st = shared.state();
-        if st.gen == gen && safe > st.backfilled {
-            st.backfilled = safe;
-        }
-        // As wal.c: the WAL as it was when the checkpoint started (commits
-        // that arrived meanwhile are the next checkpoint's).
-        let (log_frames, checkpointed) = if st.gen == gen {
-            (max, st.backfilled.min(max))
+        // FULL, RESTART and TRUNCATE hold the writer slot, waited for
+        // through the busy handler (wal.c's WAL_WRITE_LOCK): no commit
+        // moves the WAL on while they wait for readers. Without it they run
+        // as PASSIVE and report busy (wal.c's downgrade).
+        let slot = if mode >= CheckpointMode::Full {
+            WriterSlot::acquire(&shared, self.id, &mut busy)
         } else {
-            (0, 0)
+            None
         };
+        let run = if mode >= CheckpointMode::Full && slot.is_none() {
+            CheckpointMode::Passive
+        } else {
+            mode
+        };
+        let holder = slot.as_ref().map(|s| s.id);
+        let r = self.backfill(&shared, run, &mut busy, on_page);
+        let (gen, log_frames, wrote) = r?;
+        let mut st = shared.state();
+        let checkpointed = if st.gen == gen {
+            st.backfilled.min(log_frames)
+        } else {
+            0
+        };
+        // RESTART and TRUNCATE, with every frame copied, wait through the
+        // busy handler for the readers of this generation's frames to end
+        // (wal.c's exclusive WAL_READ_LOCK(1..N)); readers that start
+        // meanwhile read only the database, so the wait ends when the
+        // readers already running do. Other modes restart when they can.
         let mut restarted = false;
-        if st.can_restart(None) {
-            st.restart(store)?;
-            restarted = true;
+        loop {
+            if st.can_restart(holder) {
+                st.restart(&shared.store)?;
+                restarted = true;
+                break;
+            }
+            let waits = run >= CheckpointMode::Restart
+                && st.gen == gen
+                && st.max_frame > 0
+                && st.backfilled == st.max_frame;
+            if !waits {
+                break;
+            }
+            drop(st);
+            let again = busy.wait();
+            st = shared.state();
+            if !again {
+                break;
+            }
         }
         let all_done = st.backfilled == st.max_frame;
-        let busy_out = match mode {
-            CheckpointMode::Passive => false,
-            CheckpointMode::Full => !all_done && !restarted,
-            CheckpointMode::Restart | CheckpointMode::Truncate => !restarted && log_frames > 0,
-        };
+        drop(st);
+        drop(slot);
+        if wrote && !restarted {
+            shared.store.db_sync()?;
+        }
+        let busy_out = run != mode
+            || match mode {
+                CheckpointMode::Passive => false,
+                CheckpointMode::Full => !all_done && !restarted,
+                CheckpointMode::Restart | CheckpointMode::Truncate => !restarted && log_frames > 0,
+            };
+        // As wal.c: the WAL as it was when the checkpoint started (commits
+        // that arrived meanwhile are the next checkpoint's); TRUNCATE
+        // reports the emptied WAL.
         let zero = restarted && mode == CheckpointMode::Truncate;
         Ok(CheckpointOutcome {
             busy: busy_out,
@@ -958,6 +1002,95 @@ impl VirtualWal for BopWal {
         self.txn = None;
         self.end_read();
         r
+    }
+}
+
+/// Takes `Shared::ckpt`. Another checkpoint (often bop's background one,
+/// which never waits for anything) is waited for, boundedly, so that an
+/// application without a busy handler does not get a SQLITE_BUSY it would
+/// not get without bop; past the bound it is SQLITE_BUSY, as in wal.c.
+fn lock_ckpt(shared: &Shared) -> Result<MutexGuard<'_, ()>> {
+    let deadline = std::time::Instant::now() + CKPT_WAIT_MAX;
+    loop {
+        match shared.ckpt.try_lock() {
+            Ok(g) => return Ok(g),
+            Err(TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Busy("another checkpoint is running".into()))
+            }
+        }
+    }
+}
+
+/// SQLite's busy handler for one checkpoint: as in wal.c, once it gives
+/// up it is not called again by the same checkpoint.
+struct BusyHandler<'a> {
+    f: &'a mut dyn FnMut() -> bool,
+    gave_up: bool,
+}
+
+impl BusyHandler<'_> {
+    /// Calls the handler (it sleeps); false once it gave up.
+    fn wait(&mut self) -> bool {
+        if !self.gave_up && !(self.f)() {
+            self.gave_up = true;
+        }
+        !self.gave_up
+    }
+}
+
+/// The writer slot (`State::writer`) held by a checkpoint; released when
+/// dropped.
+struct WriterSlot<'a> {
+    shared: &'a Shared,
+    id: u64,
+    /// The connection held it before (it is released by its own
+    /// transaction's end, not here).
+    owned: bool,
+}
+
+impl<'a> WriterSlot<'a> {
+    /// Takes the slot, calling the busy handler while another connection
+    /// writes; `None` once the handler gives up.
+    fn acquire(shared: &'a Shared, id: u64, busy: &mut BusyHandler<'_>) -> Option<Self> {
+        loop {
+            let mut st = shared.state();
+            match st.writer {
+                None => {
+                    st.writer = Some(id);
+                    return Some(WriterSlot {
+                        shared,
+                        id,
+                        owned: true,
+                    });
+                }
+                Some(w) if w == id => {
+                    return Some(WriterSlot {
+                        shared,
+                        id,
+                        owned: false,
+                    })
+                }
+                Some(_) => {
+                    drop(st);
+                    if !busy.wait() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WriterSlot<'_> {
+    fn drop(&mut self) {
+        let mut st = self.shared.state();
+        if self.owned && st.writer == Some(self.id) {
+            st.writer = None;
+        }
     }
 }
 

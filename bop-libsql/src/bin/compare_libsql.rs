@@ -27,6 +27,7 @@ fn connect(side: Side, path: &Path) -> Connection {
 
 struct Sizes {
     commits: i64,
+    small_txns: i64,
     bulk_txns: i64,
     read_rows: i64,
     reads: i64,
@@ -70,6 +71,46 @@ fn bulk_load(side: Side, path: &Path, s: &Sizes) -> f64 {
         c.execute_batch("COMMIT").unwrap();
     }
     (s.bulk_txns * 1000) as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Small transactions under frequent WAL restarts (`cache_size=10`,
+/// `wal_autocheckpoint=10`, synchronous=NORMAL): each transaction updates
+/// a few rows of a 2,000-row table, and the automatic checkpoint copies and
+/// restarts the WAL every few transactions: transactions per second.
+fn restarts(side: Side, path: &Path, s: &Sizes) -> f64 {
+    let c = connect(side, path);
+    c.execute_batch(
+        "PRAGMA cache_size=10; PRAGMA wal_autocheckpoint=10; PRAGMA synchronous=NORMAL;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);",
+    )
+    .unwrap();
+    c.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO t SELECT i, i, printf('row-%09d', i) FROM n",
+        &[],
+    )
+    .unwrap();
+    let mut up = c.prepare("UPDATE t SET a = a + 1 WHERE id = ?").unwrap();
+    let mut ins = c
+        .prepare("INSERT INTO t(a, b) VALUES (?, printf('new-%09d', ?))")
+        .unwrap();
+    let t0 = Instant::now();
+    for i in 0..s.small_txns {
+        c.execute_batch("BEGIN").unwrap();
+        for k in 0..3 {
+            up.execute(&[Value::Integer((i * 37 + k * 613) % 2000 + 1)])
+                .unwrap();
+        }
+        ins.execute(&[Value::Integer(i), Value::Integer(i)])
+            .unwrap();
+        c.execute_batch("COMMIT").unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(
+        c.query_i64("SELECT count(*) FROM t").unwrap(),
+        2000 + s.small_txns
+    );
+    s.small_txns as f64 / secs
 }
 
 /// Warm point reads by primary key: reads per second.
@@ -147,6 +188,7 @@ fn main() {
     let sizes = if short {
         Sizes {
             commits: 300,
+            small_txns: 500,
             bulk_txns: 20,
             read_rows: 20_000,
             reads: 50_000,
@@ -154,19 +196,24 @@ fn main() {
     } else {
         Sizes {
             commits: 10_000,
+            small_txns: 10_000,
             bulk_txns: 200,
             read_rows: 200_000,
             reads: 500_000,
         }
     };
     let base = base.unwrap_or_else(std::env::temp_dir);
-    let workloads: [(&str, Workload); 3] = [
+    let workloads: [(&str, Workload); 4] = [
         (
             "single-row commits, synchronous=FULL (commits/s)",
             full_commits,
         ),
         ("bulk load, 1000-row transactions, FULL (rows/s)", bulk_load),
         ("point reads by primary key, warm (reads/s)", point_reads),
+        (
+            "small transactions, wal_autocheckpoint=10, cache_size=10 (txns/s)",
+            restarts,
+        ),
     ];
     println!(
         "compare-libsql: {rounds} round(s), {}, BOP_IO={}",

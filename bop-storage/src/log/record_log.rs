@@ -456,12 +456,15 @@ impl RecordLog {
     /// Records database `db`'s new base in the manifest (its log records
     /// below it are never replayed again) and drops the segments that hold
     /// only records below `min_base`, the lowest base of all databases. The
-    /// last segment is kept for appends.
+    /// last segment is kept for appends. With `recorded` the manifest holds
+    /// the base already (`PageStore::publish_with_base`): nothing is written
+    /// unless a segment goes.
     pub fn drop_before(
         &mut self,
         manifest: &Manifest,
         db_base: (DbId, Lsn),
         min_base: Lsn,
+        recorded: bool,
     ) -> Result<()> {
         let base = min_base;
         let mut drop_count = 0;
@@ -469,6 +472,9 @@ impl RecordLog {
             && self.segments[drop_count + 1].header.first_lsn <= base
         {
             drop_count += 1;
+        }
+        if drop_count == 0 && recorded {
+            return Ok(());
         }
         let ids: Vec<SegmentId> = self.segments[..drop_count]
             .iter()

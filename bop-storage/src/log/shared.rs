@@ -138,20 +138,21 @@ impl SharedLog {
     }
 
     /// Moves `db`'s base: its records below `base` are obsolete (`has_records`:
-    /// whether it has a record at `base`). Drops the segments no database
-    /// needs any more.
+    /// whether it has a record at `base`; `recorded`: the manifest holds the
+    /// new base already). Drops the segments no database needs any more.
     pub fn set_base(
         &self,
         manifest: &Manifest,
         db: DbId,
         base: Lsn,
         has_records: bool,
+        recorded: bool,
     ) -> Result<()> {
         let mut g = self.lock();
         let old = g.needs.insert(db, has_records.then_some(base));
         let next = g.log.next_lsn();
         let min = g.needs.values().flatten().copied().min().unwrap_or(next);
-        let r = g.log.drop_before(manifest, (db, base), min);
+        let r = g.log.drop_before(manifest, (db, base), min, recorded);
         if r.is_err() {
             // Not recorded: keep what was needed so nothing goes early.
             g.needs.insert(db, old.flatten());

@@ -246,6 +246,7 @@ impl Manifest {
         }
         drop(pending);
         let c = &self.counters;
+        c.commits.fetch_add(1, Ordering::Relaxed);
         c.changes_appended
             .fetch_add(changes.len() as u64, Ordering::Relaxed);
         c.changes_truncated

@@ -53,6 +53,10 @@ pub struct PublishBatch {
     /// Journal intents this publish completes (the chunks in flight it
     /// lists), removed in its transaction.
     pub settles: Vec<JournalId>,
+    /// Moves the database's base in the same transaction (its log records
+    /// below it are in the pages this batch publishes; see
+    /// [`Manifest::drop_segments`]).
+    pub base: Option<Lsn>,
 }
 
 impl Manifest {
@@ -472,6 +476,15 @@ impl Manifest {
                 chunks_added: batch.new_chunks.clone(),
                 chunks_removed: batch.removed_chunks.clone(),
             });
+            if let Some(base) = batch.base {
+                self.meta
+                    .put(w, &per(meta_key::CHECKPOINT_LSN), &base.0.to_le_bytes())
+                    .map_err(&me)?;
+                changes.push(Change::SegmentsDropped {
+                    ids: Vec::new(),
+                    base: Some((batch.db, base)),
+                });
+            }
             Ok(intent)
         })?;
         let c = &self.counters;

@@ -38,6 +38,9 @@ pub struct ManifestStats {
     pub journal_files_removed: u64,
     pub map_size_bytes: u64,
     pub map_grows: u64,
+    /// Since this open: write transactions committed (each one sync of
+    /// the manifest).
+    pub commits: u64,
 }
 
 #[derive(Default)]
@@ -48,6 +51,7 @@ pub(super) struct Counters {
     pub(super) journal_written: AtomicU64,
     pub(super) journal_settled: AtomicU64,
     pub(super) map_grows: AtomicU64,
+    pub(super) commits: AtomicU64,
     /// Test hook: the commit (counted from the injection) that "crashes".
     pub(super) crash_at_commit: AtomicU64,
     pub(super) commits_since_injection: AtomicU64,
@@ -90,6 +94,7 @@ impl Manifest {
             journal_files_removed: replayed.files_removed,
             map_size_bytes: self.env.info().map_size as u64,
             map_grows: c.map_grows.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
         })
     }
 }

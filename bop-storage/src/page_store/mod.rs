@@ -21,7 +21,9 @@
 //!    range of ids reserved by a "chunks in flight" intent (settled by the
 //!    publish that uses up its range, or at close), and removed only under a
 //!    "delete chunks"
-//!    intent (settled once the unlinks are durable), so the replay at open
+//!    intent (settled once the unlinks are durable: by the next sync of
+//!    `chunks/`, which the next publish of a new chunk or the close does),
+//!    so the replay at open
 //!    finds every file a crash left; the scan at open is a backstop.
 //!
 //! Lock poisoning. As everywhere in the engine, a lock a panic poisoned is
@@ -61,7 +63,7 @@ use crate::cache::{self, CacheKey};
 use crate::error::{Result, StorageError};
 use crate::io::{IoBackend, OpenMode};
 use crate::manifest::{ChunkMeta, JournalId, Manifest, ManifestState, PageLoc, PublishBatch};
-use crate::types::{ChunkId, PageNo};
+use crate::types::{ChunkId, Lsn, PageNo};
 
 /// Small chunks tolerated before they are merged (see `compact`).
 const SMALL_CHUNKS_MAX: usize = 8;
@@ -113,10 +115,16 @@ struct Inner {
     pages_compacted: u64,
     /// Chunks deleted (no live page left) since open.
     chunks_deleted: u64,
+    /// Chunk files written, and syncs of `chunks/`, since open.
+    chunks_written: u64,
+    dir_syncs: u64,
     /// Journal intents reserving the chunk ids written since the last
     /// publish (invariant 5), and the end of the reserved range.
     in_flight: Vec<JournalId>,
     reserved_end: u64,
+    /// "Delete chunks" intents whose unlinks are done but not yet durable:
+    /// settled after the next sync of the directory (invariant 5).
+    unlinked: Vec<JournalId>,
 }
 
 /// Counters readable through the stats surface.
@@ -127,6 +135,11 @@ pub struct PageStoreStats {
     pub pending_pages: usize,
     pub pages_compacted: u64,
     pub chunks_deleted: u64,
+    /// Since open: chunk files written (one per checkpoint, compaction
+    /// included, unless it exceeds `chunk_bytes_max`) and syncs of the
+    /// chunks directory.
+    pub chunks_written: u64,
+    pub chunk_dir_syncs: u64,
     /// Chunk files open now, opened since open, and closed to stay in bound.
     pub chunk_files_open: usize,
     pub chunk_file_opens: u64,
@@ -256,8 +269,11 @@ impl PageStore {
                 next_chunk_id: state.next_chunk_id,
                 pages_compacted: 0,
                 chunks_deleted: 0,
+                chunks_written: 0,
+                dir_syncs: 0,
                 in_flight: Vec::new(),
                 reserved_end: 0,
+                unlinked: Vec::new(),
             }),
         })
     }
@@ -300,6 +316,8 @@ impl PageStore {
             pending_pages: g.pending.len(),
             pages_compacted: g.pages_compacted,
             chunks_deleted: g.chunks_deleted,
+            chunks_written: g.chunks_written,
+            chunk_dir_syncs: g.dir_syncs,
             chunk_files_open: self.files.counters().0,
             chunk_file_opens: self.files.counters().1,
             chunk_file_evictions: self.files.counters().2,
@@ -455,6 +473,7 @@ impl PageStore {
         // pages leave `pending` last: a panic in between leaves every page
         // readable (see the module documentation).
         g.next_chunk_id = ChunkId(id.0 + 1);
+        g.chunks_written += 1;
         self.files.insert(id, file);
         g.chunks.insert(
             id,
@@ -509,33 +528,48 @@ impl PageStore {
     }
 
     /// Space bound: moves the live pages of the sparsest published chunks
-    /// (less than half live) into a new chunk, at most one chunk's worth per
-    /// call, so the emptied chunks are deleted by this publish. Keeps the
-    /// page store within about twice the size of the live pages.
+    /// (less than half live) into `pending`, at most one chunk's worth per
+    /// call, so the next spill writes them in the same chunk as the pages
+    /// being published (one chunk file, one sync) and the emptied chunks
+    /// are deleted by this publish. Keeps the page store within about twice
+    /// the size of the live pages. Pages already in `pending` are newer
+    /// than their chunk's copy: they are not live there any more, and are
+    /// not copied.
     fn compact(&self, g: &mut Inner) -> Result<()> {
+        let mut overwritten: HashMap<ChunkId, u32> = HashMap::new();
+        for &p in g.pending.keys() {
+            if let Some(Some(loc)) = g.index.get(p as usize - 1) {
+                *overwritten.entry(loc.chunk).or_default() += 1;
+            }
+        }
+        let live = |id: &ChunkId, c: &ChunkFile| {
+            c.live
+                .saturating_sub(overwritten.get(id).copied().unwrap_or(0))
+        };
         let budget = self.config.chunk_pages_max(self.page_size);
         // Chunks with few live pages (each small checkpoint writes one) are
         // merged once there are more than SMALL_CHUNKS_MAX of them: every
         // other chunk holds at least half a chunk of live pages, so there
         // are at most about live pages / (chunk / 2) + SMALL_CHUNKS_MAX + 2
         // chunk files (tested in `page_store_space.rs`).
-        let small = |c: &ChunkFile| (c.live as usize) < budget / 2;
+        let small = |live: u32| (live as usize) < budget / 2;
         let small_count = g
             .chunks
-            .values()
-            .filter(|c| c.published && c.live > 0 && small(c))
+            .iter()
+            .filter(|(id, c)| c.published && live(id, c) > 0 && small(live(id, c)))
             .count();
         let merge_small = small_count > SMALL_CHUNKS_MAX;
         let mut sparse: Vec<(u32, ChunkId)> = g
             .chunks
             .iter()
-            .filter(|(_, c)| {
+            .filter(|(id, c)| {
+                let live = live(id, c);
                 c.published
-                    && c.live > 0
-                    && (u64::from(c.live) * 2 < u64::from(c.page_count)
-                        || (merge_small && small(c)))
+                    && live > 0
+                    && (u64::from(live) * 2 < u64::from(c.page_count)
+                        || (merge_small && small(live)))
             })
-            .map(|(id, c)| (c.live, *id))
+            .map(|(id, c)| (live(id, c), *id))
             .collect();
         if sparse.is_empty() {
             return Ok(());
@@ -557,7 +591,7 @@ impl PageStore {
         let mut buf = vec![0u8; self.page_size as usize];
         for p in 0..g.index.len() {
             let Some(loc) = g.index[p] else { continue };
-            if !chosen.contains(&loc.chunk) {
+            if !chosen.contains(&loc.chunk) || g.pending.contains_key(&(p as u32 + 1)) {
                 continue;
             }
             self.read_at(g, p as u32 + 1, loc, &mut buf)?;
@@ -569,7 +603,7 @@ impl PageStore {
             "compacting sparse chunks"
         );
         g.pages_compacted += total as u64;
-        self.spill(g)
+        Ok(())
     }
 
     /// Reads and verifies every page the index points at; returns how many.
@@ -588,22 +622,34 @@ impl PageStore {
 
     /// Makes every write so far part of the durable store, atomically.
     pub fn publish(&self, manifest: &Manifest) -> Result<()> {
+        self.publish_with_base(manifest, None)
+    }
+
+    /// [`PageStore::publish`], moving the database's base in the record log
+    /// to `base` in the same manifest transaction (a WAL restart: the
+    /// records below `base` are the generation these pages complete).
+    pub fn publish_with_base(&self, manifest: &Manifest, base: Option<Lsn>) -> Result<()> {
         let mut g = self.write()?;
-        self.spill(&mut g)?;
-        if !g.dirty.is_empty() {
+        if !g.pending.is_empty() || !g.dirty.is_empty() {
             // Only when this publish carries a checkpoint: compaction rides
-            // along with real work and never runs on an idle store.
+            // along with real work (in the same chunk file) and never runs
+            // on an idle store.
             self.compact(&mut g)?;
         }
-        if g.dirty.is_empty() && g.live_changed.is_empty() && g.db_pages == g.published_db_pages {
+        self.spill(&mut g)?;
+        if base.is_none()
+            && g.dirty.is_empty()
+            && g.live_changed.is_empty()
+            && g.db_pages == g.published_db_pages
+        {
             return Ok(());
         }
         let g = &mut *g;
-        self.io.sync_dir(&self.dir)?;
         let mut batch = PublishBatch {
             db: self.db,
             db_pages: g.db_pages,
             next_chunk_id: g.next_chunk_id,
+            base,
             ..Default::default()
         };
         // Invariant 5: a reservation with ids left serves the next
@@ -632,6 +678,16 @@ impl PageStore {
             let loc = g.index.get(p as usize - 1).copied().flatten();
             batch.pages.push((PageNo(p), loc));
         }
+        if !batch.new_chunks.is_empty() {
+            // The new chunk files' directory entries are durable before
+            // the manifest names them, and so are the unlinks of earlier
+            // publishes: their intents go in this publish's transaction.
+            self.io.sync_dir(&self.dir)?;
+            g.dir_syncs += 1;
+            for intent in g.unlinked.drain(..) {
+                manifest.journal_done(intent);
+            }
+        }
         let deletion = manifest.publish(&batch)?;
         g.in_flight.retain(|id| !batch.settles.contains(id));
         if g.in_flight.is_empty() {
@@ -649,9 +705,12 @@ impl PageStore {
             }
         }
         if let Some(intent) = deletion {
-            // The unlinks are durable: the journal may forget them.
-            self.io.sync_dir(&self.dir)?;
-            manifest.journal_done(intent);
+            // Settled once the unlinks are durable: by the next sync of the
+            // directory (the next publish of a chunk, or the close), not
+            // one more sync per publish. A crash before it leaves the
+            // intent for the replay at open, which finds the files gone
+            // or removes them again.
+            g.unlinked.push(intent);
         }
         g.dirty.clear();
         g.live_changed.clear();
@@ -666,6 +725,18 @@ impl PageStore {
     /// replay at the next open does it.
     pub fn release_reservation(&self, manifest: &Manifest) {
         let Ok(mut g) = self.write() else { return };
+        if !g.unlinked.is_empty() {
+            match self.io.sync_dir(&self.dir) {
+                Ok(()) => {
+                    g.dir_syncs += 1;
+                    for intent in g.unlinked.drain(..) {
+                        manifest.journal_done(intent);
+                    }
+                }
+                // Left to the replay at the next open.
+                Err(e) => tracing::warn!(error = %e, "syncing the chunks directory at close"),
+            }
+        }
         if g.pending.is_empty() && g.dirty.is_empty() && g.live_changed.is_empty() {
             for id in std::mem::take(&mut g.in_flight) {
                 manifest.journal_done(id);

@@ -647,7 +647,7 @@ impl WalImage {
             self.wal_header = None;
             self.frames_known = true;
             if had_old {
-                self.log.set_base(manifest, self.db, loc.lsn, true)?;
+                self.log.set_base(manifest, self.db, loc.lsn, true, false)?;
             }
         }
         debug_assert_eq!(pending_start, self.committed_end(), "invariant 1");
@@ -705,14 +705,17 @@ impl WalImage {
     }
 
     /// Empties the image (SQLite truncated the `-wal` file to 0 or deleted
-    /// it). Checkpointed pages are published first.
+    /// it). Checkpointed pages are published, and the database's base moved
+    /// past the image's records, in one manifest transaction: the records
+    /// are never replayed again once the pages they made are durable.
     pub fn reset(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
-        pages.publish(manifest)?;
+        let base = (!self.committed().records.is_empty()).then(|| self.log.next_lsn());
+        pages.publish_with_base(manifest, base)?;
         self.pending.truncate(RECORD_HEADER_LEN);
         self.commit_end = None;
-        if !self.committed_mut().take().is_empty() {
-            let base = self.log.next_lsn();
-            self.log.set_base(manifest, self.db, base, false)?;
+        self.committed_mut().take();
+        if let Some(base) = base {
+            self.log.set_base(manifest, self.db, base, false, true)?;
         }
         self.frames.clear();
         self.forget_cached_frames();
