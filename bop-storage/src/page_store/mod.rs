@@ -55,6 +55,7 @@ use fd_cache::FdCache;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::cache::{self, CacheKey};
@@ -148,7 +149,9 @@ pub struct PageStore {
     last_miss: std::sync::Mutex<(u64, u32, u32)>,
     dir: PathBuf,
     io: Arc<dyn IoBackend>,
-    page_size: u32,
+    /// Changes only while the database is empty and unpublished
+    /// ([`PageStore::set_page_size_while_empty`]).
+    page_size: AtomicU32,
     config: PageStoreConfig,
     /// Taken only through `read` (recovers a poisoned guard) and `write`
     /// (refuses once poisoned): the lock-poisoning policy in the module
@@ -243,7 +246,7 @@ impl PageStore {
             journal,
             stray_chunks_removed,
             io,
-            page_size: state.page_size,
+            page_size: AtomicU32::new(state.page_size),
             config,
             inner: RwLock::new(Inner {
                 db_pages: state.db_pages,
@@ -263,7 +266,22 @@ impl PageStore {
     }
 
     pub fn page_size(&self) -> u32 {
-        self.page_size
+        self.page_size.load(Ordering::Relaxed)
+    }
+
+    /// Gives an empty database another page size (SQLite chose one before
+    /// its first write): only while it holds no page, written or
+    /// published. Returns whether the page size is now `page_size`.
+    pub fn set_page_size_while_empty(&self, page_size: u32) -> Result<bool> {
+        let g = self.write()?;
+        let empty = g.db_pages == 0
+            && g.published_db_pages == 0
+            && g.pending.is_empty()
+            && g.chunks.is_empty();
+        if empty {
+            self.page_size.store(page_size, Ordering::Relaxed);
+        }
+        Ok(empty || self.page_size() == page_size)
     }
 
     /// Locks `inner` to read, also after a panic poisoned it (see the
@@ -312,7 +330,7 @@ impl PageStore {
     /// its checksum and then cached. Pages past the end read as zeros and
     /// return `false`.
     pub fn read_page(&self, pgno: PageNo, buf: &mut [u8]) -> Result<bool> {
-        debug_assert_eq!(buf.len(), self.page_size as usize);
+        debug_assert_eq!(buf.len(), self.page_size() as usize);
         let (file, path, offset, crc, key) = {
             let g = self.read();
             if pgno.0 == 0 || pgno.0 > g.db_pages {
@@ -345,7 +363,7 @@ impl PageStore {
             (
                 self.files.get(loc.chunk, &c.path)?,
                 c.path.clone(),
-                c.data_offset + u64::from(loc.slot) * u64::from(self.page_size),
+                c.data_offset + u64::from(loc.slot) * u64::from(self.page_size()),
                 loc.crc,
                 key,
             )
@@ -386,7 +404,7 @@ impl PageStore {
 
     /// Writes one whole page (checkpoint backfill).
     pub fn write_page(&self, pgno: PageNo, data: &[u8]) -> Result<()> {
-        debug_assert_eq!(data.len(), self.page_size as usize);
+        debug_assert_eq!(data.len(), self.page_size() as usize);
         let mut g = self.write()?;
         g.pending.insert(pgno.0, data.into());
         if pgno.0 > g.db_pages {
@@ -394,7 +412,7 @@ impl PageStore {
             let n = pgno.0 as usize;
             g.index.resize(n, None);
         }
-        if g.pending.len() >= self.config.chunk_pages_max(self.page_size) {
+        if g.pending.len() >= self.config.chunk_pages_max(self.page_size()) {
             self.spill(&mut g)?;
         }
         Ok(())
@@ -429,7 +447,7 @@ impl PageStore {
             .iter()
             .map(|(&p, d)| (PageNo(p), &d[..]))
             .collect();
-        let (head, crcs) = chunk::encode_head(id, self.page_size, &pages);
+        let (head, crcs) = chunk::encode_head(id, self.page_size(), &pages);
         let count = pages.len() as u32;
         if id.0 >= g.reserved_end {
             // Invariant 5: journaled before the file exists.
@@ -490,7 +508,7 @@ impl PageStore {
             .chunks
             .get(&loc.chunk)
             .expect("invariant 2: indexed chunk is open");
-        let offset = c.data_offset + u64::from(loc.slot) * u64::from(self.page_size);
+        let offset = c.data_offset + u64::from(loc.slot) * u64::from(self.page_size());
         self.files
             .get(loc.chunk, &c.path)?
             .read_exact_at(buf, offset)?;
@@ -513,7 +531,7 @@ impl PageStore {
     /// call, so the emptied chunks are deleted by this publish. Keeps the
     /// page store within about twice the size of the live pages.
     fn compact(&self, g: &mut Inner) -> Result<()> {
-        let budget = self.config.chunk_pages_max(self.page_size);
+        let budget = self.config.chunk_pages_max(self.page_size());
         // Chunks with few live pages (each small checkpoint writes one) are
         // merged once there are more than SMALL_CHUNKS_MAX of them: every
         // other chunk holds at least half a chunk of live pages, so there
@@ -554,7 +572,7 @@ impl PageStore {
             return Ok(());
         }
         let chosen: std::collections::HashSet<ChunkId> = chosen.into_iter().collect();
-        let mut buf = vec![0u8; self.page_size as usize];
+        let mut buf = vec![0u8; self.page_size() as usize];
         for p in 0..g.index.len() {
             let Some(loc) = g.index[p] else { continue };
             if !chosen.contains(&loc.chunk) {
@@ -575,7 +593,7 @@ impl PageStore {
     /// Reads and verifies every page the index points at; returns how many.
     pub fn verify_all(&self) -> Result<u64> {
         let g = self.read();
-        let mut buf = vec![0u8; self.page_size as usize];
+        let mut buf = vec![0u8; self.page_size() as usize];
         let mut checked = 0;
         for (i, loc) in g.index.iter().enumerate() {
             if let Some(loc) = loc {
@@ -602,6 +620,8 @@ impl PageStore {
         self.io.sync_dir(&self.dir)?;
         let mut batch = PublishBatch {
             db: self.db,
+            // The first pages published fix the database's page size.
+            page_size: (g.published_db_pages == 0 && g.db_pages > 0).then(|| self.page_size()),
             db_pages: g.db_pages,
             next_chunk_id: g.next_chunk_id,
             ..Default::default()
