@@ -28,6 +28,19 @@ fn fill(conn: &Connection, rows: i64) {
     .unwrap();
 }
 
+/// The WAL image's size in bytes (`PRAGMA bop_stats`): commits in WAL
+/// mode grow it.
+fn wal_image_bytes(conn: &Connection) -> u64 {
+    let s: String = conn
+        .query_row("PRAGMA bop_stats", [], |r| r.get(0))
+        .unwrap();
+    s.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("wal_image_bytes="))
+        .unwrap_or_else(|| panic!("no wal_image_bytes in {s}"))
+        .parse()
+        .unwrap()
+}
+
 /// The store's page size is `ps` in its manifest: opening with
 /// `page_size=ps` works and another page size is refused.
 fn assert_store_page_size(store: &Path, ps: i64) {
@@ -61,7 +74,16 @@ fn page_size_before_the_first_table_is_the_databases() {
         .unwrap();
         assert_eq!(int(&conn, "PRAGMA page_size"), ps);
         assert_eq!(journal_mode(&conn), "wal", "WAL mode after the first write");
+        assert_eq!(
+            wal_image_bytes(&conn),
+            0,
+            "the first write is not in the WAL"
+        );
         fill(&conn, 400);
+        assert!(
+            wal_image_bytes(&conn) > 0,
+            "the next commits are in the WAL"
+        );
         assert_integrity(&conn);
         close(conn);
         let conn = open(&store);
