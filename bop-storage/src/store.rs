@@ -403,9 +403,29 @@ impl Store {
     /// without the pages under it (with `synchronous=OFF` SQLite does not
     /// sync the database file at that commit).
     pub fn wal_image_mark_open(&self) -> Result<()> {
-        self.db_sync()?;
-        self.image().exists = true;
+        let mut image = self.image();
+        self.publish_rollback_writes(&image)?;
+        image.exists = true;
         Ok(())
+    }
+
+    /// Publishes what SQLite wrote to the database file in rollback mode
+    /// (a new database's first transaction, or a connection in
+    /// `locking_mode=EXCLUSIVE` since then), before the WAL takes over: when
+    /// the WAL image holds no record, unpublished pages are not a
+    /// checkpoint's (those are published before the WAL restarts).
+    /// Call when the WAL is opened, under the image lock.
+    fn publish_rollback_writes(&self, image: &WalImage) -> Result<()> {
+        if image.record_count() == 0 && self.pages.has_unpublished() {
+            self.guarded(|| self.pages.publish(&self.dir.manifest))?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::publish_rollback_writes`], for a front end that replaces
+    /// the WAL (libSQL's virtual WAL).
+    pub fn publish_before_wal(&self) -> Result<()> {
+        self.publish_rollback_writes(&self.image())
     }
 
     pub fn wal_image_size(&self) -> u64 {

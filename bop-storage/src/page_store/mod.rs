@@ -304,6 +304,15 @@ impl PageStore {
         })
     }
 
+    /// Whether writes since the last publish wait for the next one.
+    pub fn has_unpublished(&self) -> bool {
+        let g = self.read();
+        !g.pending.is_empty()
+            || !g.dirty.is_empty()
+            || !g.live_changed.is_empty()
+            || g.db_pages != g.published_db_pages
+    }
+
     /// Current size of the database image in pages (including unpublished
     /// checkpoint writes).
     pub fn db_pages(&self) -> u32 {
