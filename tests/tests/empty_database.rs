@@ -347,3 +347,38 @@ fn a_crash_after_the_first_commit_without_sync_is_consistent() {
     assert_eq!(rows, [1, 2], "the durable commit and the one under it");
     close(conn);
 }
+
+#[test]
+fn a_rolled_back_first_transaction_leaves_the_page_size_open() {
+    let dir = tempdir();
+    let store = dir.path().join("undo.db");
+    let a = open(&store);
+    let b = open(&store);
+    // `a`'s first transaction spills 8 KiB pages to the database file,
+    // more than a chunk's worth (16 MiB), then rolls back: the database is
+    // empty again. With synchronous=OFF the rollback does not sync the
+    // file, so the undone chunk is still there when `b` writes.
+    a.execute_batch(
+        "PRAGMA page_size=8192; PRAGMA cache_size=5; PRAGMA synchronous=OFF; BEGIN;
+         CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB);
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000)
+         INSERT INTO big SELECT x, zeroblob(7000) FROM c;
+         ROLLBACK;",
+    )
+    .unwrap();
+    assert_eq!(int(&a, "PRAGMA page_count"), 0);
+    // `b` creates the database with SQLite's default page size.
+    b.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+        .unwrap();
+    fill(&b, 300);
+    assert_eq!(int(&b, "PRAGMA page_size"), 4096);
+    assert_eq!(int(&a, "SELECT count(*) FROM t"), 300);
+    assert_integrity(&a);
+    close(a);
+    close(b);
+    let c = open(&store);
+    assert_eq!(int(&c, "SELECT count(*) FROM t"), 300);
+    assert_integrity(&c);
+    close(c);
+    assert_store_page_size(&store, 4096);
+}

@@ -274,10 +274,13 @@ impl PageStore {
     /// published. Returns whether the page size is now `page_size`.
     pub fn set_page_size_while_empty(&self, page_size: u32) -> Result<bool> {
         let g = self.write()?;
+        // Chunks written for a transaction that was then undone (truncated
+        // to nothing) hold no live page: they are deleted at the next
+        // publish, whatever their page size.
         let empty = g.db_pages == 0
             && g.published_db_pages == 0
             && g.pending.is_empty()
-            && g.chunks.is_empty();
+            && g.chunks.values().all(|c| c.live == 0);
         if empty {
             self.page_size.store(page_size, Ordering::Relaxed);
         }
