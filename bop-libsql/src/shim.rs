@@ -907,7 +907,14 @@ impl Connection {
 
     /// Starts inserting frames (`libsql_wal_insert_begin`): takes the
     /// write lock.
+    ///
+    /// A new, empty database is put in WAL mode first: it is not until its
+    /// first write (as a new SQLite file), and libSQL would otherwise
+    /// accept the frames with no WAL to put them in.
     pub fn wal_insert_begin(&self) -> Result<()> {
+        if self.query_i64("PRAGMA page_count")? == 0 {
+            self.execute_batch("PRAGMA journal_mode=WAL")?;
+        }
         // SAFETY: an open handle.
         let rc = unsafe { ffi::libsql_wal_insert_begin(self.db) };
         self.check(rc)
@@ -945,8 +952,8 @@ impl Connection {
 
     /// Runs every statement of `sql` in order and returns their rows as
     /// the sqlite3 shell prints them in its default list mode: each column
-    /// as text (NULL empty), separated by `|`, one row per line. Stops at
-    /// the first error.
+    /// as text (NULL empty), separated by `|`, one row per line (nothing
+    /// for a row without columns). Stops at the first error.
     pub fn run_script(&self, sql: &str) -> Result<String> {
         let mut out = String::new();
         let mut rest = sql.as_bytes();
@@ -991,6 +998,11 @@ impl Connection {
                     ffi::SQLITE_ROW => {
                         // SAFETY: a live statement on a row.
                         let n = unsafe { ffi::sqlite3_column_count(st.stmt) };
+                        if n == 0 {
+                            // A row without columns (PRAGMA incremental_vacuum's
+                            // steps): the shell prints nothing for it.
+                            continue;
+                        }
                         for i in 0..n {
                             if i > 0 {
                                 out.push('|');

@@ -325,6 +325,11 @@ pub fn open(db_path: &Path) -> Result<BopWal> {
             db_path.display()
         ))
     })?;
+    // libSQL opens the WAL once the database is in WAL mode: what its
+    // first transaction wrote in rollback mode (a new database) is
+    // published first, so no WAL record is durable without the pages under
+    // it.
+    store.publish_before_wal()?;
     let key = store.path().to_path_buf();
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     reg.retain(|_, w| w.strong_count() > 0);

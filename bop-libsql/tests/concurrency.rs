@@ -142,8 +142,10 @@ fn exclusive_locking_mode() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("e.db");
     let c = conn(&p);
+    // The database exists (is in WAL mode) before the connection takes it
+    // exclusively; see exclusive_locking_mode_on_a_new_database.
     c.execute_batch(
-        "PRAGMA locking_mode=EXCLUSIVE; CREATE TABLE t(a);
+        "CREATE TABLE t(a); PRAGMA locking_mode=EXCLUSIVE;
          INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);",
     )
     .unwrap();
@@ -163,4 +165,32 @@ fn exclusive_locking_mode() {
     );
     drop(c);
     assert_eq!(other.query_i64("SELECT count(*) FROM t").unwrap(), 3);
+}
+
+/// A new database written first in locking_mode=EXCLUSIVE: SQLite runs
+/// that connection's transactions in rollback mode (bop keeps the journal
+/// in memory; each commit's pages are published atomically) until it
+/// leaves exclusive mode; commits and rollbacks work and the data
+/// survives a reopen, in WAL mode.
+#[test]
+fn exclusive_locking_mode_on_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("n.db");
+    let c = conn(&p);
+    c.execute_batch(
+        "PRAGMA locking_mode=EXCLUSIVE; CREATE TABLE t(a);
+         INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);
+         BEGIN; INSERT INTO t VALUES (3); ROLLBACK; INSERT INTO t VALUES (4);",
+    )
+    .unwrap();
+    assert_eq!(c.query_i64("SELECT sum(a) FROM t").unwrap(), 7);
+    drop(c);
+    let c = conn(&p);
+    assert_eq!(c.query_i64("SELECT sum(a) FROM t").unwrap(), 7);
+    c.execute_batch("INSERT INTO t VALUES (8)").unwrap();
+    assert!(common::stat(&c, "wal_image_bytes") > 0, "in WAL mode");
+    assert_eq!(
+        c.query_string("PRAGMA integrity_check").unwrap().as_deref(),
+        Some("ok")
+    );
 }

@@ -12,9 +12,12 @@ use common::conn;
 fn frames_copied_to_a_replica_reproduce_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let primary = conn(&dir.path().join("primary.db"));
+    // A new database's first write transaction runs outside the WAL, as
+    // SQLite's on a new file: a primary whose frames replicate everything
+    // from the start switches to WAL mode first, as with libSQL's own WAL.
     primary
         .execute_batch(
-            "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=20;
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=20;
              CREATE TABLE t(a INTEGER PRIMARY KEY, b BLOB);",
         )
         .unwrap();
@@ -48,6 +51,7 @@ fn frames_copied_to_a_replica_reproduce_the_database() {
     let want = fp(&primary);
 
     let rpath = dir.path().join("replica.db");
+    // A new replica: wal_insert_begin puts it in WAL mode.
     let replica = conn(&rpath);
     replica.wal_insert_begin().unwrap();
     for (i, f) in frames.iter().enumerate() {

@@ -18,6 +18,7 @@
 
 use crate::open_once::OpenOnce;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::error::{Result, StorageError};
@@ -27,7 +28,7 @@ use crate::page_store::{PageStore, PageStoreStats};
 use crate::store_dir::StoreDir;
 pub use crate::store_dir::{StoreOptions, DEFAULT_MAX_TXN_BYTES, DEFAULT_PAGE_SIZE};
 use crate::types::{DbId, PageNo};
-use crate::wal_image::{empty_database_page1, CommittedView, WalImage, WalImageStats};
+use crate::wal_image::{CommittedView, WalImage, WalImageStats};
 
 /// What [`Store::verify`] checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,7 +76,14 @@ pub struct Store {
     image: Mutex<WalImage>,
     /// The WAL image's committed records, read without the image lock.
     committed: CommittedView,
-    page_size: u32,
+    /// Changes only while the database is empty (see
+    /// [`Store::db_write`]).
+    page_size: AtomicU32,
+    /// An empty database shows SQLite its page size in the header bytes
+    /// SQLite reads at open (the page size was asked for: the `page_size`
+    /// option, or a page size other than the default in the manifest), so
+    /// SQLite creates the database with it.
+    page_size_fixed: bool,
     io_name: String,
 }
 
@@ -125,10 +133,10 @@ impl Store {
             Store::open(store_path, name, key.clone(), opts).map(Arc::new)
         })?;
         if let Some(ps) = opts.page_size {
-            if ps != store.page_size {
+            if ps != store.page_size() {
                 return Err(StorageError::Config(format!(
                     "page_size={ps} does not match the store's page size {}",
-                    store.page_size
+                    store.page_size()
                 )));
             }
         }
@@ -166,12 +174,9 @@ impl Store {
             &state,
             dir.manifest.clone(),
         )?;
-        if state.db_pages == 0 {
-            // A new database (or one whose creation was cut short before
-            // its first page was published).
-            pages.write_page(PageNo(1), &empty_database_page1(state.page_size))?;
-            pages.publish(&dir.manifest)?;
-        }
+        // A new database is empty (size 0) until SQLite first writes it,
+        // as a new SQLite file is: SQLite's `PRAGMA page_size` and
+        // `auto_vacuum` before the first table and `VACUUM INTO` work.
         let recovered = dir.log.take_recovered(db);
         let image = WalImage::new(
             dir.log.clone(),
@@ -187,7 +192,8 @@ impl Store {
             pages,
             committed: image.view(),
             image: Mutex::new(image),
-            page_size: state.page_size,
+            page_size: AtomicU32::new(state.page_size),
+            page_size_fixed: opts.page_size.is_some() || state.page_size != DEFAULT_PAGE_SIZE,
             io_name: opts.io.name().to_owned(),
         })
     }
@@ -208,7 +214,56 @@ impl Store {
     }
 
     pub fn page_size(&self) -> u32 {
-        self.page_size
+        self.page_size.load(Ordering::Relaxed)
+    }
+
+    /// The first write to an empty database sets its page size, when it
+    /// is one whole page of a page size SQLite accepts (SQLite chose it
+    /// with `PRAGMA page_size` or `VACUUM INTO` before writing). The
+    /// manifest records it with the database's first publish.
+    fn adopt_page_size(&self, offset: u64, len: usize) -> Result<()> {
+        let old = self.page_size();
+        let Ok(ps) = u32::try_from(len) else {
+            return Ok(());
+        };
+        if ps == old
+            || validate_page_size(ps).is_err()
+            || !offset.is_multiple_of(u64::from(ps))
+            || self.pages.db_pages() != 0
+        {
+            return Ok(());
+        }
+        // Lock order: the image lock before the page store's.
+        let mut image = self.image();
+        if !image.set_page_size_while_empty(ps) {
+            return Ok(());
+        }
+        if !self.pages.set_page_size_while_empty(ps)? {
+            image.set_page_size_while_empty(old);
+            return Ok(());
+        }
+        self.page_size.store(ps, Ordering::Relaxed);
+        tracing::debug!(path = %self.path.display(), page_size = ps, "empty database takes SQLite's page size");
+        Ok(())
+    }
+
+    /// What an empty database's file holds for SQLite: nothing, except the
+    /// page size bytes of the header when the page size was asked for.
+    fn empty_read(&self, offset: u64, buf: &mut [u8]) -> usize {
+        buf.fill(0);
+        if self.page_size_fixed {
+            let ps = self.page_size();
+            let encoded: u16 = if ps == 65536 { 1 } else { ps as u16 };
+            for (at, byte) in [
+                (16u64, encoded.to_be_bytes()[0]),
+                (17, encoded.to_be_bytes()[1]),
+            ] {
+                if let Some(i) = at.checked_sub(offset).filter(|&i| i < buf.len() as u64) {
+                    buf[i as usize] = byte;
+                }
+            }
+        }
+        0
     }
 
     fn image(&self) -> MutexGuard<'_, WalImage> {
@@ -246,14 +301,17 @@ impl Store {
 
     /// Size of the database image in bytes.
     pub fn db_size(&self) -> u64 {
-        u64::from(self.pages.db_pages()) * u64::from(self.page_size)
+        u64::from(self.pages.db_pages()) * u64::from(self.page_size())
     }
 
     /// Reads the database image; returns the bytes that were inside it (the
     /// rest of `buf` is zeroed).
     pub fn db_read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let ps = u64::from(self.page_size);
+        let ps = u64::from(self.page_size());
         let size = self.db_size();
+        if size == 0 {
+            return Ok(self.empty_read(offset, buf));
+        }
         if offset.is_multiple_of(ps) && buf.len() as u64 == ps {
             let pgno = PageNo((offset / ps + 1) as u32);
             return Ok(if self.pages.read_page(pgno, buf)? {
@@ -262,7 +320,7 @@ impl Store {
                 0
             });
         }
-        let mut page = vec![0u8; self.page_size as usize];
+        let mut page = vec![0u8; ps as usize];
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset + done as u64;
@@ -283,13 +341,14 @@ impl Store {
     /// Writes the database image (SQLite does so only when checkpointing).
     pub fn db_write(&self, offset: u64, data: &[u8]) -> Result<()> {
         self.guarded(|| {
-            let ps = u64::from(self.page_size);
+            self.adopt_page_size(offset, data.len())?;
+            let ps = u64::from(self.page_size());
             if offset.is_multiple_of(ps) && data.len() as u64 == ps {
                 return self
                     .pages
                     .write_page(PageNo((offset / ps + 1) as u32), data);
             }
-            let mut page = vec![0u8; self.page_size as usize];
+            let mut page = vec![0u8; ps as usize];
             let mut done = 0usize;
             while done < data.len() {
                 let pos = offset + done as u64;
@@ -308,7 +367,7 @@ impl Store {
     pub fn db_truncate(&self, size: u64) -> Result<()> {
         self.guarded(|| {
             self.pages
-                .truncate(size.div_ceil(u64::from(self.page_size)) as u32)
+                .truncate(size.div_ceil(u64::from(self.page_size())) as u32)
         })
     }
 
@@ -341,8 +400,35 @@ impl Store {
         self.image().exists
     }
 
-    pub fn wal_image_mark_open(&self) {
-        self.image().exists = true;
+    /// SQLite opened the `-wal` file: the database is in WAL mode from now
+    /// on. What SQLite wrote before in rollback mode (a new database's first
+    /// transaction) is published first, so no WAL record is ever durable
+    /// without the pages under it (with `synchronous=OFF` SQLite does not
+    /// sync the database file at that commit).
+    pub fn wal_image_mark_open(&self) -> Result<()> {
+        let mut image = self.image();
+        self.publish_rollback_writes(&image)?;
+        image.exists = true;
+        Ok(())
+    }
+
+    /// Publishes what SQLite wrote to the database file in rollback mode
+    /// (a new database's first transaction, or a connection in
+    /// `locking_mode=EXCLUSIVE` since then), before the WAL takes over: when
+    /// the WAL image holds no record, unpublished pages are not a
+    /// checkpoint's (those are published before the WAL restarts).
+    /// Call when the WAL is opened, under the image lock.
+    fn publish_rollback_writes(&self, image: &WalImage) -> Result<()> {
+        if image.record_count() == 0 && self.pages.has_unpublished() {
+            self.guarded(|| self.pages.publish(&self.dir.manifest))?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::publish_rollback_writes`], for a front end that replaces
+    /// the WAL (libSQL's virtual WAL).
+    pub fn publish_before_wal(&self) -> Result<()> {
+        self.publish_rollback_writes(&self.image())
     }
 
     pub fn wal_image_size(&self) -> u64 {

@@ -1,5 +1,16 @@
-//! Safe per-handle logic of the two kinds of bop files: the main database
-//! (served by the page store) and the virtual `-wal` file.
+//! Safe per-handle logic of the three kinds of bop files: the main
+//! database (served by the page store), the virtual `-wal` file, and a
+//! rollback journal kept in memory.
+//!
+//! A new database is empty (size 0) until SQLite first writes it, so
+//! SQLite runs that first write transaction in rollback mode, with a
+//! journal: bop keeps it in memory ([`JournalFile`]), since the database
+//! file's sync publishes the transaction's pages atomically (a crash before
+//! it leaves the database empty, a crash after it finds the whole
+//! transaction) and the journal serves only ROLLBACK within the process.
+//! The page 1 that transaction writes is made a WAL database's
+//! ([`as_wal_page1`]), so every connection opens the WAL at its next
+//! transaction.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +43,7 @@ fn covers_write_lock(offset: usize, n: usize) -> bool {
 pub enum BopFile {
     Main(MainFile),
     Wal(WalFile),
+    Journal(JournalFile),
 }
 
 #[derive(Debug)]
@@ -47,6 +59,83 @@ pub struct MainFile {
 #[derive(Debug)]
 pub struct WalFile {
     pub db: Arc<DbShared>,
+}
+
+/// A rollback journal, in memory for as long as SQLite keeps it open (one
+/// transaction, in `journal_mode=DELETE`). Nothing ever reads it after a
+/// crash: bop reports that no journal exists.
+#[derive(Debug)]
+pub struct JournalFile {
+    pub db: Arc<DbShared>,
+    data: Vec<u8>,
+}
+
+impl JournalFile {
+    pub fn new(db: Arc<DbShared>) -> JournalFile {
+        JournalFile {
+            db,
+            data: Vec::new(),
+        }
+    }
+
+    /// Copies what the journal holds at `offset` into `buf` (the rest is
+    /// zeroed); returns how many bytes it held.
+    fn read(&self, buf: &mut [u8], offset: u64) -> usize {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.data.len());
+        let n = (self.data.len() - start).min(buf.len());
+        buf[..n].copy_from_slice(&self.data[start..start + n]);
+        buf[n..].fill(0);
+        n
+    }
+
+    fn write(&mut self, data: &[u8], offset: u64) -> c_int {
+        let Ok(start) = usize::try_from(offset) else {
+            return SQLITE_FULL;
+        };
+        let end = start + data.len();
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        self.data[start..end].copy_from_slice(data);
+        SQLITE_OK
+    }
+
+    fn truncate(&mut self, size: u64) {
+        self.data
+            .truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    }
+}
+
+/// The magic string that starts a SQLite database file.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+/// Page 1 as SQLite writes it in rollback mode (a new database's first
+/// transaction, or `VACUUM INTO` a bop path) names rollback mode in its
+/// file format bytes (18 and 19 = 1). bop databases are always in WAL
+/// mode: the page written gets WAL's bytes (2), and the change counter
+/// (and version-valid-for, when it matched) moves on by one, so every
+/// connection, the writer included, sees at its next transaction that the
+/// file changed, rereads page 1 and opens the WAL (SQLite's lockBtree).
+/// `None`: write `data` as it is.
+pub fn as_wal_page1(offset: u64, data: &[u8]) -> Option<Vec<u8>> {
+    if offset != 0 || data.len() < 100 || !data.starts_with(SQLITE_MAGIC) {
+        return None;
+    }
+    if data[18] == 2 && data[19] == 2 {
+        return None;
+    }
+    let mut page = data.to_vec();
+    page[18] = 2;
+    page[19] = 2;
+    let counter = u32::from_be_bytes([page[24], page[25], page[26], page[27]]);
+    let next = counter.wrapping_add(1).to_be_bytes();
+    if page[92..96] == page[24..28] {
+        page[92..96].copy_from_slice(&next);
+    }
+    page[24..28].copy_from_slice(&next);
+    Some(page)
 }
 
 /// Result of SQLITE_FCNTL_PRAGMA.
@@ -142,6 +231,10 @@ impl MainFile {
                 Some(mode) if !mode.eq_ignore_ascii_case("wal") => PragmaOutcome::Refuse(format!(
                     "bop: journal_mode={mode} is not supported; bop databases always use WAL mode"
                 )),
+                // A bop database is in WAL mode from its first write on.
+                // SQLite would say "delete" before it, and on the connection
+                // that wrote it until its next transaction opens the WAL.
+                None => PragmaOutcome::Answer(Some("wal".into())),
                 _ => PragmaOutcome::NotFound,
             },
             "bop_stats" => PragmaOutcome::Answer(Some(bop_frontend::bop_stats(
@@ -178,6 +271,7 @@ impl BopFile {
         match self {
             BopFile::Main(m) => &m.db.store,
             BopFile::Wal(w) => &w.db.store,
+            BopFile::Journal(j) => &j.db.store,
         }
     }
 
@@ -185,6 +279,7 @@ impl BopFile {
         let r = match self {
             BopFile::Main(m) => m.db.store.db_read(offset, buf),
             BopFile::Wal(w) => w.db.store.wal_image_read(offset, buf),
+            BopFile::Journal(j) => Ok(j.read(buf, offset)),
         };
         match r {
             Ok(n) if n == buf.len() => SQLITE_OK,
@@ -195,8 +290,12 @@ impl BopFile {
 
     pub fn write(&mut self, data: &[u8], offset: u64) -> c_int {
         let r = match self {
-            BopFile::Main(m) => m.db.store.db_write(offset, data),
+            BopFile::Main(m) => match as_wal_page1(offset, data) {
+                Some(page) => m.db.store.db_write(offset, &page),
+                None => m.db.store.db_write(offset, data),
+            },
             BopFile::Wal(w) => w.db.store.wal_image_write(offset, data),
+            BopFile::Journal(j) => return j.write(data, offset),
         };
         r.map_or_else(|e| to_code(&e, Op::Write), |_| SQLITE_OK)
     }
@@ -205,6 +304,10 @@ impl BopFile {
         let r = match self {
             BopFile::Main(m) => m.db.store.db_truncate(size),
             BopFile::Wal(w) => w.db.store.wal_image_truncate(size),
+            BopFile::Journal(j) => {
+                j.truncate(size);
+                Ok(())
+            }
         };
         r.map_or_else(|e| to_code(&e, Op::Truncate), |_| SQLITE_OK)
     }
@@ -213,6 +316,8 @@ impl BopFile {
         let r = match self {
             BopFile::Main(m) => m.db.store.db_sync(),
             BopFile::Wal(w) => w.db.store.wal_image_sync(),
+            // Never read after a crash: nothing to make durable.
+            BopFile::Journal(_) => Ok(()),
         };
         r.map_or_else(|e| to_code(&e, Op::Sync), |_| SQLITE_OK)
     }
@@ -221,6 +326,7 @@ impl BopFile {
         match self {
             BopFile::Main(m) => m.db.store.db_size(),
             BopFile::Wal(w) => w.db.store.wal_image_size(),
+            BopFile::Journal(j) => j.data.len() as u64,
         }
     }
 
@@ -236,7 +342,7 @@ impl BopFile {
                 m.db.locks.lock_if_alone(m.id, &mut m.level, want)
             }
             BopFile::Main(m) => m.db.locks.lock(m.id, &mut m.level, want),
-            BopFile::Wal(_) => SQLITE_OK,
+            BopFile::Wal(_) | BopFile::Journal(_) => SQLITE_OK,
         }
     }
 
@@ -250,7 +356,7 @@ impl BopFile {
     pub fn check_reserved(&self) -> bool {
         match self {
             BopFile::Main(m) => m.db.locks.reserved(),
-            BopFile::Wal(_) => false,
+            BopFile::Wal(_) | BopFile::Journal(_) => false,
         }
     }
 

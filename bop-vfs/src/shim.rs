@@ -16,7 +16,7 @@ use bop_frontend::{guard, report, to_code, Op};
 
 use crate::api::{RegisterError, SqliteApi, VFS_NAME};
 use crate::checkpointer;
-use crate::file::{BopFile, MainFile, PragmaOutcome, WalFile};
+use crate::file::{BopFile, JournalFile, MainFile, PragmaOutcome, WalFile};
 use crate::uri::Params;
 use crate::vfs::{self, NameKind};
 
@@ -320,14 +320,7 @@ unsafe extern "C" fn x_open(
             if flags & SQLITE_OPEN_MAIN_JOURNAL != 0 {
                 if let Some(p) = path {
                     if let NameKind::Journal(base) = vfs::classify(p) {
-                        report(
-                            SQLITE_CANTOPEN,
-                            &format!(
-                                "bop: {} uses WAL only; a rollback journal cannot be opened",
-                                base.display()
-                            ),
-                        );
-                        return SQLITE_CANTOPEN;
+                        return open_journal(&base, file, flags, out_flags);
                     }
                 }
             }
@@ -356,7 +349,9 @@ unsafe extern "C" fn x_open(
             let base = path.strip_suffix("-wal").unwrap_or(path);
             match vfs::find_open(Path::new(base)) {
                 Some(db) => {
-                    db.store.wal_image_mark_open();
+                    if let Err(e) = db.store.wal_image_mark_open() {
+                        return to_code(&e, Op::Open);
+                    }
                     BopFile::Wal(WalFile { db })
                 }
                 None => {
@@ -368,17 +363,58 @@ unsafe extern "C" fn x_open(
                 }
             }
         };
-        let raw = file as *mut RawFile;
-        // SAFETY: `file` has at least size_of::<RawFile>() bytes (szOsFile).
-        unsafe {
-            (*raw).state = Box::into_raw(Box::new(state));
-            (*raw).base.pMethods = &IO_METHODS;
-            if !out_flags.is_null() {
-                *out_flags = flags;
-            }
-        }
-        SQLITE_OK
+        // SAFETY: as SQLite's xOpen arguments.
+        unsafe { install(state, file, flags, out_flags) }
     })
+}
+
+/// Makes `file` a bop file with `state`.
+///
+/// # Safety
+/// `file` has `szOsFile` writable bytes; `out_flags` is null or writable.
+unsafe fn install(
+    state: BopFile,
+    file: *mut sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    let raw = file as *mut RawFile;
+    // SAFETY: `file` has at least size_of::<RawFile>() bytes (szOsFile).
+    unsafe {
+        (*raw).state = Box::into_raw(Box::new(state));
+        (*raw).base.pMethods = &IO_METHODS;
+        if !out_flags.is_null() {
+            *out_flags = flags;
+        }
+    }
+    SQLITE_OK
+}
+
+/// Opens the rollback journal of the bop database `base` (SQLite's first
+/// write transaction on a new database runs in rollback mode): in memory
+/// (`file.rs`).
+fn open_journal(
+    base: &Path,
+    file: *mut sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    let Some(db) = vfs::find_open(base) else {
+        report(
+            SQLITE_CANTOPEN,
+            &format!("bop: {}-journal: its database is not open", base.display()),
+        );
+        return SQLITE_CANTOPEN;
+    };
+    // SAFETY: SQLite's xOpen arguments, passed on by x_open.
+    unsafe {
+        install(
+            BopFile::Journal(JournalFile::new(db)),
+            file,
+            flags,
+            out_flags,
+        )
+    }
 }
 
 unsafe extern "C" fn x_close(f: *mut sqlite3_file) -> c_int {
@@ -490,7 +526,7 @@ unsafe fn file_control(file: &mut BopFile, op: c_int, arg: *mut c_void) -> c_int
             // locking_mode=EXCLUSIVE SQLite never releases the shm write
             // lock, so this is where the commit is sealed).
             BopFile::Main(main) => main.commit_phase_two(),
-            BopFile::Wal(_) => SQLITE_NOTFOUND,
+            BopFile::Wal(_) | BopFile::Journal(_) => SQLITE_NOTFOUND,
         },
         SQLITE_FCNTL_PRAGMA => {
             let BopFile::Main(main) = file else {
@@ -568,7 +604,7 @@ unsafe extern "C" fn x_shm_lock(
     unsafe {
         guard_write("xShmLock", f, SQLITE_IOERR, |file| match file {
             BopFile::Main(main) => main.shm_lock(offset as usize, n as usize, flags),
-            BopFile::Wal(_) => SQLITE_IOERR,
+            BopFile::Wal(_) | BopFile::Journal(_) => SQLITE_IOERR,
         })
     }
 }

@@ -185,7 +185,8 @@ pub enum NameKind {
     Store,
     /// `<store>-wal`
     Wal(PathBuf),
-    /// `<store>-journal` (never used: bop stores are always in WAL mode).
+    /// `<store>-journal`: a new database's first transaction runs in
+    /// rollback mode; its journal is kept in memory (`file.rs`).
     Journal(PathBuf),
     /// Anything else: handled by the default VFS.
     Other,

@@ -3,7 +3,10 @@
 //! in order, each by a new CLI process, against one store) must print
 //! exactly `NAME[.k].expected`. Each script also runs against a plain
 //! SQLite file in WAL mode, which must print the same, so the expectations
-//! are SQLite's and not bop's.
+//! are SQLite's and not bop's. Scripts named `fresh_*` start from a new,
+//! empty plain file instead (not yet in WAL mode), as a new bop database
+//! is: what SQLite does before the first table (`PRAGMA page_size`,
+//! `auto_vacuum`) must come out the same.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -159,21 +162,21 @@ fn run_group(name: &str) {
         assert_eq!(entries, ["s.db"], "only the store next to it");
     }
 
-    // Plain SQLite in WAL mode, same scripts, same output.
+    // Plain SQLite in WAL mode (or new and empty), same scripts, same
+    // output.
     let plain_dir = tempdir();
     let plain = plain_dir.path().join("plain.db");
-    let plain_args = vec![
+    let mut plain_args = vec![
         "-bail".to_string(),
         "-cmd".into(),
         format!(".open {}", plain.display()),
-        "-cmd".into(),
-        ".output /dev/null".into(),
-        "-cmd".into(),
-        "PRAGMA journal_mode=wal;".into(),
-        "-cmd".into(),
-        ".output".into(),
-        ":memory:".into(),
     ];
+    if !name.starts_with("fresh_") {
+        for cmd in [".output /dev/null", "PRAGMA journal_mode=wal;", ".output"] {
+            plain_args.extend(["-cmd".into(), cmd.into()]);
+        }
+    }
+    plain_args.push(":memory:".into());
     for (sql, exp) in &phases {
         let r = run(&plain_args, sql);
         check(&r, exp, &format!("plain SQLite: {}", sql.display()));
@@ -202,7 +205,20 @@ macro_rules! script_tests {
     };
 }
 
-script_tests!(basic, bigtxn, vacuum, savepoints, pragmas, reopen);
+script_tests!(
+    basic,
+    bigtxn,
+    vacuum,
+    savepoints,
+    pragmas,
+    reopen,
+    fresh_page_size,
+    fresh_page_size_64k,
+    fresh_page_size_512,
+    fresh_auto_vacuum,
+    fresh_incremental_vacuum,
+    fresh_rollback,
+);
 
 #[test]
 fn cli_refuses_other_journal_modes() {

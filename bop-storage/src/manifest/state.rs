@@ -42,6 +42,9 @@ pub struct ManifestState {
 #[derive(Debug, Default)]
 pub struct PublishBatch {
     pub db: DbId,
+    /// The database's page size, when this publish is its first (SQLite
+    /// may choose another page size than the store's before it).
+    pub page_size: Option<u32>,
     pub new_chunks: Vec<ChunkMeta>,
     /// Live counts of existing chunks that changed.
     pub chunk_live_updates: Vec<(ChunkId, u32)>,
@@ -447,6 +450,11 @@ impl Manifest {
             self.meta
                 .put(w, &per(meta_key::DB_PAGES), &batch.db_pages.to_le_bytes())
                 .map_err(&me)?;
+            if let Some(ps) = batch.page_size {
+                self.meta
+                    .put(w, &per(meta_key::PAGE_SIZE), &ps.to_le_bytes())
+                    .map_err(&me)?;
+            }
             self.meta
                 .put(
                     w,

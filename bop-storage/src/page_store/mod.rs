@@ -57,6 +57,7 @@ use fd_cache::FdCache;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::cache::{self, CacheKey};
@@ -161,7 +162,9 @@ pub struct PageStore {
     last_miss: std::sync::Mutex<(u64, u32, u32)>,
     dir: PathBuf,
     io: Arc<dyn IoBackend>,
-    page_size: u32,
+    /// Changes only while the database is empty and unpublished
+    /// ([`PageStore::set_page_size_while_empty`]).
+    page_size: AtomicU32,
     config: PageStoreConfig,
     /// Taken only through `read` (recovers a poisoned guard) and `write`
     /// (refuses once poisoned): the lock-poisoning policy in the module
@@ -256,7 +259,7 @@ impl PageStore {
             journal,
             stray_chunks_removed,
             io,
-            page_size: state.page_size,
+            page_size: AtomicU32::new(state.page_size),
             config,
             inner: RwLock::new(Inner {
                 db_pages: state.db_pages,
@@ -279,7 +282,25 @@ impl PageStore {
     }
 
     pub fn page_size(&self) -> u32 {
-        self.page_size
+        self.page_size.load(Ordering::Relaxed)
+    }
+
+    /// Gives an empty database another page size (SQLite chose one before
+    /// its first write): only while it holds no page, written or
+    /// published. Returns whether the page size is now `page_size`.
+    pub fn set_page_size_while_empty(&self, page_size: u32) -> Result<bool> {
+        let g = self.write()?;
+        // Chunks written for a transaction that was then undone (truncated
+        // to nothing) hold no live page: they are deleted at the next
+        // publish, whatever their page size.
+        let empty = g.db_pages == 0
+            && g.published_db_pages == 0
+            && g.pending.is_empty()
+            && g.chunks.values().all(|c| c.live == 0);
+        if empty {
+            self.page_size.store(page_size, Ordering::Relaxed);
+        }
+        Ok(empty || self.page_size() == page_size)
     }
 
     /// Locks `inner` to read, also after a panic poisoned it (see the
@@ -300,6 +321,15 @@ impl PageStore {
             ),
             errno: None,
         })
+    }
+
+    /// Whether writes since the last publish wait for the next one.
+    pub fn has_unpublished(&self) -> bool {
+        let g = self.read();
+        !g.pending.is_empty()
+            || !g.dirty.is_empty()
+            || !g.live_changed.is_empty()
+            || g.db_pages != g.published_db_pages
     }
 
     /// Current size of the database image in pages (including unpublished
@@ -330,7 +360,7 @@ impl PageStore {
     /// its checksum and then cached. Pages past the end read as zeros and
     /// return `false`.
     pub fn read_page(&self, pgno: PageNo, buf: &mut [u8]) -> Result<bool> {
-        debug_assert_eq!(buf.len(), self.page_size as usize);
+        debug_assert_eq!(buf.len(), self.page_size() as usize);
         let (file, path, offset, crc, key) = {
             let g = self.read();
             if pgno.0 == 0 || pgno.0 > g.db_pages {
@@ -363,7 +393,7 @@ impl PageStore {
             (
                 self.files.get(loc.chunk, &c.path)?,
                 c.path.clone(),
-                c.data_offset + u64::from(loc.slot) * u64::from(self.page_size),
+                c.data_offset + u64::from(loc.slot) * u64::from(self.page_size()),
                 loc.crc,
                 key,
             )
@@ -404,7 +434,7 @@ impl PageStore {
 
     /// Writes one whole page (checkpoint backfill).
     pub fn write_page(&self, pgno: PageNo, data: &[u8]) -> Result<()> {
-        debug_assert_eq!(data.len(), self.page_size as usize);
+        debug_assert_eq!(data.len(), self.page_size() as usize);
         let mut g = self.write()?;
         g.pending.insert(pgno.0, data.into());
         if pgno.0 > g.db_pages {
@@ -412,7 +442,7 @@ impl PageStore {
             let n = pgno.0 as usize;
             g.index.resize(n, None);
         }
-        if g.pending.len() >= self.config.chunk_pages_max(self.page_size) {
+        if g.pending.len() >= self.config.chunk_pages_max(self.page_size()) {
             self.spill(&mut g)?;
         }
         Ok(())
@@ -447,7 +477,7 @@ impl PageStore {
             .iter()
             .map(|(&p, d)| (PageNo(p), &d[..]))
             .collect();
-        let (head, crcs) = chunk::encode_head(id, self.page_size, &pages);
+        let (head, crcs) = chunk::encode_head(id, self.page_size(), &pages);
         let count = pages.len() as u32;
         if id.0 >= g.reserved_end {
             // Invariant 5: journaled before the file exists.
@@ -509,7 +539,7 @@ impl PageStore {
             .chunks
             .get(&loc.chunk)
             .expect("invariant 2: indexed chunk is open");
-        let offset = c.data_offset + u64::from(loc.slot) * u64::from(self.page_size);
+        let offset = c.data_offset + u64::from(loc.slot) * u64::from(self.page_size());
         self.files
             .get(loc.chunk, &c.path)?
             .read_exact_at(buf, offset)?;
@@ -546,7 +576,7 @@ impl PageStore {
             c.live
                 .saturating_sub(overwritten.get(id).copied().unwrap_or(0))
         };
-        let budget = self.config.chunk_pages_max(self.page_size);
+        let budget = self.config.chunk_pages_max(self.page_size());
         // Chunks with few live pages (each small checkpoint writes one) are
         // merged once there are more than SMALL_CHUNKS_MAX of them: every
         // other chunk holds at least half a chunk of live pages, so there
@@ -588,7 +618,7 @@ impl PageStore {
             return Ok(());
         }
         let chosen: std::collections::HashSet<ChunkId> = chosen.into_iter().collect();
-        let mut buf = vec![0u8; self.page_size as usize];
+        let mut buf = vec![0u8; self.page_size() as usize];
         for p in 0..g.index.len() {
             let Some(loc) = g.index[p] else { continue };
             if !chosen.contains(&loc.chunk) || g.pending.contains_key(&(p as u32 + 1)) {
@@ -609,7 +639,7 @@ impl PageStore {
     /// Reads and verifies every page the index points at; returns how many.
     pub fn verify_all(&self) -> Result<u64> {
         let g = self.read();
-        let mut buf = vec![0u8; self.page_size as usize];
+        let mut buf = vec![0u8; self.page_size() as usize];
         let mut checked = 0;
         for (i, loc) in g.index.iter().enumerate() {
             if let Some(loc) = loc {
@@ -647,6 +677,8 @@ impl PageStore {
         let g = &mut *g;
         let mut batch = PublishBatch {
             db: self.db,
+            // The first pages published fix the database's page size.
+            page_size: (g.published_db_pages == 0 && g.db_pages > 0).then(|| self.page_size()),
             db_pages: g.db_pages,
             next_chunk_id: g.next_chunk_id,
             base,

@@ -231,6 +231,21 @@ impl WalImage {
         })
     }
 
+    /// Gives the image another page size while it holds nothing (the
+    /// database's page size changed before its first write); returns
+    /// whether the image's page size is now `page_size`.
+    pub fn set_page_size_while_empty(&mut self, page_size: u32) -> bool {
+        let empty = self.committed().records.is_empty()
+            && self.committed_end() == 0
+            && self.pending.len() == RECORD_HEADER_LEN
+            && self.commit_end.is_none();
+        if empty {
+            self.frame_cache.page_len = page_size as usize;
+            self.frame_len = SQLITE_FRAME_HEADER_LEN + u64::from(page_size);
+        }
+        empty || self.frame_cache.page_len == page_size as usize
+    }
+
     /// The committed image, read under the image lock.
     fn committed(&self) -> RwLockReadGuard<'_, Committed> {
         self.committed.read().unwrap_or_else(|p| p.into_inner())

@@ -1,0 +1,3 @@
+PRAGMA page_size;
+SELECT count(*), sum(length(v)) FROM t;
+PRAGMA integrity_check;

@@ -1,0 +1,22 @@
+PRAGMA cache_size=5;
+BEGIN;
+CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB);
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000)
+INSERT INTO big SELECT x, zeroblob(500) FROM c;
+ROLLBACK;
+PRAGMA page_count;
+SELECT count(*) FROM sqlite_schema;
+PRAGMA page_size=1024;
+BEGIN;
+CREATE TABLE t(a);
+SAVEPOINT s;
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000)
+INSERT INTO t SELECT zeroblob(300) FROM c;
+ROLLBACK TO s;
+INSERT INTO t VALUES (1), (2);
+RELEASE s;
+COMMIT;
+PRAGMA journal_mode=wal;
+PRAGMA page_size;
+SELECT count(*), sum(a) FROM t;
+PRAGMA integrity_check;
