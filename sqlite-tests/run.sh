@@ -214,7 +214,7 @@ main() {
       "$HERE/run.sh" "$out" "$timeout" {}
   log "ran in $((SECONDS - t0)) s"
 
-  local args=(--out "$out" --expect "$expect" --mode "$mode")
+  local args=(--out "$out" --expect "$expect" --mode "$mode" --report "$out/report.txt")
   [ -n "$write_expect" ] && args+=(--write-expect "$write_expect")
   "$PY" "$HERE/lib/compare.py" "${args[@]}"
 }

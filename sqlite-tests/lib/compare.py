@@ -125,10 +125,19 @@ def parse_log(path, rc, seconds, timeout_rc=124):
         elif rc > 128:
             why = f"killed by signal {rc - 128}"
         else:
-            why = f"exit code {rc} without a summary; last line: " + (lines[-1][:200] if lines else "(no output)")
+            why = f"exit code {rc} without a summary: " + stop_reason(lines)
         failures.add("!incomplete")
         details["!incomplete"] = why
     return FileResult(rc, seconds, tests, failures, details, dict(notable))
+
+
+def stop_reason(lines):
+    """The Tcl error that stopped a file (the line before "while executing"),
+    else its last line."""
+    for i, line in enumerate(lines):
+        if line.startswith("    while executing") and i > 0:
+            return re.sub(r"^\S*testfixture: ", "", lines[i - 1])[:200]
+    return lines[-1][:200] if lines else "(no output)"
 
 
 def load_run(out):
@@ -183,10 +192,14 @@ def load_expectations(path):
 
 
 def find_expectation(expects, file, test):
+    """The entry naming this test exactly, else the first pattern matching it."""
+    found = None
     for e in expects:
         if e.matches(file, test):
-            return e
-    return None
+            if e.test_pat == test:
+                return e
+            found = found or e
+    return found
 
 
 def main():
