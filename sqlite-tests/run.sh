@@ -48,6 +48,7 @@ apt_install() {
   done
   [ ${#need[@]} -eq 0 ] && return 0
   log "installing: ${need[*]}"
+  apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 }
 
