@@ -42,6 +42,10 @@ REASONS = {
     "item-5": "a VFS over bop without power-safe overwrite: padded WAL commits panic",
     "item-6": "crash-simulation VFS over bop: rewriting committed WAL bytes fails the store",
     "item-7": "open and close are expensive (the file runs past its timeout)",
+    "item-8": "libSQL front end: wal_checkpoint(TRUNCATE) does not wait for readers",
+    "item-9": "libSQL front end: frequent WAL restarts are slow",
+    "item-10": "store creation is not crash-safe",
+    "item-11": "a cut during store creation leaves a store that never opens",
     "item-12": "paths inside a store that are not database names",
     "file-layout": "reads, writes, copies or measures the database, -wal, -shm or "
     "journal files directly, or depends on their names",
