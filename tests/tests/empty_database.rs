@@ -382,3 +382,43 @@ fn a_rolled_back_first_transaction_leaves_the_page_size_open() {
     close(c);
     assert_store_page_size(&store, 4096);
 }
+
+/// SQLite's online backup into a new bop database takes the source's page
+/// size, as into a new file: the backup may change the page size of a
+/// destination that is not in WAL mode yet (with page 1 written at
+/// creation, bop's new database was a 4096-byte WAL database and the
+/// backup failed with SQLITE_READONLY; found by SQLite's own test suite:
+/// recover1, recovercorrupt2, the shell's `.restore`).
+#[test]
+fn a_backup_into_a_new_database_takes_the_sources_page_size() {
+    let dir = tempdir();
+    let store = dir.path().join("copy.db");
+    let src = Connection::open_in_memory().unwrap();
+    src.execute_batch("PRAGMA page_size=1024; CREATE TABLE t(a INTEGER PRIMARY KEY, b BLOB);")
+        .unwrap();
+    fill(&src, 300);
+    let mut dst = open(&store);
+    {
+        let backup = rusqlite::backup::Backup::new(&src, &mut dst).unwrap();
+        backup
+            .run_to_completion(64, Duration::from_millis(0), None)
+            .unwrap();
+    }
+    assert_eq!(int(&dst, "PRAGMA page_size"), 1024);
+    assert_eq!(int(&dst, "SELECT count(*) FROM t"), 300);
+    assert_integrity(&dst);
+    // The backup was the first write; the next commit is in WAL mode.
+    dst.execute("INSERT INTO t VALUES (1000, x'01')", [])
+        .unwrap();
+    assert!(
+        wal_image_bytes(&dst) > 0,
+        "the commit after the backup is a WAL commit"
+    );
+    close(dst);
+    let again = open(&store);
+    assert_eq!(int(&again, "SELECT count(*) FROM t"), 301);
+    assert_eq!(int(&again, "PRAGMA page_size"), 1024);
+    assert_integrity(&again);
+    close(again);
+    assert_store_page_size(&store, 1024);
+}
