@@ -93,6 +93,12 @@ ensure_libbop() {
 
 ensure_testfixture() {
   apt_install build-essential tcl8.6-dev
+  # A build configured for another source tree (the cache was moved, or the
+  # repository lives elsewhere now) is rebuilt from scratch.
+  if [ -f "$BUILD/Makefile" ] && ! grep -qF "$SRC" "$BUILD/Makefile"; then
+    log "the build in $BUILD is for another source tree: rebuilding"
+    rm -rf "$BUILD"
+  fi
   mkdir -p "$BUILD"
   if [ ! -f "$BUILD/Makefile" ]; then
     log "configure (in $BUILD)"
@@ -100,7 +106,10 @@ ensure_testfixture() {
       || die "configure failed: $BUILD/configure.log"
   fi
   local hook=$HERE/lib/bop_init.c
-  if [ -x "$TF" ] && [ "$TF" -nt "$hook" ] && [ "$TF" -nt "$REPO/include/bop.h" ]; then
+  # testfixture finds libbop.so through its rpath: relink when it names
+  # another directory.
+  if [ -x "$TF" ] && [ "$TF" -nt "$hook" ] && [ "$TF" -nt "$REPO/include/bop.h" ] \
+    && grep -qaF "$LIBDIR" "$TF"; then
     return 0
   fi
   log "building testfixture (a few minutes)"
