@@ -159,10 +159,14 @@ pub fn close(path: &Path) {
     drop(found);
 }
 
+/// The process that started the reaper and registered the exit hook.
+static OWNER_PID: AtomicU64 = AtomicU64::new(0);
+
 /// Starts the reaper and registers the exit hook, once.
 fn start() {
     static START: Once = Once::new();
     START.call_once(|| {
+        OWNER_PID.store(u64::from(std::process::id()), Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("bop-linger".into())
             .spawn(reap);
@@ -176,6 +180,11 @@ fn start() {
 }
 
 extern "C" fn at_exit() {
+    // A child forked from the owner inherits the list but not the store:
+    // closing it there would mark clean a store its parent still writes.
+    if OWNER_PID.load(Ordering::Relaxed) != u64::from(std::process::id()) {
+        return;
+    }
     // No unwinding across the C boundary: a panic here is caught.
     let _ = std::panic::catch_unwind(close_all);
 }

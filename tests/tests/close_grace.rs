@@ -207,3 +207,29 @@ fn a_kill_9_while_lingering_loses_nothing_acknowledged() {
         close(c);
     }
 }
+
+#[test]
+fn a_forked_child_exiting_leaves_the_parents_lingering_store_alone() {
+    let _s = serial();
+    let dir = tempdir();
+    let store = dir.path().join("fork.bop");
+    make_store(&store, "1000", 2);
+    let revivals = bop_storage::linger::stats().1;
+    // SAFETY: the child only calls exit(3) (running the atexit hooks, as a
+    // child that returns from its work does); the parent waits for it.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: ends the child; no Rust state is used after it.
+        unsafe { libc::exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above, with a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // The child closed nothing: the store is revived as it was left.
+    let c = open_with(&store, &grace("1000"));
+    assert_eq!(stat(&c, "store_revivals"), revivals + 1, "revived");
+    assert_eq!(count(&c), 2);
+    close(c);
+}
