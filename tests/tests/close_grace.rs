@@ -233,3 +233,27 @@ fn a_forked_child_exiting_leaves_the_parents_lingering_store_alone() {
     assert_eq!(count(&c), 2);
     close(c);
 }
+
+#[test]
+fn a_store_whose_files_changed_while_it_lingered_is_opened_afresh() {
+    let _s = serial();
+    let dir = tempdir();
+    let store = dir.path().join("changed.bop");
+    make_store(&store, "1000", 4);
+    let revivals = bop_storage::linger::stats().1;
+    // Another writer (here: the same bytes written back, after the mtime
+    // can tell) touched a record-log segment behind the lingering store.
+    std::thread::sleep(Duration::from_millis(20));
+    let seg = std::fs::read_dir(store.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .expect("a segment");
+    let bytes = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, &bytes).unwrap();
+    let c = open_with(&store, &grace("0"));
+    assert_eq!(stat(&c, "store_revivals"), revivals, "not revived");
+    assert_eq!(count(&c), 4);
+    assert_integrity(&c);
+    close(c);
+}
