@@ -68,13 +68,17 @@ fn engine_stats(s: &StoreStats) -> String {
 /// sweeps at open still found (the journal's replay should leave none).
 fn manifest_stats(s: &StoreStats) -> String {
     let m = &s.manifest;
+    // Process-wide: stores kept open after their last close, and opens
+    // that found one (`close_grace_ms`).
+    let (lingering, revivals) = bop_storage::linger::stats();
     let mut out = format!(
         " manifest_format={} manifest_upgraded_from={} previous_shutdown_clean={} \
          change_log_entries={} change_first_seq={} change_last_seq={} changes_appended={} \
          changes_truncated={} cursors={} cursors_lagged={} cursor_lag_events={} \
          journal_pending={} journal_written={} journal_settled={} journal_replayed={} \
          journal_files_removed={} manifest_map_bytes={} manifest_map_grows={} \
-         manifest_commits={} stray_chunks_removed={} log_stray_segments_removed={}",
+         manifest_commits={} stray_chunks_removed={} log_stray_segments_removed={} \
+         stores_lingering={} store_revivals={}",
         m.format_version,
         m.upgraded_from,
         u8::from(m.previous_shutdown_clean),
@@ -96,6 +100,8 @@ fn manifest_stats(s: &StoreStats) -> String {
         m.commits,
         s.pages.stray_chunks_removed,
         s.log_stray_segments_removed,
+        lingering,
+        revivals,
     );
     for c in &m.cursors {
         out.push_str(&format!(" cursor.{}.lag={}", c.name, c.lag));
@@ -202,7 +208,7 @@ mod tests {
         cursors_lagged cursor_lag_events journal_pending journal_written journal_settled \
         journal_replayed journal_files_removed manifest_map_bytes manifest_map_grows \
         manifest_commits stray_chunks_removed log_stray_segments_removed \
-        front_a front_b";
+        stores_lingering store_revivals front_a front_b";
 
     #[test]
     fn keys_are_stable_and_the_front_end_counters_come_last() {

@@ -24,6 +24,7 @@ pub mod cache;
 pub mod error;
 pub mod fail;
 pub mod io;
+pub mod linger;
 pub mod log;
 pub mod manifest;
 pub mod metrics;

@@ -152,6 +152,9 @@ impl Store {
         if let Some(ps) = opts.page_size {
             validate_page_size(ps)?;
         }
+        // A lingering store is held while the registry finds it; then
+        // this database holds it.
+        let _revived = crate::linger::revive(store_path);
         let dir = StoreDir::open_shared(store_path, opts)?;
         let page_size = opts.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         let db = match name {
@@ -628,6 +631,9 @@ impl Drop for Store {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             tracing::error!(path = %self.path.display(), error = %e, "closing the database failed; the next open recovers");
+            return;
         }
+        // The store's last database: the store may linger for its grace.
+        crate::linger::linger(&self.dir);
     }
 }

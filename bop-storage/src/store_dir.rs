@@ -75,6 +75,11 @@ pub struct StoreOptions {
     pub io: Arc<dyn IoBackend>,
     /// Map size and change-log bounds of the manifest.
     pub manifest: ManifestConfig,
+    /// How long the store stays open in the process after its last
+    /// database closes, so that an open soon after is cheap (`linger.rs`);
+    /// 0 closes it at once. At most [`CLOSE_GRACE_MAX_MS`]; the engine's
+    /// default is 0, the SQLite front ends' [`CLOSE_GRACE_DEFAULT_MS`].
+    pub close_grace_ms: u64,
 }
 
 impl Default for StoreOptions {
@@ -88,6 +93,7 @@ impl Default for StoreOptions {
             max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
             io: crate::io::default_backend(),
             manifest: ManifestConfig::default(),
+            close_grace_ms: 0,
         }
     }
 }
@@ -97,8 +103,24 @@ impl Default for StoreOptions {
 pub const LOG_DIR: &str = "wal";
 
 /// How long an opener waits for the process lock (another store handle in
-/// this process may be closing) before reporting the store as locked.
+/// this process may be closing) before reporting the store as locked; a
+/// store lingering in another process (its `LOCK` says so) is waited for
+/// [`CLOSE_GRACE_MAX_MS`] longer.
 const LOCK_WAIT_MAX_MS: u64 = 250;
+
+/// Largest `close_grace_ms`. Another process opening a lingering store
+/// waits up to this long (plus the usual lock wait) for it, so it bounds
+/// that hand-over; one second covers a script's back-to-back commands.
+pub const CLOSE_GRACE_MAX_MS: u64 = 1000;
+
+/// The `close_grace_ms` the SQLite front ends use when none is given:
+/// long enough for back-to-back opens (a shell script calling `sqlite3`,
+/// a request per connection), short enough that another process waits
+/// little for the store.
+pub const CLOSE_GRACE_DEFAULT_MS: u64 = 100;
+
+/// What follows the pid in `LOCK` while the store lingers (`linger.rs`).
+const LINGERING_TAG: &str = " lingering";
 
 #[derive(Debug)]
 pub struct StoreDir {
@@ -108,7 +130,9 @@ pub struct StoreDir {
     pub(crate) fail: Arc<FailState>,
     /// Log segment files the sweep at open removed (see `ScanReport`).
     pub(crate) stray_segments_removed: u64,
-    _lock: File,
+    /// How long the store lingers after its last database closes.
+    pub(crate) close_grace: Duration,
+    lock: File,
 }
 
 fn registry() -> &'static OpenOnce<StoreDir> {
@@ -159,8 +183,25 @@ pub fn validate_db_name(name: &str) -> Result<()> {
 
 impl StoreDir {
     /// Opens (or creates) the store directory at `path`, once per process.
+    /// (`Store` first revives a store lingering after its last close:
+    /// `linger.rs`.)
     pub fn open_shared(path: &Path, opts: &StoreOptions) -> Result<Arc<StoreDir>> {
+        if opts.close_grace_ms > CLOSE_GRACE_MAX_MS {
+            return Err(StorageError::Config(format!(
+                "close_grace_ms={}: at most {CLOSE_GRACE_MAX_MS}",
+                opts.close_grace_ms
+            )));
+        }
         registry().get_or_open(path, || StoreDir::open(path, opts).map(Arc::new))
+    }
+
+    /// Says in `LOCK` whether the store lingers (another process then
+    /// waits longer for it).
+    pub(crate) fn mark_lingering(&self, lingering: bool) {
+        let pid = std::process::id().to_string();
+        let text = if lingering { pid + LINGERING_TAG } else { pid };
+        let _ = self.lock.write_all_at(text.as_bytes(), 0);
+        let _ = self.lock.set_len(text.len() as u64);
     }
 
     fn open(path: &Path, opts: &StoreOptions) -> Result<StoreDir> {
@@ -241,7 +282,8 @@ impl StoreDir {
             log,
             fail,
             stray_segments_removed: report.stray_segments_removed,
-            _lock: lock,
+            close_grace: Duration::from_millis(opts.close_grace_ms),
+            lock,
         })
     }
 
@@ -414,7 +456,7 @@ fn lock_process(path: &Path) -> Result<File> {
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(StorageError::io("flock", &lock_path, err));
         }
-        if waited_ms >= LOCK_WAIT_MAX_MS {
+        if waited_ms >= lock_wait_max_ms(&file) {
             return Err(StorageError::Locked {
                 path: path.to_path_buf(),
             });
@@ -423,6 +465,18 @@ fn lock_process(path: &Path) -> Result<File> {
         waited_ms += 10;
     }
     Ok(take_lock(file))
+}
+
+/// How long to wait for the process lock whose holder wrote `file`: a
+/// lingering store closes within its grace.
+fn lock_wait_max_ms(file: &File) -> u64 {
+    let mut text = [0u8; 32];
+    let n = file.read_at(&mut text, 0).unwrap_or(0);
+    if text[..n].ends_with(LINGERING_TAG.as_bytes()) {
+        LOCK_WAIT_MAX_MS + CLOSE_GRACE_MAX_MS
+    } else {
+        LOCK_WAIT_MAX_MS
+    }
 }
 
 /// Writes this process's id into the held `LOCK` file (for people; nothing

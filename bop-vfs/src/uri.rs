@@ -1,6 +1,7 @@
 //! URI parameters accepted by the `bop` VFS.
 
 use bop_storage::io::{backend, IoMode};
+use bop_storage::store_dir::{CLOSE_GRACE_DEFAULT_MS, CLOSE_GRACE_MAX_MS};
 use bop_storage::{validate_page_size, StorageError, StoreOptions};
 
 /// Documentation of every parameter, shown in errors and the README.
@@ -25,6 +26,7 @@ are still accepted
 cache_mb=N      bound of bop's page cache in MiB (0..=1048576, 0 = off; default: the BOP_CACHE_MB \
 environment variable, else 64). The cache is one per process, shared by every database: the \
 bound set by the last open that names it applies to all
+close_grace_ms=N how long the store stays open in the process after its last connection closes, so that the next open is cheap (0..=1000, 0 = close at once; default 100). A lingering store keeps its lock: another process opening it waits up to 1000 ms more for it; at most 16 stores linger, and all close cleanly at process exit. Applies when the store is first opened in the process
 create_parents=B create a new store's missing parent directories (1) or refuse to open it with \
 SQLITE_CANTOPEN as SQLite does (0, the default)
 ckpt_wal_mb=N   bop checkpoints the database in the background (a PASSIVE checkpoint on a connection \
@@ -54,6 +56,7 @@ pub struct Params {
     pub ckpt_age_s: Option<u64>,
     pub ckpt_warn_s: Option<u64>,
     pub create_parents: bool,
+    pub close_grace_ms: Option<u64>,
 }
 
 fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, StorageError> {
@@ -109,6 +112,9 @@ impl Params {
                 "ckpt_wal_mb" => p.ckpt_wal_mb = Some(number(key, value, 0, 65536)?),
                 "ckpt_age_s" => p.ckpt_age_s = Some(number(key, value, 0, 86400)?),
                 "ckpt_warn_s" => p.ckpt_warn_s = Some(number(key, value, 0, 86400)?),
+                "close_grace_ms" => {
+                    p.close_grace_ms = Some(number(key, value, 0, CLOSE_GRACE_MAX_MS)?)
+                }
                 "create_parents" => p.create_parents = number(key, value, 0, 1)? == 1,
                 k if SQLITE_KEYS.contains(&k) => {}
                 k => {
@@ -126,6 +132,7 @@ impl Params {
     pub fn apply(&self, opts: &mut StoreOptions) -> Result<(), StorageError> {
         opts.page_size = self.page_size;
         opts.create_parents = self.create_parents;
+        opts.close_grace_ms = self.close_grace_ms.unwrap_or(CLOSE_GRACE_DEFAULT_MS);
         if let Some(kb) = self.log_buffer_kb {
             opts.log.flush.unsynced_max_bytes = kb << 10;
         }
@@ -203,6 +210,29 @@ mod tests {
         assert!(Params::parse([("create_parents", "2")]).is_err());
         assert!(Params::parse([("create_parents", "yes")]).is_err());
         assert!(PARAMS_DOC.contains("create_parents=B"));
+    }
+
+    #[test]
+    fn close_grace_ms_parses_applies_defaults_and_rejects_bad() {
+        let mut opts = StoreOptions::default();
+        Params::parse([("close_grace_ms", "0")])
+            .unwrap()
+            .apply(&mut opts)
+            .unwrap();
+        assert_eq!(opts.close_grace_ms, 0);
+        Params::parse([("close_grace_ms", "1000")])
+            .unwrap()
+            .apply(&mut opts)
+            .unwrap();
+        assert_eq!(opts.close_grace_ms, 1000);
+        Params::parse(std::iter::empty())
+            .unwrap()
+            .apply(&mut opts)
+            .unwrap();
+        assert_eq!(opts.close_grace_ms, CLOSE_GRACE_DEFAULT_MS);
+        assert!(Params::parse([("close_grace_ms", "1001")]).is_err());
+        assert!(Params::parse([("close_grace_ms", "x")]).is_err());
+        assert!(PARAMS_DOC.contains("close_grace_ms=N"));
     }
 
     #[test]

@@ -166,6 +166,9 @@ fn io_override(path: &Path) -> Option<Arc<dyn IoBackend>> {
 /// Routes the I/O of the store at `path` (when it is next opened) through
 /// `io`, or back to the default backend with `None`.
 pub fn set_store_io(path: &Path, io: Option<Arc<dyn IoBackend>>) {
+    // A store lingering in its close grace would be revived with the old
+    // backend: close it, so the next open uses this one.
+    bop_storage::linger::close(path);
     let mut m = io_overrides().lock().unwrap_or_else(|p| p.into_inner());
     match io {
         Some(io) => m.insert(path.to_path_buf(), io),

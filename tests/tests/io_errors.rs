@@ -159,6 +159,9 @@ fn enospc_during_checkpoint_fails_it_and_loses_nothing() {
 fn permission_denied_at_open_is_cantopen_naming_the_file() {
     let (_d, path, fs) = sim_store("perm.db");
     drop(setup(&path, 2));
+    // Close the store now rather than at the end of its close grace (a
+    // revival would open no file).
+    bop_storage::linger::close(&path);
     fs.inject(fault(FaultOp::Open, libc::EACCES, ".seg", true));
     let e = try_open_with(&path, &[]).and_then(|c| {
         c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))

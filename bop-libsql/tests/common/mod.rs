@@ -29,6 +29,10 @@ pub fn checkpoint(c: &Connection, mode: &str) -> (i64, i64, i64) {
 
 /// Copies a store directory (files and subdirectories).
 pub fn copy_dir(from: &Path, to: &Path) {
+    // A store lingering after its last connection closed (the close
+    // grace) is still open: close it, so the copy is a store shut down
+    // cleanly rather than a crash image.
+    bop_storage::linger::close(from);
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
