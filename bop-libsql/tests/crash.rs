@@ -7,6 +7,7 @@ mod common;
 use rand::Rng;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,7 +69,13 @@ fn sigkill_loses_no_acknowledged_commit() {
         }
         acked.extend(ids);
 
-        let c = common::conn(&path);
+        // The check closes the store at once (no close grace): the next
+        // child would otherwise wait for the lingering store's lock and
+        // spend its short life before the kill opening.
+        let c = common::conn(Path::new(&format!(
+            "file:{}?close_grace_ms=0",
+            path.display()
+        )));
         let present: BTreeSet<i64> = c
             .query("SELECT id FROM t", &[])
             .map(|rows| rows.iter().map(|r| r[0].as_i64().unwrap()).collect())
