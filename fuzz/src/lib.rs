@@ -303,6 +303,9 @@ pub fn vfs_params(data: &[u8]) {
     for s in [p.ckpt_age_s, p.ckpt_warn_s].into_iter().flatten() {
         assert!(s <= 86400);
     }
+    if let Some(ms) = p.close_grace_ms {
+        assert!(ms <= 1000);
+    }
     let mut opts = StoreOptions::default();
     p.apply(&mut opts).expect("applying accepted parameters");
     assert_eq!(opts.page_size, p.page_size);
@@ -318,6 +321,8 @@ pub fn vfs_params(data: &[u8]) {
         p.ckpt_wal_mb.map(|v| ("ckpt_wal_mb", v)),
         p.ckpt_age_s.map(|v| ("ckpt_age_s", v)),
         p.ckpt_warn_s.map(|v| ("ckpt_warn_s", v)),
+        p.close_grace_ms.map(|v| ("close_grace_ms", v)),
+        p.create_parents.then_some(("create_parents", 1)),
     ]
     .into_iter()
     .flatten()
