@@ -367,7 +367,16 @@ impl Store {
         })
     }
 
+    /// Sets the database image's size. An empty database only shrinks: a
+    /// layered VFS may turn SQLite's size hint into a truncate that grows
+    /// the file before its first write (SQLite's crash-test VFS does), and
+    /// a page counted then would fix the page size before SQLite's first
+    /// page chose it ([`Store::adopt_page_size`]); the write that follows
+    /// grows the database anyway.
     pub fn db_truncate(&self, size: u64) -> Result<()> {
+        if self.pages.db_pages() == 0 {
+            return Ok(());
+        }
         self.guarded(|| {
             self.pages
                 .truncate(size.div_ceil(u64::from(self.page_size())) as u32)

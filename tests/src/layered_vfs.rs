@@ -36,7 +36,9 @@ pub enum Writes {
     /// the write or of the file.
     WholeSectors,
     /// Kept in memory and written down in order at the file's next xSync
-    /// or close; reads see them. xSync is not passed down (`test6.c`).
+    /// or close; reads see them. xSync is not passed down, and SQLite's
+    /// size hint (`SQLITE_FCNTL_SIZE_HINT`) becomes a truncate that grows
+    /// the file, held with the writes (`test6.c`: `cfFileControl`).
     UntilSync,
 }
 
@@ -62,7 +64,25 @@ struct LayeredFile {
     base: ffi::sqlite3_file,
     vfs: *const Layered,
     real: *mut ffi::sqlite3_file,
-    held: *mut Vec<(i64, Vec<u8>)>,
+    held: *mut Vec<Held>,
+}
+
+/// What [`Writes::UntilSync`] holds until the next sync.
+enum Held {
+    /// Bytes to write at an offset.
+    Write(i64, Vec<u8>),
+    /// A truncate that grows the file to this size (a size hint).
+    Grow(i64),
+}
+
+impl Held {
+    /// Where the file ends once this is written down.
+    fn end(&self) -> i64 {
+        match self {
+            Held::Write(off, data) => off + data.len() as i64,
+            Held::Grow(size) => *size,
+        }
+    }
 }
 
 /// Where bop's file starts inside ours (8-byte aligned).
@@ -167,7 +187,7 @@ fn real_methods(f: &LayeredFile) -> &'static ffi::sqlite3_io_methods {
     unsafe { &*(*f.real).pMethods }
 }
 
-fn held<'a>(f: &LayeredFile) -> &'a mut Vec<(i64, Vec<u8>)> {
+fn held<'a>(f: &LayeredFile) -> &'a mut Vec<Held> {
     // SAFETY: `held` is the Box `x_open` leaked, freed only in `x_close`.
     unsafe { &mut *f.held }
 }
@@ -203,10 +223,14 @@ unsafe extern "C" fn x_open(
 /// Writes down what [`Writes::UntilSync`] holds, in order.
 fn write_down(f: &LayeredFile) -> c_int {
     let m = real_methods(f);
-    for (off, data) in held(f).drain(..) {
-        // SAFETY: bop's xWrite on its own open file, with a valid buffer.
-        let rc = unsafe {
-            m.xWrite.expect("xWrite")(f.real, data.as_ptr().cast(), data.len() as c_int, off)
+    for h in held(f).drain(..) {
+        let rc = match h {
+            // SAFETY: bop's xWrite on its own open file, with a valid buffer.
+            Held::Write(off, data) => unsafe {
+                m.xWrite.expect("xWrite")(f.real, data.as_ptr().cast(), data.len() as c_int, off)
+            },
+            // SAFETY: bop's xTruncate on its own open file.
+            Held::Grow(size) => unsafe { m.xTruncate.expect("xTruncate")(f.real, size) },
         };
         if rc != ffi::SQLITE_OK {
             return rc;
@@ -270,7 +294,8 @@ unsafe extern "C" fn x_read(
         return rc;
     }
     let end = off + i64::from(amt);
-    for (w, data) in held(lf).iter() {
+    for h in held(lf).iter() {
+        let Held::Write(w, data) = h else { continue };
         let (from, to) = (off.max(*w), end.min(*w + data.len() as i64));
         if from < to {
             out[(from - off) as usize..(to - off) as usize]
@@ -300,7 +325,7 @@ unsafe extern "C" fn x_write(
     let vfs = unsafe { &*lf.vfs };
     match vfs.writes {
         Writes::UntilSync => {
-            held(lf).push((off, data.to_vec()));
+            held(lf).push(Held::Write(off, data.to_vec()));
             ffi::SQLITE_OK
         }
         Writes::AsIs => {
@@ -367,11 +392,7 @@ unsafe extern "C" fn x_file_size(f: *mut ffi::sqlite3_file, out: *mut i64) -> c_
         Ok(s) => s,
         Err(rc) => return rc,
     };
-    let held_end = held(lf)
-        .iter()
-        .map(|(o, d)| o + d.len() as i64)
-        .max()
-        .unwrap_or(0);
+    let held_end = held(lf).iter().map(Held::end).max().unwrap_or(0);
     // SAFETY: SQLite hands a valid out pointer.
     unsafe { *out = size.max(held_end) };
     ffi::SQLITE_OK
@@ -405,6 +426,18 @@ unsafe extern "C" fn x_file_control(
     arg: *mut c_void,
 ) -> c_int {
     let lf = file(f);
+    // SAFETY: `vfs` is a leaked `Layered`.
+    if op == ffi::SQLITE_FCNTL_SIZE_HINT && unsafe { &*lf.vfs }.writes == Writes::UntilSync {
+        // SAFETY: SQLite passes an i64 with SQLITE_FCNTL_SIZE_HINT.
+        let want = unsafe { *(arg as *const i64) };
+        let mut size = 0;
+        // SAFETY: our own xFileSize on this file.
+        let rc = unsafe { x_file_size(f, &mut size) };
+        if rc == ffi::SQLITE_OK && want > size {
+            held(lf).push(Held::Grow(want));
+        }
+        return rc;
+    }
     // SAFETY: bop's method on its own open file.
     unsafe { real_methods(lf).xFileControl.expect("xFileControl")(lf.real, op, arg) }
 }
