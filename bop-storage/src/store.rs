@@ -371,7 +371,7 @@ impl Store {
     /// layered VFS may turn SQLite's size hint into a truncate that grows
     /// the file before its first write (SQLite's crash-test VFS does), and
     /// a page counted then would fix the page size before SQLite's first
-    /// page chose it ([`Store::adopt_page_size`]); the write that follows
+    /// page chose it (`Store::adopt_page_size`); the write that follows
     /// grows the database anyway.
     pub fn db_truncate(&self, size: u64) -> Result<()> {
         if self.pages.db_pages() == 0 {
@@ -437,7 +437,7 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::publish_rollback_writes`], for a front end that replaces
+    /// `Store::publish_rollback_writes`, for a front end that replaces
     /// the WAL (libSQL's virtual WAL).
     pub fn publish_before_wal(&self) -> Result<()> {
         self.publish_rollback_writes(&self.image())
