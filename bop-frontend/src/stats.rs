@@ -28,7 +28,8 @@ fn engine_stats(s: &StoreStats) -> String {
      wal_frame_cache_hits={} wal_image_records={} \
      wal_image_frames={} next_lsn={} durable_lsn={} \
      db_pages={} chunks={} pending_pages={} pages_compacted={} chunks_deleted={} \
-     chunks_written={} chunk_dir_syncs={} chunk_files_open={} chunk_file_opens={} chunk_file_evictions={}",
+     chunks_written={} chunk_dir_syncs={} chunk_files_open={} chunk_file_opens={} chunk_file_evictions={} \
+     publishes_deferred={}",
         s.wal_image.records,
         s.wal_image.record_bytes,
         s.wal_image.sync_calls,
@@ -58,7 +59,8 @@ fn engine_stats(s: &StoreStats) -> String {
         s.pages.chunk_dir_syncs,
         s.pages.chunk_files_open,
         s.pages.chunk_file_opens,
-        s.pages.chunk_file_evictions
+        s.pages.chunk_file_evictions,
+        s.pages.publishes_deferred
     )
 }
 
@@ -191,7 +193,7 @@ mod tests {
         wal_frame_cache_hits wal_image_records wal_image_frames next_lsn durable_lsn \
         db_pages chunks pending_pages pages_compacted chunks_deleted chunks_written \
         chunk_dir_syncs chunk_files_open \
-        chunk_file_opens chunk_file_evictions \
+        chunk_file_opens chunk_file_evictions publishes_deferred \
         io_backend written_lsn unsynced_bytes unsynced_bytes_peak log_buffer_bytes log_syncs \
         sync_errors sync_retries background_flushes flush_requests flush_queue_full \
         backpressure_waits backpressure_rejections large_records worker_panics \

@@ -177,6 +177,9 @@ impl Store {
             &state,
             dir.manifest.clone(),
         )?;
+        if let Some(intents) = dir.take_chunk_intents(db) {
+            pages.adopt(intents, &dir.manifest);
+        }
         // A new database is empty (size 0) until SQLite first writes it,
         // as a new SQLite file is: SQLite's `PRAGMA page_size` and
         // `auto_vacuum` before the first table and `VACUUM INTO` work.
@@ -383,9 +386,32 @@ impl Store {
         })
     }
 
-    /// Makes the database image durable: publishes checkpointed pages.
+    /// Makes the database image durable: publishes checkpointed pages, or
+    /// defers that publish to the WAL's restart or deletion.
+    ///
+    /// While the WAL image holds records, the pages a checkpoint writes are
+    /// copies of frames in them, and the records are replayed after a crash
+    /// until the database's base moves past them; that move is the publish
+    /// of `WalImage::reset` (a truncate to 0, a delete) or of a restart,
+    /// which carries the pending pages too. So once the records are
+    /// durable, a small checkpoint (no chunk file spilled, at most
+    /// `publish_defer_bytes_max` of pages, every page one the records hold
+    /// a frame for) needs no manifest commit of its own: at the last close,
+    /// SQLite's checkpoint and its deletion of the WAL cost one manifest
+    /// commit, not two. Pages written otherwise are published here.
     pub fn db_sync(&self) -> Result<()> {
-        self.guarded(|| self.pages.publish(&self.dir.manifest))
+        self.guarded(|| {
+            let mut image = self.image();
+            let deferrable = self.pages.deferrable_pending();
+            if deferrable.is_some_and(|pgnos| image.holds_frames_for(&pgnos)) {
+                let target = image.seal_for_durability(&self.dir.manifest, &self.pages)?;
+                drop(image);
+                self.pages.note_publish_deferred();
+                return self.flusher().wait_durable(target);
+            }
+            drop(image);
+            self.pages.publish(&self.dir.manifest)
+        })
     }
 
     // ----- the SQLite WAL image -----
@@ -631,7 +657,9 @@ impl Store {
         // The store's record log is ended and synced when its last database
         // closes (`StoreDir`).
         self.pages.publish(&self.dir.manifest)?;
-        self.pages.release_reservation(&self.dir.manifest);
+        if let Some(intents) = self.pages.hand_over() {
+            self.dir.keep_chunk_intents(self.db, intents);
+        }
         Ok(())
     }
 }

@@ -35,11 +35,12 @@
 //! left it. Any other open (a new store, a crash, journal intents to
 //! replay) begins its epoch at once.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::error::{Result, StorageError};
@@ -50,7 +51,7 @@ use crate::log::{LogConfig, RecordLog, SharedLog};
 use crate::manifest::{Manifest, ManifestConfig, ReplayReport};
 use crate::open_once::OpenOnce;
 use crate::page_store::chunk::chunk_file_name;
-use crate::page_store::PageStoreConfig;
+use crate::page_store::{ChunkIntents, PageStoreConfig};
 use crate::store_create::{create_store, NewStore};
 use crate::types::{DbId, Epoch};
 
@@ -132,6 +133,10 @@ pub struct StoreDir {
     pub(crate) stray_segments_removed: u64,
     /// How long the store lingers after its last database closes.
     pub(crate) close_grace: Duration,
+    /// Journal intents of closed databases' page stores, continued by
+    /// their next open and settled when the store closes
+    /// (`PageStore::hand_over`).
+    chunk_intents: Mutex<HashMap<DbId, ChunkIntents>>,
     lock: File,
 }
 
@@ -283,6 +288,7 @@ impl StoreDir {
             fail,
             stray_segments_removed: report.stray_segments_removed,
             close_grace: Duration::from_millis(opts.close_grace_ms),
+            chunk_intents: Mutex::new(HashMap::new()),
             lock,
         })
     }
@@ -327,6 +333,28 @@ impl StoreDir {
         &self.manifest
     }
 
+    /// Keeps a closed database's page-store intents (see `chunk_intents`).
+    pub(crate) fn keep_chunk_intents(&self, db: DbId, intents: ChunkIntents) {
+        let old = self
+            .chunk_intents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(db, intents);
+        // One `Store` per database at a time (the registry): a second
+        // hand-over comes only after a take. Settle rather than lose one.
+        if let Some(old) = old {
+            old.settle(&self.manifest);
+        }
+    }
+
+    /// The intents database `db`'s last page store handed over, if any.
+    pub(crate) fn take_chunk_intents(&self, db: DbId) -> Option<ChunkIntents> {
+        self.chunk_intents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&db)
+    }
+
     fn shutdown(&self) -> Result<()> {
         if self.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
@@ -338,7 +366,13 @@ impl StoreDir {
             // log is as it left it, and the manifest still says clean.
             return Ok(());
         }
+        let intents =
+            std::mem::take(&mut *self.chunk_intents.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, i) in intents {
+            i.settle(&self.manifest);
+        }
         self.log.close()?;
+        // Its transaction also removes the intents settled above.
         self.manifest.mark_clean_shutdown()
     }
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use bop_storage::wal_format::checksum;
 use bop_storage::{Store, StoreOptions};
 
 pub const PAGE: u32 = 4096;
@@ -190,4 +191,54 @@ pub fn wal_files(path: &Path, ext: &str) -> Vec<std::path::PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Writes the WAL header and then transactions as SQLite does (valid
+/// salts and cumulative checksums: the store knows every frame of such an
+/// image after reopen, which a deferred publish needs).
+pub struct WalWriter {
+    salt: [u8; 8],
+    cksum: [u32; 2],
+    next_frame: u64,
+}
+
+impl WalWriter {
+    pub fn start(store: &Store) -> WalWriter {
+        let mut h = [0u8; 32];
+        h[0..4].copy_from_slice(&0x377f0682u32.to_be_bytes());
+        h[4..8].copy_from_slice(&3007000u32.to_be_bytes());
+        h[8..12].copy_from_slice(&PAGE.to_be_bytes());
+        h[16..24].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let cksum = checksum(false, &h[..24], [0, 0]);
+        h[24..28].copy_from_slice(&cksum[0].to_be_bytes());
+        h[28..32].copy_from_slice(&cksum[1].to_be_bytes());
+        store.wal_image_write(0, &h).unwrap();
+        WalWriter {
+            salt: h[16..24].try_into().unwrap(),
+            cksum,
+            next_frame: 1,
+        }
+    }
+
+    /// One transaction of `pages` (page, fill); the database has `db_pages`
+    /// pages after it.
+    pub fn txn(&mut self, store: &Store, pages: &[(u32, u8)], db_pages: u32) {
+        for (i, &(pgno, fill)) in pages.iter().enumerate() {
+            let mut f = vec![fill; FRAME as usize];
+            f[..24].fill(0);
+            f[0..4].copy_from_slice(&pgno.to_be_bytes());
+            if i + 1 == pages.len() {
+                f[4..8].copy_from_slice(&db_pages.to_be_bytes());
+            }
+            f[8..16].copy_from_slice(&self.salt);
+            self.cksum = checksum(false, &f[..8], self.cksum);
+            self.cksum = checksum(false, &f[24..], self.cksum);
+            f[16..20].copy_from_slice(&self.cksum[0].to_be_bytes());
+            f[20..24].copy_from_slice(&self.cksum[1].to_be_bytes());
+            let off = 32 + (self.next_frame - 1) * FRAME;
+            store.wal_image_write(off, &f).unwrap();
+            self.next_frame += 1;
+        }
+        store.wal_image_sync().unwrap();
+    }
 }

@@ -87,6 +87,7 @@ fn many_small_checkpoints_keep_few_chunk_files_and_few_open_handles() {
         page_store: PageStoreConfig {
             chunk_bytes_max: CHUNK_PAGES * PAGE as u64,
             open_chunks_max: 4,
+            ..Default::default()
         },
         ..Default::default()
     };

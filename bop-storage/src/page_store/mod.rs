@@ -19,10 +19,14 @@
 //!    chunk files the manifest does not list are removed at open.
 //! 5. Journal (`manifest/journal.rs`): a chunk file is created only inside a
 //!    range of ids reserved by a "chunks in flight" intent (settled by the
-//!    publish that uses up its range, or at close), and removed only under a
+//!    publish that uses up its range, or when the store closes: a database
+//!    that closes hands its intents to the store, `PageStore::hand_over`,
+//!    and its next open in the same store continues them), and removed
+//!    only under a
 //!    "delete chunks"
 //!    intent (settled once the unlinks are durable: by the next sync of
-//!    `chunks/`, which the next publish of a new chunk or the close does),
+//!    `chunks/`, which the next publish of a new chunk or the store's close
+//!    does),
 //!    so the replay at open
 //!    finds every file a crash left; the scan at open is a backstop.
 //!
@@ -32,7 +36,7 @@
 //! is taken only through `PageStore::read`, which recovers the guard, and
 //! `PageStore::write`, which refuses once poisoned. A panic can poison it
 //! only while it is write-locked (`write_page`, `truncate`, `publish`,
-//! `release_reservation`), and in those the calls that can panic short of a
+//! `hand_over`, `adopt`), and in those the calls that can panic short of a
 //! broken invariant are the file system's and the manifest's. They come
 //! before the in-memory changes that depend on them (a spill writes and
 //! syncs its chunk file, then records it in `chunks`, then points the index
@@ -57,7 +61,7 @@ use fd_cache::FdCache;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::cache::{self, CacheKey};
@@ -76,6 +80,10 @@ pub struct PageStoreConfig {
     pub chunk_bytes_max: u64,
     /// Most chunk files kept open at once.
     pub open_chunks_max: usize,
+    /// Most bytes of checkpointed pages whose publish a sync of the
+    /// database may leave to the WAL's restart (`Store::db_sync`): they
+    /// stay in memory until then.
+    pub publish_defer_bytes_max: u64,
 }
 
 impl Default for PageStoreConfig {
@@ -83,6 +91,7 @@ impl Default for PageStoreConfig {
         PageStoreConfig {
             chunk_bytes_max: 16 << 20,
             open_chunks_max: 128,
+            publish_defer_bytes_max: 1 << 20,
         }
     }
 }
@@ -148,6 +157,41 @@ pub struct PageStoreStats {
     /// Chunk files the scan at open removed (the journal's replay missed
     /// them; expected 0).
     pub stray_chunks_removed: u64,
+    /// Syncs of the database that left their publish to the WAL's restart
+    /// (`PageStoreConfig::publish_defer_bytes_max`).
+    pub publishes_deferred: u64,
+}
+
+/// Journal intents of a closed database's page store, kept by its store
+/// until the database reopens or the store closes (invariant 5).
+#[derive(Debug)]
+pub struct ChunkIntents {
+    /// The chunk-id reservation (its intents) and the end of its range.
+    in_flight: Vec<JournalId>,
+    reserved_end: u64,
+    /// "Delete chunks" intents whose unlinks are done, not yet durable.
+    unlinked: Vec<JournalId>,
+    dir: PathBuf,
+    io: Arc<dyn IoBackend>,
+}
+
+impl ChunkIntents {
+    /// Settles the intents (the store is closing; no chunk file of this
+    /// database is in flight): syncs the chunk directory if unlinks wait
+    /// for it, then marks every intent done for the manifest's next
+    /// transaction. A failed sync leaves them to the replay at the next
+    /// open.
+    pub fn settle(self, manifest: &Manifest) {
+        if !self.unlinked.is_empty() {
+            if let Err(e) = self.io.sync_dir(&self.dir) {
+                tracing::warn!(error = %e, "syncing the chunks directory at close");
+                return;
+            }
+        }
+        for id in self.unlinked.into_iter().chain(self.in_flight) {
+            manifest.journal_done(id);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -175,6 +219,8 @@ pub struct PageStore {
     /// Journals chunk ids before their files are created (invariant 5).
     journal: Arc<Manifest>,
     stray_chunks_removed: u64,
+    /// Syncs of the database whose publish waited for a later one.
+    publishes_deferred: AtomicU64,
 }
 
 impl PageStore {
@@ -258,6 +304,7 @@ impl PageStore {
             files: FdCache::new(io.clone(), config.open_chunks_max),
             journal,
             stray_chunks_removed,
+            publishes_deferred: AtomicU64::new(0),
             io,
             page_size: AtomicU32::new(state.page_size),
             config,
@@ -332,6 +379,23 @@ impl PageStore {
             || g.db_pages != g.published_db_pages
     }
 
+    /// Whether the writes since the last publish may wait for a later one
+    /// (if their pages are durable elsewhere, which the caller checks): none went to
+    /// a chunk file yet, and the pending pages take at most
+    /// `publish_defer_bytes_max`.
+    /// Returns the pending pages' numbers then.
+    pub fn deferrable_pending(&self) -> Option<Vec<u32>> {
+        let g = self.read();
+        let bytes = g.pending.len() as u64 * u64::from(self.page_size());
+        (bytes <= self.config.publish_defer_bytes_max && g.chunks.values().all(|c| c.published))
+            .then(|| g.pending.keys().copied().collect())
+    }
+
+    /// Counts a sync of the database that left its publish for later.
+    pub fn note_publish_deferred(&self) {
+        self.publishes_deferred.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Current size of the database image in pages (including unpublished
     /// checkpoint writes).
     pub fn db_pages(&self) -> u32 {
@@ -352,6 +416,7 @@ impl PageStore {
             chunk_file_opens: self.files.counters().1,
             chunk_file_evictions: self.files.counters().2,
             stray_chunks_removed: self.stray_chunks_removed,
+            publishes_deferred: self.publishes_deferred.load(Ordering::Relaxed),
         }
     }
 
@@ -750,31 +815,46 @@ impl PageStore {
         Ok(())
     }
 
-    /// Settles the chunk-id reservation (call after the last publish, at
-    /// close: no chunk file is in flight then).
+    /// Hands the journal intents this page store holds (its chunk-id
+    /// reservation, and deletions whose unlinks are not yet durable) to
+    /// whoever outlives it: call after the last publish, when the database
+    /// closes. The store keeps them (`StoreDir`), so that reopening the
+    /// database while the store is open continues the same reservation
+    /// (no journal write for the next checkpoint) and the store's close
+    /// settles them ([`ChunkIntents::settle`]). Unsettled intents are never
+    /// wrong: the journal's replay at the next open finishes them.
     ///
-    /// After a panic (the lock poisoned) nothing is settled: the journal's
-    /// replay at the next open does it.
-    pub fn release_reservation(&self, manifest: &Manifest) {
-        let Ok(mut g) = self.write() else { return };
-        if !g.unlinked.is_empty() {
-            match self.io.sync_dir(&self.dir) {
-                Ok(()) => {
-                    g.dir_syncs += 1;
-                    for intent in g.unlinked.drain(..) {
-                        manifest.journal_done(intent);
-                    }
-                }
-                // Left to the replay at the next open.
-                Err(e) => tracing::warn!(error = %e, "syncing the chunks directory at close"),
-            }
+    /// After a panic (the lock poisoned), or with writes not yet published,
+    /// nothing is handed over: the replay at the next open settles it.
+    pub fn hand_over(&self) -> Option<ChunkIntents> {
+        let Ok(mut g) = self.write() else { return None };
+        if !(g.pending.is_empty() && g.dirty.is_empty() && g.live_changed.is_empty()) {
+            return None;
         }
-        if g.pending.is_empty() && g.dirty.is_empty() && g.live_changed.is_empty() {
-            for id in std::mem::take(&mut g.in_flight) {
+        Some(ChunkIntents {
+            in_flight: std::mem::take(&mut g.in_flight),
+            reserved_end: std::mem::take(&mut g.reserved_end),
+            unlinked: std::mem::take(&mut g.unlinked),
+            dir: self.dir.clone(),
+            io: self.io.clone(),
+        })
+    }
+
+    /// Takes over the intents an earlier page store of this database
+    /// handed over ([`PageStore::hand_over`]). A reservation is continued
+    /// while its range still has ids ahead of the next chunk; a used-up
+    /// one is settled with the next manifest transaction.
+    pub fn adopt(&self, intents: ChunkIntents, manifest: &Manifest) {
+        let Ok(mut g) = self.write() else { return };
+        if g.next_chunk_id.0 < intents.reserved_end {
+            g.in_flight = intents.in_flight;
+            g.reserved_end = intents.reserved_end;
+        } else {
+            for id in intents.in_flight {
                 manifest.journal_done(id);
             }
-            g.reserved_end = 0;
         }
+        g.unlinked.extend(intents.unlinked);
     }
 
     pub fn dir(&self) -> &Path {

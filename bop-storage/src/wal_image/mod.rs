@@ -712,10 +712,27 @@ impl WalImage {
     /// Seals (if this thread may) and returns the LSN that must become
     /// durable: the caller waits for it outside the image lock.
     pub fn seal_for_sync(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<Lsn> {
+        self.stats.sync_calls += 1;
+        self.seal_for_durability(manifest, pages)
+    }
+
+    /// Whether every page in `pgnos` has a frame in the image's records
+    /// (known only when the image knows its frames, invariant 4): the
+    /// pages a checkpoint writes to the database are copies of such frames.
+    pub fn holds_frames_for(&self, pgnos: &[u32]) -> bool {
+        if !self.frames_known || self.committed().records.is_empty() {
+            return false;
+        }
+        let framed: std::collections::HashSet<u32> = self.frames.iter().map(|f| f.pgno).collect();
+        pgnos.iter().all(|p| framed.contains(p))
+    }
+
+    /// [`WalImage::seal_for_sync`] without counting a sync of SQLite's:
+    /// what a deferred publish waits for (`Store::db_sync`).
+    pub fn seal_for_durability(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<Lsn> {
         if self.may_seal() {
             self.seal_inner(manifest, pages, true)?;
         }
-        self.stats.sync_calls += 1;
         Ok(self.log.written_lsn())
     }
 
