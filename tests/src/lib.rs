@@ -103,6 +103,18 @@ pub fn code(e: &rusqlite::Error) -> Option<ErrorCode> {
     e.sqlite_error_code()
 }
 
+/// The value of `key` in `PRAGMA bop_stats` (a number).
+pub fn stat(conn: &Connection, key: &str) -> u64 {
+    let s: String = conn
+        .query_row("PRAGMA bop_stats", [], |r| r.get(0))
+        .expect("bop_stats");
+    s.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} not in {s}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
 /// Runs `PRAGMA integrity_check` and asserts it answers exactly `ok`.
 pub fn assert_integrity(conn: &Connection) {
     let mut stmt = conn

@@ -447,6 +447,7 @@ impl Manifest {
             }
             chunks.finish(&self.meta, w).map_err(&me)?;
             pages.finish(&self.meta, w).map_err(&me)?;
+            let db_pages_before = self.meta_u32(w, &per(meta_key::DB_PAGES))?;
             self.meta
                 .put(w, &per(meta_key::DB_PAGES), &batch.db_pages.to_le_bytes())
                 .map_err(&me)?;
@@ -474,16 +475,27 @@ impl Manifest {
                     },
                 )?)
             };
-            changes.push(Change::Published {
-                db: batch.db,
-                db_pages: batch.db_pages,
-                pages_changed: batch.pages.len() as u32 - removed_pages,
-                pages_removed: removed_pages,
-                chunks_updated: batch.chunk_live_updates.len() as u32,
-                next_chunk_id: batch.next_chunk_id,
-                chunks_added: batch.new_chunks.clone(),
-                chunks_removed: batch.removed_chunks.clone(),
-            });
+            // A publish that only moves the base (a WAL restart with
+            // nothing checkpointed since the last publish) is no change of
+            // the page store.
+            let publishes = !batch.pages.is_empty()
+                || !batch.new_chunks.is_empty()
+                || !batch.removed_chunks.is_empty()
+                || !batch.chunk_live_updates.is_empty()
+                || batch.page_size.is_some()
+                || batch.db_pages != db_pages_before;
+            if publishes {
+                changes.push(Change::Published {
+                    db: batch.db,
+                    db_pages: batch.db_pages,
+                    pages_changed: batch.pages.len() as u32 - removed_pages,
+                    pages_removed: removed_pages,
+                    chunks_updated: batch.chunk_live_updates.len() as u32,
+                    next_chunk_id: batch.next_chunk_id,
+                    chunks_added: batch.new_chunks.clone(),
+                    chunks_removed: batch.removed_chunks.clone(),
+                });
+            }
             if let Some(base) = batch.base {
                 self.meta
                     .put(w, &per(meta_key::CHECKPOINT_LSN), &base.0.to_le_bytes())

@@ -615,10 +615,16 @@ impl WalImage {
         let carried_commit = self.commit_end.take().filter(|&e| e > commit_end);
         self.pending.truncate(RECORD_HEADER_LEN + len);
         let restart = self.pending_start == 0;
-        if restart && !self.committed().records.is_empty() {
+        let base_recorded = restart && !self.committed().records.is_empty();
+        if base_recorded {
             // The previous generation is about to be forgotten: everything
-            // SQLite checkpointed from it must be durable first.
-            pages.publish(manifest)?;
+            // SQLite checkpointed from it (all of it: SQLite restarts only
+            // then) is published, and the database's base moved past its
+            // records, in one manifest transaction, before the new
+            // generation's record exists (it gets a later LSN). A crash
+            // between the two leaves an empty WAL image over the
+            // checkpointed pages: the same database.
+            pages.publish_with_base(manifest, Some(self.log.next_lsn()))?;
         }
         // Read the frame headers now (a few per commit); applied below once
         // the record is written.
@@ -662,7 +668,10 @@ impl WalImage {
             self.wal_header = None;
             self.frames_known = true;
             if had_old {
-                self.log.set_base(manifest, self.db, loc.lsn, true, false)?;
+                // Recorded above (the base there is at most `loc.lsn`, and
+                // this database has no record between the two).
+                self.log
+                    .set_base(manifest, self.db, loc.lsn, true, base_recorded)?;
             }
         }
         debug_assert_eq!(pending_start, self.committed_end(), "invariant 1");
