@@ -21,7 +21,8 @@ pub fn bop_stats(s: &StoreStats, front_end: &[(&str, u64)]) -> String {
 /// The store's own counters: WAL image, record log, page store.
 fn engine_stats(s: &StoreStats) -> String {
     format!(
-        "records={} record_bytes={} wal_sync_calls={} generations={} pending_bytes_peak={} \
+        "records={} record_bytes={} wal_sync_calls={} generations={} generations_retained={} \
+     retained_bytes={} pending_bytes_peak={} \
      log_segments={} segments_created={} segments_recycled={} segments_prepared={} \
      segment_indexes_written={} segments_indexed_at_open={} recovery_bytes_scanned={} records_skipped_at_open={} \
      records_verified_on_first_read={} frames_cached_at_commit={} \
@@ -34,6 +35,8 @@ fn engine_stats(s: &StoreStats) -> String {
         s.wal_image.record_bytes,
         s.wal_image.sync_calls,
         s.wal_image.generations,
+        s.wal_image.generations_retained,
+        s.wal_image.retained_bytes,
         s.wal_image.pending_bytes_peak,
         s.log_segments,
         s.log.segments_created,
@@ -186,7 +189,8 @@ mod tests {
 
     /// Every key, in order: they are bop's interface, renamed only on
     /// purpose (and then documented).
-    const KEYS: &str = "records record_bytes wal_sync_calls generations pending_bytes_peak \
+    const KEYS: &str = "records record_bytes wal_sync_calls generations generations_retained \
+        retained_bytes pending_bytes_peak \
         log_segments segments_created segments_recycled segments_prepared \
         segment_indexes_written segments_indexed_at_open recovery_bytes_scanned \
         records_skipped_at_open records_verified_on_first_read frames_cached_at_commit \

@@ -183,7 +183,8 @@ impl Store {
         // A new database is empty (size 0) until SQLite first writes it,
         // as a new SQLite file is: SQLite's `PRAGMA page_size` and
         // `auto_vacuum` before the first table and `VACUUM INTO` work.
-        let recovered = dir.log.take_recovered(db);
+        let mut recovered = dir.log.take_recovered(db);
+        apply_retained(&dir, db, &mut recovered, state.page_size, &pages)?;
         let image = WalImage::new(
             dir.log.clone(),
             db,
@@ -409,6 +410,12 @@ impl Store {
                 self.pages.note_publish_deferred();
                 return self.flusher().wait_durable(target);
             }
+            if image.has_retained() {
+                // The publish moves the base past them (under the image
+                // lock, which keeps them as they are).
+                return image.publish_all(&self.dir.manifest, &self.pages);
+            }
+            // Outside the image lock: commits go on beside a large publish.
             drop(image);
             self.pages.publish(&self.dir.manifest)
         })
@@ -445,7 +452,7 @@ impl Store {
     /// sync the database file at that commit).
     pub fn wal_image_mark_open(&self) -> Result<()> {
         let mut image = self.image();
-        self.publish_rollback_writes(&image)?;
+        self.publish_rollback_writes(&mut image)?;
         image.exists = true;
         Ok(())
     }
@@ -456,9 +463,11 @@ impl Store {
     /// the WAL image holds no record, unpublished pages are not a
     /// checkpoint's (those are published before the WAL restarts).
     /// Call when the WAL is opened, under the image lock.
-    fn publish_rollback_writes(&self, image: &WalImage) -> Result<()> {
+    fn publish_rollback_writes(&self, image: &mut WalImage) -> Result<()> {
         if image.record_count() == 0 && self.pages.has_unpublished() {
-            self.guarded(|| self.pages.publish(&self.dir.manifest))?;
+            // Not copies of frames: past any retained generation (its
+            // invariant 7).
+            self.guarded(|| image.publish_all(&self.dir.manifest, &self.pages))?;
         }
         Ok(())
     }
@@ -466,7 +475,7 @@ impl Store {
     /// `Store::publish_rollback_writes`, for a front end that replaces
     /// the WAL (libSQL's virtual WAL).
     pub fn publish_before_wal(&self) -> Result<()> {
-        self.publish_rollback_writes(&self.image())
+        self.publish_rollback_writes(&mut self.image())
     }
 
     pub fn wal_image_size(&self) -> u64 {
@@ -648,20 +657,61 @@ impl Store {
         // Hand the image's records back to the record log, so reopening this
         // database while the store stays open finds it.
         let image = self.image.get_mut().unwrap_or_else(|p| p.into_inner());
-        self.dir.log.give_back(self.db, image.take_records());
         if self.dir.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
             // open recovers from the durable state.
+            self.dir.log.give_back(self.db, image.take_records());
             return Ok(());
         }
-        // The store's record log is ended and synced when its last database
-        // closes (`StoreDir`).
-        self.pages.publish(&self.dir.manifest)?;
+        // Published, past any retained generation, before the image's
+        // records go back to the record log for the next open. The store's
+        // record log is ended and synced when its last database closes
+        // (`StoreDir`).
+        let published = image.publish_all(&self.dir.manifest, &self.pages);
+        self.dir.log.give_back(self.db, image.take_records());
+        published?;
         if let Some(intents) = self.pages.hand_over() {
             self.dir.keep_chunk_intents(self.db, intents);
         }
         Ok(())
     }
+}
+
+/// Recovery of retained WAL generations (`wal_image/retained.rs`): the
+/// records of `db` before its newest generation are generations SQLite
+/// had checkpointed whole; their frames are applied to the page store and
+/// published, with the base moved to the newest generation, in one
+/// manifest transaction. Leaves the newest generation in `recovered`.
+fn apply_retained(
+    dir: &StoreDir,
+    db: DbId,
+    recovered: &mut Vec<crate::log::RecoveredRecord>,
+    page_size: u32,
+    pages: &PageStore,
+) -> Result<()> {
+    let Some(newest) = recovered.iter().rposition(|r| r.wal_offset == 0) else {
+        return Ok(());
+    };
+    if newest == 0 {
+        return Ok(());
+    }
+    let older: Vec<_> = recovered.drain(..newest).collect();
+    let mut start = 0;
+    for i in 1..=older.len() {
+        if i == older.len() || older[i].wal_offset == 0 {
+            crate::wal_image::apply_generation(&older[start..i], page_size, pages)?;
+            start = i;
+        }
+    }
+    let base = recovered[0].loc.lsn;
+    pages.publish_with_base(&dir.manifest, Some(base))?;
+    dir.log.set_base(&dir.manifest, db, base, true, true)?;
+    tracing::info!(
+        db = db.0,
+        records = older.len(),
+        "applied retained WAL generations at open"
+    );
+    Ok(())
 }
 
 impl Drop for Store {

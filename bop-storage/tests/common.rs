@@ -204,25 +204,43 @@ pub struct WalWriter {
 
 impl WalWriter {
     pub fn start(store: &Store) -> WalWriter {
+        Self::try_start(store).unwrap()
+    }
+
+    /// [`WalWriter::start`], returning the store's error.
+    pub fn try_start(store: &Store) -> bop_storage::Result<WalWriter> {
         let mut h = [0u8; 32];
         h[0..4].copy_from_slice(&0x377f0682u32.to_be_bytes());
         h[4..8].copy_from_slice(&3007000u32.to_be_bytes());
         h[8..12].copy_from_slice(&PAGE.to_be_bytes());
-        h[16..24].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        // New salts for each generation, as SQLite's restart makes.
+        static SALT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let salt = SALT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        h[16..24].copy_from_slice(&salt.to_be_bytes());
         let cksum = checksum(false, &h[..24], [0, 0]);
         h[24..28].copy_from_slice(&cksum[0].to_be_bytes());
         h[28..32].copy_from_slice(&cksum[1].to_be_bytes());
-        store.wal_image_write(0, &h).unwrap();
-        WalWriter {
+        store.wal_image_write(0, &h)?;
+        Ok(WalWriter {
             salt: h[16..24].try_into().unwrap(),
             cksum,
             next_frame: 1,
-        }
+        })
     }
 
     /// One transaction of `pages` (page, fill); the database has `db_pages`
     /// pages after it.
     pub fn txn(&mut self, store: &Store, pages: &[(u32, u8)], db_pages: u32) {
+        self.try_txn(store, pages, db_pages).unwrap()
+    }
+
+    /// [`WalWriter::txn`], returning the store's error.
+    pub fn try_txn(
+        &mut self,
+        store: &Store,
+        pages: &[(u32, u8)],
+        db_pages: u32,
+    ) -> bop_storage::Result<()> {
         for (i, &(pgno, fill)) in pages.iter().enumerate() {
             let mut f = vec![fill; FRAME as usize];
             f[..24].fill(0);
@@ -236,9 +254,9 @@ impl WalWriter {
             f[16..20].copy_from_slice(&self.cksum[0].to_be_bytes());
             f[20..24].copy_from_slice(&self.cksum[1].to_be_bytes());
             let off = 32 + (self.next_frame - 1) * FRAME;
-            store.wal_image_write(off, &f).unwrap();
+            store.wal_image_write(off, &f)?;
             self.next_frame += 1;
         }
-        store.wal_image_sync().unwrap();
+        store.wal_image_sync()
     }
 }

@@ -15,6 +15,7 @@ mod crash_support;
 use std::sync::Arc;
 
 use bop_storage::io::sim::SimFs;
+use bop_storage::page_store::PageStoreConfig;
 use bop_storage::{Store, StoreOptions};
 use common::{WalWriter, FRAME};
 use crash_support::*;
@@ -38,8 +39,14 @@ fn read_effective(store: &Store) -> Model {
 
 #[test]
 fn crash_inside_a_deferred_publish() {
+    // No generation retained: the deletion publishes (retained ones are
+    // `crash_retained_generation.rs`).
     let opts = |fs: &SimFs| StoreOptions {
         io: Arc::new(fs.clone()),
+        page_store: PageStoreConfig {
+            publish_defer_log_bytes_max: 0,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let sum = run(&Scenario {

@@ -21,6 +21,8 @@ fn open(path: &std::path::Path) -> Arc<Store> {
         &StoreOptions {
             page_store: PageStoreConfig {
                 publish_defer_bytes_max: u64::from(BOUND_PAGES * PAGE),
+                // No generation retained at a WAL deletion: it publishes.
+                publish_defer_log_bytes_max: 0,
                 ..Default::default()
             },
             ..Default::default()
@@ -96,4 +98,62 @@ fn a_checkpoint_at_the_bound_waits_and_one_page_more_publishes() {
     assert!(buf.iter().all(|&b| b == 0x33));
     store.db_read(u64::from(PAGE) * 4, &mut buf).unwrap();
     assert!(buf.iter().all(|&b| b == 0x22));
+}
+
+/// The bound on retained WAL generations
+/// (`PageStoreConfig::publish_defer_log_bytes_max`): a restart retains the
+/// old generation while the retained records stay within it, and publishes
+/// (moving the base past every retained generation) once they would not.
+#[test]
+fn a_restart_retains_generations_up_to_the_log_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.bop");
+    // Two generations of 2 frames each fit; a third does not.
+    let gen_bytes = 32 + 2 * common::FRAME;
+    let store = Store::open_shared(
+        &path,
+        &StoreOptions {
+            page_store: PageStoreConfig {
+                publish_defer_log_bytes_max: 2 * gen_bytes,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let generation = |fill: u8| {
+        WalWriter::start(&store).txn(&store, &[(1, fill), (2, fill)], 2);
+        for p in 1..=2u32 {
+            store
+                .db_write(
+                    u64::from(p - 1) * u64::from(PAGE),
+                    &vec![fill; PAGE as usize],
+                )
+                .unwrap();
+        }
+        store.db_sync().unwrap();
+    };
+    generation(0x11);
+    let c0 = store.stats().manifest.commits;
+    generation(0x22);
+    let s = store.stats();
+    assert_eq!(s.wal_image.generations_retained, 1);
+    assert_eq!(s.wal_image.retained_bytes, gen_bytes);
+    generation(0x33);
+    let s = store.stats();
+    assert_eq!(s.wal_image.generations_retained, 2);
+    assert_eq!(s.wal_image.retained_bytes, 2 * gen_bytes, "at the bound");
+    assert_eq!(s.pages.chunks_written, 0, "nothing published yet");
+    generation(0x44);
+    let s = store.stats();
+    assert_eq!(
+        s.wal_image.generations_retained, 2,
+        "past the bound: published"
+    );
+    assert_eq!(s.wal_image.retained_bytes, 0);
+    assert!(s.manifest.commits > c0);
+    assert_eq!(s.pages.chunks_written, 1);
+    let mut buf = vec![0u8; PAGE as usize];
+    store.db_read(0, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0x44));
 }

@@ -44,6 +44,14 @@ fn setup(path: &Path, rows: i64) -> Connection {
     c
 }
 
+/// Commits 2 MiB more (a table of its own): a checkpoint of it writes
+/// more pages than a checkpoint's sync leaves unpublished
+/// (`publish_defer_bytes_max`, 1 MiB), so it writes a chunk file.
+fn past_the_deferred_publish(c: &Connection) {
+    c.execute_batch("CREATE TABLE big(b BLOB); INSERT INTO big VALUES (zeroblob(2097152));")
+        .unwrap();
+}
+
 fn count(c: &Connection) -> i64 {
     c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .unwrap()
@@ -141,6 +149,7 @@ fn eio_reading_a_chunk_is_ioerr_read_naming_the_chunk() {
 fn enospc_during_checkpoint_fails_it_and_loses_nothing() {
     let (_d, path, fs) = sim_store("ckpt.db");
     let c = setup(&path, 300);
+    past_the_deferred_publish(&c);
     fs.inject(fault(FaultOp::Write, libc::ENOSPC, ".chunk", true));
     let r = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
         r.get::<_, i64>(0)
@@ -433,6 +442,7 @@ fn a_panic_in_a_checkpoint_leaves_reads_working() {
         c.execute("INSERT INTO t(id, v) VALUES (?1, 'more')", [i])
             .unwrap();
     }
+    past_the_deferred_publish(&c);
     fs.inject(Fault {
         op: FaultOp::Write,
         nth: 1,

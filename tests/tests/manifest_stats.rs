@@ -27,6 +27,10 @@ fn bop_stats_reports_the_change_log_cursors_and_last_shutdown() {
     let s = stats(&c);
     assert_eq!(stat(&s, "manifest_format"), 3, "{s}");
     let before = stat(&s, "change_last_seq");
+    // More than a checkpoint's sync leaves unpublished (1 MiB): it
+    // publishes.
+    c.execute_batch("INSERT INTO t VALUES (zeroblob(2097152))")
+        .unwrap();
     c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     let s = stats(&c);
@@ -47,7 +51,8 @@ fn bop_stats_reports_the_change_log_cursors_and_last_shutdown() {
     store.register_cursor("replica").unwrap();
     drop(store);
     let c = open(&path);
-    c.execute_batch("INSERT INTO t VALUES (2)").unwrap();
+    c.execute_batch("INSERT INTO t VALUES (zeroblob(2097152))")
+        .unwrap();
     c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     let s = stats(&c);

@@ -1,16 +1,16 @@
-//! A WAL restart through the VFS costs one manifest commit: under frequent
-//! restarts (`wal_autocheckpoint=10`, small transactions), the pages of the
-//! checkpoint before a restart are published, and the database's base moved
-//! past the old generation's records, in one manifest transaction when the
-//! new generation's first commit is sealed (the checkpoint's own sync
-//! publishes nothing while the records hold its pages). It took two before
-//! (publish, then the base after the new record). A crash in the middle
-//! of it all loses nothing committed.
+//! A WAL restart through the VFS costs no manifest commit while the old
+//! generation can be retained (`bop-storage/src/wal_image/retained.rs`):
+//! under frequent restarts (`wal_autocheckpoint=10`, small transactions)
+//! the checkpointed pages stay pending and the old generations' records in
+//! the log until they reach `publish_defer_log_bytes_max` (4 MiB); then one
+//! manifest transaction publishes them and moves the base past them all.
+//! (Before, each restart published: two manifest commits, then one.) A
+//! crash with generations retained loses nothing committed.
 
 use bop_tests::{assert_integrity, close, open_with, stat, tempdir};
 
 #[test]
-fn a_wal_restart_costs_one_manifest_commit_and_a_crash_loses_nothing() {
+fn a_wal_restart_retains_the_old_generation_and_a_crash_loses_nothing() {
     let dir = tempdir();
     let store = dir.path().join("restarts.bop");
     // bop's own background checkpoints off: SQLite's are counted.
@@ -25,7 +25,7 @@ fn a_wal_restart_costs_one_manifest_commit_and_a_crash_loses_nothing() {
     .unwrap();
     let restarts0 = stat(&c, "generations");
     let commits0 = stat(&c, "manifest_commits");
-    const TXNS: i64 = 300;
+    const TXNS: i64 = 600;
     for i in 0..TXNS {
         c.execute_batch("BEGIN").unwrap();
         for k in 0..3 {
@@ -39,14 +39,30 @@ fn a_wal_restart_costs_one_manifest_commit_and_a_crash_loses_nothing() {
     }
     let restarts = stat(&c, "generations") - restarts0;
     let commits = stat(&c, "manifest_commits") - commits0;
+    let retained = stat(&c, "generations_retained");
     assert!(
         restarts >= 50,
         "{restarts} WAL restarts in {TXNS} transactions"
     );
-    // A few more for new log segments and chunk-id reservations.
     assert!(
-        commits <= restarts + restarts / 10 + 3,
+        retained + commits >= restarts,
+        "{retained} generations retained, {commits} manifest commits, {restarts} restarts"
+    );
+    // A publish per 4 MiB of records; a few more commits for new log
+    // segments and chunk-id reservations.
+    let publishes_max = stat(&c, "record_bytes") / (4 << 20) + 3;
+    assert!(
+        commits <= publishes_max,
         "{commits} manifest commits for {restarts} WAL restarts"
+    );
+    let retained_bytes = stat(&c, "retained_bytes");
+    assert!(
+        retained_bytes > 0 && retained_bytes <= 4 << 20,
+        "{retained_bytes}"
+    );
+    assert!(
+        commits >= 1,
+        "the records passed the bound: one publish at least"
     );
     // The process dies here: every commit returned under FULL survives.
     assert!(bop_vfs::testing::halt(&store));

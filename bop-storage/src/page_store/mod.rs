@@ -84,6 +84,10 @@ pub struct PageStoreConfig {
     /// database may leave to the WAL's restart (`Store::db_sync`): they
     /// stay in memory until then.
     pub publish_defer_bytes_max: u64,
+    /// Most bytes of log records of earlier WAL generations kept instead
+    /// of publishing their checkpointed pages at a WAL restart
+    /// (`wal_image/retained.rs`); also bounds what recovery re-applies.
+    pub publish_defer_log_bytes_max: u64,
 }
 
 impl Default for PageStoreConfig {
@@ -92,6 +96,7 @@ impl Default for PageStoreConfig {
             chunk_bytes_max: 16 << 20,
             open_chunks_max: 128,
             publish_defer_bytes_max: 1 << 20,
+            publish_defer_log_bytes_max: 4 << 20,
         }
     }
 }
@@ -389,6 +394,11 @@ impl PageStore {
         let bytes = g.pending.len() as u64 * u64::from(self.page_size());
         (bytes <= self.config.publish_defer_bytes_max && g.chunks.values().all(|c| c.published))
             .then(|| g.pending.keys().copied().collect())
+    }
+
+    /// `PageStoreConfig::publish_defer_log_bytes_max`.
+    pub fn defer_log_bytes_max(&self) -> u64 {
+        self.config.publish_defer_log_bytes_max
     }
 
     /// Counts a sync of the database that left its publish for later.

@@ -66,10 +66,13 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod committed;
 mod frame_cache;
+mod retained;
 
 pub use committed::CommittedView;
 use committed::{Committed, ImageRecord};
 pub use frame_cache::{frame_cache_hits, FrameCache, RecordRead, CACHE_AT_COMMIT_RECORD_MAX_BYTES};
+pub(crate) use retained::apply_generation;
+use retained::Retained;
 
 pub use crate::wal_format::{
     FrameInfo, RecordFrames, SQLITE_FRAME_HEADER_LEN, SQLITE_WAL_HEADER_LEN,
@@ -97,6 +100,10 @@ pub struct WalImageStats {
     /// Calls of `seal_for_sync`: SQLite's xSync of the WAL (durable commits).
     pub sync_calls: u64,
     pub generations: u64,
+    /// Generations kept in the log at their restart instead of published
+    /// (`retained.rs`), and the log bytes retained now.
+    pub generations_retained: u64,
+    pub retained_bytes: u64,
     pub pending_bytes: u64,
     pub pending_bytes_peak: u64,
 }
@@ -129,6 +136,8 @@ pub struct WalImage {
     wal_header: Option<[u8; SQLITE_WAL_HEADER_LEN as usize]>,
     frames_known: bool,
     generation: GenerationState,
+    /// Earlier generations kept in the log (invariants 6 and 7).
+    retained: Retained,
     /// The `-wal` file exists (opened or holding records).
     pub exists: bool,
     /// The thread of the connection holding SQLite's WAL write lock, when
@@ -225,6 +234,7 @@ impl WalImage {
             wal_header,
             frames_known,
             generation,
+            retained: Retained::default(),
             exists,
             writer: None,
             stats: WalImageStats::default(),
@@ -615,17 +625,11 @@ impl WalImage {
         let carried_commit = self.commit_end.take().filter(|&e| e > commit_end);
         self.pending.truncate(RECORD_HEADER_LEN + len);
         let restart = self.pending_start == 0;
-        let base_recorded = restart && !self.committed().records.is_empty();
-        if base_recorded {
-            // The previous generation is about to be forgotten: everything
-            // SQLite checkpointed from it (all of it: SQLite restarts only
-            // then) is published, and the database's base moved past its
-            // records, in one manifest transaction, before the new
-            // generation's record exists (it gets a later LSN). A crash
-            // between the two leaves an empty WAL image over the
-            // checkpointed pages: the same database.
-            pages.publish_with_base(manifest, Some(self.log.next_lsn()))?;
-        }
+        let base_recorded = if restart && !self.committed().records.is_empty() {
+            self.end_generation(manifest, pages)?
+        } else {
+            false
+        };
         // Read the frame headers now (a few per commit); applied below once
         // the record is written.
         let mut generation = self.generation;
@@ -667,11 +671,11 @@ impl WalImage {
             self.frames.clear();
             self.wal_header = None;
             self.frames_known = true;
-            if had_old {
+            if had_old && base_recorded {
                 // Recorded above (the base there is at most `loc.lsn`, and
-                // this database has no record between the two).
-                self.log
-                    .set_base(manifest, self.db, loc.lsn, true, base_recorded)?;
+                // this database has no record between the two). A retained
+                // generation keeps the base where it is (invariant 6).
+                self.log.set_base(manifest, self.db, loc.lsn, true, true)?;
             }
         }
         debug_assert_eq!(pending_start, self.committed_end(), "invariant 1");
@@ -725,15 +729,102 @@ impl WalImage {
         self.seal_for_durability(manifest, pages)
     }
 
-    /// Whether every page in `pgnos` has a frame in the image's records
-    /// (known only when the image knows its frames, invariant 4): the
-    /// pages a checkpoint writes to the database are copies of such frames.
+    /// The generation in the image ends (a restart's first record is being
+    /// sealed; SQLite checkpointed all of it: it restarts only then). Either
+    /// it is retained (its records stay in the log, its pages pending:
+    /// `retained.rs`), or everything checkpointed is published and the
+    /// database's base moved past its records (and the retained ones) in
+    /// one manifest transaction, before the new generation's record exists
+    /// (it gets a later LSN). A crash between the two leaves an empty WAL
+    /// image over the checkpointed pages: the same database. Returns
+    /// whether the base moved.
+    fn end_generation(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<bool> {
+        if self.may_retain(pages) {
+            self.retain_generation();
+            return Ok(false);
+        }
+        pages.publish_with_base(manifest, Some(self.log.next_lsn()))?;
+        self.retained.clear();
+        self.stats.retained_bytes = 0;
+        Ok(true)
+    }
+
+    /// Whether the current generation, complete (SQLite checkpointed all of
+    /// it), may be retained instead of published: the image knows its
+    /// frames, the pending pages are few and all copies of retained or
+    /// current frames (invariant 7), and the retained records stay within
+    /// `publish_defer_log_bytes_max`.
+    fn may_retain(&self, pages: &PageStore) -> bool {
+        if !self.frames_known {
+            return false;
+        }
+        let bytes: u64 = self
+            .committed()
+            .records
+            .iter()
+            .map(|r| u64::from(r.loc.payload_len))
+            .sum();
+        if self.retained.bytes + bytes > pages.defer_log_bytes_max() {
+            return false;
+        }
+        pages
+            .deferrable_pending()
+            .is_some_and(|pgnos| self.holds_frames_for(&pgnos))
+    }
+
+    /// Adds the current generation to the retained ones (call before its
+    /// records leave the image).
+    fn retain_generation(&mut self) {
+        let c = self.committed();
+        let first = c.records.first().map(|r| r.loc.lsn);
+        let bytes: u64 = c.records.iter().map(|r| u64::from(r.loc.payload_len)).sum();
+        drop(c);
+        if let Some(first) = first {
+            self.retained.first_lsn.get_or_insert(first);
+        }
+        self.retained.bytes += bytes;
+        self.retained
+            .pgnos
+            .extend(self.frames.iter().map(|f| f.pgno));
+        self.stats.generations_retained += 1;
+        self.stats.retained_bytes = self.retained.bytes;
+    }
+
+    /// Whether earlier generations are retained (`retained.rs`).
+    pub fn has_retained(&self) -> bool {
+        !self.retained.is_empty()
+    }
+
+    /// Publishes every pending page and moves the database's base past the
+    /// retained generations (to the current generation's first record, or
+    /// past every record when the image is empty) in one manifest
+    /// transaction; a plain publish when nothing is retained.
+    pub fn publish_all(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
+        if self.retained.is_empty() {
+            return pages.publish(manifest);
+        }
+        let first = self.committed().records.first().map(|r| r.loc.lsn);
+        let base = first.unwrap_or_else(|| self.log.next_lsn());
+        pages.publish_with_base(manifest, Some(base))?;
+        self.log
+            .set_base(manifest, self.db, base, first.is_some(), true)?;
+        self.retained.clear();
+        self.stats.retained_bytes = 0;
+        Ok(())
+    }
+
+    /// Whether every page in `pgnos` has a frame in the image's records or
+    /// a retained generation's (known only when the image knows its
+    /// frames, invariant 4), and the image holds records: the pages a
+    /// checkpoint writes to the database are copies of such frames.
     pub fn holds_frames_for(&self, pgnos: &[u32]) -> bool {
         if !self.frames_known || self.committed().records.is_empty() {
             return false;
         }
         let framed: std::collections::HashSet<u32> = self.frames.iter().map(|f| f.pgno).collect();
-        pgnos.iter().all(|p| framed.contains(p))
+        pgnos
+            .iter()
+            .all(|p| framed.contains(p) || self.retained.pgnos.contains(p))
     }
 
     /// [`WalImage::seal_for_sync`] without counting a sync of SQLite's:
@@ -746,18 +837,27 @@ impl WalImage {
     }
 
     /// Empties the image (SQLite truncated the `-wal` file to 0 or deleted
-    /// it). Checkpointed pages are published, and the database's base moved
-    /// past the image's records, in one manifest transaction: the records
-    /// are never replayed again once the pages they made are durable.
+    /// it). Its generation is retained (`retained.rs`), or checkpointed
+    /// pages are published and the database's base moved past the image's
+    /// records in one manifest transaction: the records are never replayed
+    /// again once the pages they made are durable.
     pub fn reset(&mut self, manifest: &Manifest, pages: &PageStore) -> Result<()> {
-        let base = (!self.committed().records.is_empty()).then(|| self.log.next_lsn());
-        pages.publish_with_base(manifest, base)?;
+        let had_records = !self.committed().records.is_empty();
+        if had_records && self.may_retain(pages) {
+            // Kept in the log; published with a later publish (invariant 6).
+            self.retain_generation();
+        } else {
+            let base = (had_records || !self.retained.is_empty()).then(|| self.log.next_lsn());
+            pages.publish_with_base(manifest, base)?;
+            if let Some(base) = base {
+                self.log.set_base(manifest, self.db, base, false, true)?;
+            }
+            self.retained.clear();
+            self.stats.retained_bytes = 0;
+        }
         self.pending.truncate(RECORD_HEADER_LEN);
         self.commit_end = None;
         self.committed_mut().take();
-        if let Some(base) = base {
-            self.log.set_base(manifest, self.db, base, false, true)?;
-        }
         self.frames.clear();
         self.forget_cached_frames();
         self.wal_header = None;
