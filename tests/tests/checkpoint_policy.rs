@@ -7,19 +7,8 @@
 
 use std::time::Duration;
 
-use bop_tests::{assert_integrity, close, open_with, tempdir, wait_for};
+use bop_tests::{assert_integrity, close, open_with, stat, tempdir, wait_for};
 use rusqlite::Connection;
-
-fn stat(conn: &Connection, key: &str) -> u64 {
-    let s: String = conn
-        .query_row("PRAGMA bop_stats", [], |r| r.get(0))
-        .unwrap();
-    s.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{key} missing in {s}"))
-        .parse()
-        .unwrap()
-}
 
 fn insert(c: &Connection, from: i64, n: i64) {
     for k in from..from + n {

@@ -7,20 +7,11 @@
 use std::sync::Arc;
 
 use bop_storage::io::sim::{CrashMode, SimFs, SimRng};
-use bop_tests::{assert_integrity, open, tempdir};
+use bop_tests::{assert_integrity, open, stat, tempdir};
 use rusqlite::Connection;
 
 fn count(c: &Connection, table: &str) -> i64 {
     c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
-}
-
-fn stat(c: &Connection, key: &str) -> u64 {
-    let s: String = c.query_row("PRAGMA bop_stats", [], |r| r.get(0)).unwrap();
-    s.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{key} not in {s}"))
-        .parse()
         .unwrap()
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bop_tests::{assert_integrity, close, open, open_with, tempdir};
+use bop_tests::{assert_integrity, close, open, open_with, stat, tempdir};
 use rusqlite::Connection;
 
 /// Every file of the store but `LOCK` (which holds the owner's pid), with
@@ -31,15 +31,6 @@ fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
 
 fn count(c: &Connection) -> i64 {
     c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .unwrap()
-}
-
-fn stat(c: &Connection, key: &str) -> u64 {
-    let s: String = c.query_row("PRAGMA bop_stats", [], |r| r.get(0)).unwrap();
-    s.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{key} not in {s}"))
-        .parse()
         .unwrap()
 }
 
