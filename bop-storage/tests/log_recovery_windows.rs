@@ -69,7 +69,6 @@ fn damage_before_a_later_durable_record_is_found_across_windows() {
         .filter(|p| p.extension().is_some_and(|e| e == "seg"))
         .collect();
     segs.sort();
-    let seg = &segs[0];
     // Without the segment indexes, so recovery reads every segment.
     for e in std::fs::read_dir(path.join("wal")).unwrap() {
         let p = e.unwrap().path();
@@ -77,17 +76,29 @@ fn damage_before_a_later_durable_record_is_found_across_windows() {
             std::fs::remove_file(p).unwrap();
         }
     }
-    let mut bytes = std::fs::read(seg).unwrap();
-    let offs = record_offsets(&bytes);
-    // The 700-page record (index 4): damage a byte two windows into it.
-    let at = offs[4] + 48 + 2 * RECOVERY_WINDOW_BYTES + 5;
+    // The 700-page record (the first longer than two windows; the store's
+    // small first segment does not hold it): damage a byte two windows
+    // into it.
+    let len =
+        |b: &[u8], o: usize| u32::from_le_bytes(b[o + 32..o + 36].try_into().unwrap()) as usize;
+    let (seg, mut bytes, rec) = segs
+        .iter()
+        .find_map(|s| {
+            let b = std::fs::read(s).unwrap();
+            let o = record_offsets(&b)
+                .into_iter()
+                .find(|&o| len(&b, o) > 2 * RECOVERY_WINDOW_BYTES + 5)?;
+            Some((s, b, o))
+        })
+        .expect("a record longer than two windows");
+    let at = rec + 48 + 2 * RECOVERY_WINDOW_BYTES + 5;
     bytes[at] ^= 0x01;
     std::fs::write(seg, &bytes).unwrap();
 
     let err = open(&path).unwrap_err().to_string();
     assert!(err.contains("corrupt"), "{err}");
     assert!(err.contains(&seg.display().to_string()), "{err}");
-    assert!(err.contains(&format!("offset {}", offs[4])), "{err}");
+    assert!(err.contains(&format!("offset {rec}")), "{err}");
     assert!(err.contains("shows it was durable"), "{err}");
 }
 

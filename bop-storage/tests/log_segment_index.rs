@@ -86,10 +86,14 @@ fn damage_in_an_indexed_segment_is_an_error_at_first_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.db");
     let firsts = write_all(&Store::open_shared(&path, &opts()).unwrap());
-    let seg = &wal_files(&path, "seg")[0];
+    // The second segment (the store's first one is small, 1 MiB): damage
+    // its third record, in its 50th frame.
+    let segs = wal_files(&path, "seg");
+    let before = record_offsets(&std::fs::read(&segs[0]).unwrap()).len();
+    let seg = &segs[1];
     let mut bytes = std::fs::read(seg).unwrap();
     let offs = record_offsets(&bytes);
-    // Damage the third record (transaction 2), in its 50th frame.
+    let t = before + 2;
     let at = offs[2] + 48 + 49 * FRAME as usize + 100;
     bytes[at] ^= 0x40;
     std::fs::write(seg, &bytes).unwrap();
@@ -98,15 +102,15 @@ fn damage_in_an_indexed_segment_is_an_error_at_first_read() {
     // Any page of the damaged record is refused, not only the damaged one.
     let mut buf = vec![0u8; PAGE as usize];
     let err = store
-        .wal_image_read(32 + (firsts[2] - 1) * FRAME + 24, &mut buf)
+        .wal_image_read(32 + (firsts[t] - 1) * FRAME + 24, &mut buf)
         .unwrap_err()
         .to_string();
     assert!(err.contains("corrupt"), "{err}");
     assert!(err.contains(&seg.display().to_string()), "{err}");
     assert!(err.contains(&format!("offset {}", offs[2] + 48)), "{err}");
     // Other records read fine.
-    let ok = read_frame(&store, firsts[3]);
-    assert_eq!(ok, vec![fill(3, 1); PAGE as usize]);
+    let ok = read_frame(&store, firsts[t + 1]);
+    assert_eq!(ok, vec![fill(t + 1, 1); PAGE as usize]);
     assert!(store.verify().is_err());
 }
 

@@ -167,7 +167,7 @@ pub fn walk(root: &Path) -> Vec<Entry> {
 }
 
 /// Asserts that `store` is a bop store directory holding only bop's own
-/// files (LOCK, manifest/, wal/*.seg, chunks/*.chunk) and that no file in it
+/// files (LOCK, manifest/, wal/*.{seg,spare,idx}, chunks/*.chunk) and that no file in it
 /// is a SQLite database, journal or WAL.
 pub fn assert_store_layout(store: &Path) {
     assert!(
@@ -185,7 +185,9 @@ pub fn assert_store_layout(store: &Path) {
             (["LOCK"], false) => true,
             (["manifest" | "wal" | "chunks"], true) => true,
             (["manifest", "data.mdb" | "lock.mdb"], false) => true,
-            (["wal", f], false) => f.ends_with(".seg") || f.ends_with(".spare"),
+            (["wal", f], false) => {
+                f.ends_with(".seg") || f.ends_with(".spare") || f.ends_with(".idx")
+            }
             (["chunks", f], false) => f.ends_with(".chunk"),
             _ => false,
         };

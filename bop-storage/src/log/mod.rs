@@ -32,6 +32,6 @@ pub mod shared;
 pub use flush::{FlushConfig, FlushStats, Flusher};
 pub use preparer::{spare_file_name, SPARE_SEGMENTS_MAX};
 pub use record::{lazy_verifications, RecordLoc};
-pub use record_log::{LogConfig, LogStats, RecordLog};
+pub use record_log::{LogConfig, LogStats, RecordLog, FIRST_SEGMENT_BYTES};
 pub use recovery::RecoveredRecord;
 pub use shared::SharedLog;

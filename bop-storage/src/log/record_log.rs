@@ -53,6 +53,9 @@ pub struct LogConfig {
     pub flush: FlushConfig,
 }
 
+/// Capacity of a store's first log segment (at most `segment_bytes`).
+pub const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
@@ -387,7 +390,17 @@ impl RecordLog {
         }
         const ROUND: u64 = 1 << 20;
         let want = SEGMENT_HEADER_LEN + needed;
-        let capacity = self.config.segment_bytes.max(want.div_ceil(ROUND) * ROUND);
+        // A store's first segment (none before it, no spare) is small: a
+        // new database then writes 1 MiB of zeros, not a whole segment
+        // (most databases of a many-database host stay small). It is not
+        // reused; the segments after it have the standard size, prepared
+        // in the background once it is half full.
+        let standard = if self.segments.is_empty() && self.spares.is_empty() {
+            self.config.segment_bytes.min(FIRST_SEGMENT_BYTES)
+        } else {
+            self.config.segment_bytes
+        };
+        let capacity = standard.max(want.div_ceil(ROUND) * ROUND);
         let id = self.next_segment_id;
         let header = SegmentHeader {
             id,
@@ -416,7 +429,7 @@ impl RecordLog {
                 // standard-size segment so commits overwrite written blocks
                 // (a one-time cost; later segments come prepared).
                 file.allocate(capacity)?;
-                if capacity == self.config.segment_bytes {
+                if capacity == standard {
                     zero_fill(file.as_ref(), SEGMENT_HEADER_LEN, capacity)?;
                 }
             }
