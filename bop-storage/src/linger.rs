@@ -185,8 +185,16 @@ extern "C" fn at_exit() {
     if OWNER_PID.load(Ordering::Relaxed) != u64::from(std::process::id()) {
         return;
     }
-    // No unwinding across the C boundary: a panic here is caught.
-    let _ = std::panic::catch_unwind(close_all);
+    // No unwinding across the C boundary: the engine's panic catcher (the
+    // one the front ends' guard wraps; bop-storage cannot reach that guard,
+    // which lives above it) turns a panic into a report, logged. The outer
+    // catch holds a panic raised while the report's payload drops.
+    let caught = std::panic::catch_unwind(|| {
+        if let Err(report) = crate::panic::catch(close_all) {
+            tracing::error!(%report, "closing the lingering stores at exit panicked");
+        }
+    });
+    drop(caught);
 }
 
 /// The reaper: closes stores whose grace ran out, outside the list lock.
