@@ -13,8 +13,14 @@
 //! - At process exit (`atexit`), every lingering store closes cleanly, so
 //!   the next process finds a clean store.
 //! - A revival checks that the store's files are the ones it left (the
-//!   manifest's and the record log's segments' inode, size and mtime);
-//!   else the lingering state is closed and the store opened afresh.
+//!   manifest's and the record log's segments' inode, size and mtime) and
+//!   that `LOCK` is still the file it holds; else the lingering state is
+//!   closed and the store opened afresh. A store whose directory was
+//!   replaced closes without writing to it (`StoreDir::owns_path`).
+//! - A store taken out of the list is closed while `closing` is held,
+//!   taken before the list lock is released; an open that does not find
+//!   its store in the list waits on `closing`, so it never takes from the
+//!   registry a store being closed (and skips the checks above).
 
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
@@ -98,7 +104,7 @@ fn list() -> &'static List {
 /// (a database closing). Stores that must close now are closed here.
 pub(crate) fn linger(dir: &Arc<StoreDir>) {
     let grace = dir.close_grace;
-    if grace.is_zero() || Arc::strong_count(dir) != 1 || dir.fail.is_failed() {
+    if grace.is_zero() || Arc::strong_count(dir) != 1 || dir.fail.is_failed() || !dir.owns_path() {
         return;
     }
     let Some(print) = Fingerprint::of(&dir.path) else {
@@ -106,32 +112,53 @@ pub(crate) fn linger(dir: &Arc<StoreDir>) {
     };
     start();
     dir.mark_lingering(true);
-    let evicted = {
-        let mut items = list().lock();
-        items.push_back(Lingering {
-            dir: dir.clone(),
-            until: Instant::now() + grace,
-            print,
-        });
-        let over = items.len().saturating_sub(LINGERING_MAX);
-        items.drain(..over).collect::<Vec<_>>()
-    };
+    let mut items = list().lock();
+    items.push_back(Lingering {
+        dir: dir.clone(),
+        until: Instant::now() + grace,
+        print,
+    });
+    let over = items.len().saturating_sub(LINGERING_MAX);
+    let evicted = items.drain(..over).collect::<Vec<_>>();
     list().wake.notify_one();
-    drop(evicted);
+    close_taken(items, evicted);
+}
+
+/// Closes `stores`, just taken out of the list under `items`: `closing` is
+/// taken before the list lock is released, so an open that finds its
+/// store gone from the list waits for its close ([`revive`]).
+fn close_taken(items: MutexGuard<'_, VecDeque<Lingering>>, stores: Vec<Lingering>) {
+    if stores.is_empty() {
+        return;
+    }
+    let closing = list().closing.lock().unwrap_or_else(|p| p.into_inner());
+    drop(items);
+    drop(stores);
+    drop(closing);
 }
 
 /// Takes the lingering state of the store at `path` out of the list, if
 /// any; the caller holds it while it opens through the registry, which
 /// then finds it. A store whose files changed while it lingered is
-/// closed, not revived.
+/// closed, not revived. When the store is not in the list, waits for a
+/// close in progress (it may be this store's: the registry must not hand
+/// it out).
 pub(crate) fn revive(path: &Path) -> Option<Arc<StoreDir>> {
     let found = {
         let mut items = list().lock();
-        let at = items.iter().position(|l| l.dir.path == path)?;
-        items.remove(at)?
+        match items.iter().position(|l| l.dir.path == path) {
+            Some(at) => items.remove(at)?,
+            None => {
+                drop(items);
+                drop(list().closing.lock().unwrap_or_else(|p| p.into_inner()));
+                return None;
+            }
+        }
     };
-    if Fingerprint::of(path).as_ref() != Some(&found.print) {
+    if !found.dir.owns_path() || Fingerprint::of(path).as_ref() != Some(&found.print) {
         tracing::info!(path = %path.display(), "a lingering store's files changed; opening it afresh");
+        let _closing = list().closing.lock().unwrap_or_else(|p| p.into_inner());
+        drop(found);
         return None;
     }
     found.dir.mark_lingering(false);
@@ -141,22 +168,22 @@ pub(crate) fn revive(path: &Path) -> Option<Arc<StoreDir>> {
 
 /// Closes every lingering store now (the exit hook; tests).
 pub fn close_all() {
-    let all: Vec<_> = list().lock().drain(..).collect();
-    let _g = list().closing.lock().unwrap_or_else(|p| p.into_inner());
-    drop(all);
+    let mut items = list().lock();
+    let all: Vec<_> = items.drain(..).collect();
+    close_taken(items, all);
+    // A close the reaper has in progress ends before this returns.
+    drop(list().closing.lock().unwrap_or_else(|p| p.into_inner()));
 }
 
 /// Closes the lingering store at `path`, if any (before its files are
 /// changed behind bop's back, or opened with another I/O backend).
 pub fn close(path: &Path) {
-    let found = {
-        let mut items = list().lock();
-        items
-            .iter()
-            .position(|l| l.dir.path == path)
-            .and_then(|at| items.remove(at))
-    };
-    drop(found);
+    let mut items = list().lock();
+    let found = items
+        .iter()
+        .position(|l| l.dir.path == path)
+        .and_then(|at| items.remove(at));
+    close_taken(items, found.into_iter().collect());
 }
 
 /// The process that started the reaper and registered the exit hook.

@@ -37,7 +37,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -200,6 +200,20 @@ impl StoreDir {
         registry().get_or_open(path, || StoreDir::open(path, opts).map(Arc::new))
     }
 
+    /// Whether `<path>/LOCK` is still the file this store holds locked.
+    /// False once the store's directory was removed or replaced behind
+    /// its back (a copy restored over it while it was open or lingering):
+    /// the path then belongs to another store, perhaps open in another
+    /// process, and this one must neither be revived for it nor write
+    /// there when it closes.
+    pub(crate) fn owns_path(&self) -> bool {
+        let Ok(held) = self.lock.metadata() else {
+            return false;
+        };
+        std::fs::metadata(self.path.join("LOCK"))
+            .is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino())
+    }
+
     /// Says in `LOCK` whether the store lingers (another process then
     /// waits longer for it).
     pub(crate) fn mark_lingering(&self, lingering: bool) {
@@ -359,6 +373,13 @@ impl StoreDir {
         if self.fail.is_failed() {
             // After a failure (or halt) leave the disk as it is: the next
             // open recovers from the durable state.
+            return Ok(());
+        }
+        if !self.owns_path() {
+            // The directory was replaced: its files are not this store's
+            // (those are unlinked), and a clean close would delete spare
+            // segments and sync by path in another store.
+            tracing::warn!(path = %self.path.display(), "the store's directory was replaced while it was open; closing without writing to it");
             return Ok(());
         }
         if self.manifest.epoch_is_pending() {

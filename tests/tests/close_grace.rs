@@ -120,9 +120,9 @@ fn at_most_lingering_max_stores_linger_and_the_oldest_close_first() {
     let stores: Vec<_> = (0..LINGERING_MAX + 2)
         .map(|i| dir.path().join(format!("s{i}.bop")))
         .collect();
-    // Made first (closed at once: creating a store takes long enough on a
-    // loaded machine that 18 of them could outlast a grace), then each
-    // opened and closed with the longest grace, oldest first.
+    // Created first (a creation syncs several files and directories: under
+    // load, 18 of them can outlast the grace), then each opened and closed
+    // within a grace.
     for s in &stores {
         make_store(s, "0", 1);
     }
@@ -260,6 +260,129 @@ fn a_store_whose_files_changed_while_it_lingered_is_opened_afresh() {
     let c = open_with(&store, &grace("0"));
     assert_eq!(stat(&c, "store_revivals"), revivals, "not revived");
     assert_eq!(count(&c), 4);
+    assert_integrity(&c);
+    close(c);
+}
+
+/// Copies a store directory as `cp -a` does (SQLite's test suite copies a
+/// closed database's files back the same way: `db_restore`).
+fn copy_dir(from: &Path, to: &Path) {
+    let st = Command::new("cp").arg("-a").arg(from).arg(to).status();
+    assert!(st.expect("running cp").success(), "cp -a {from:?} {to:?}");
+}
+
+/// Every file under `dir` with its size and modification time.
+fn listing(dir: &Path) -> Vec<(String, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::metadata(&p).unwrap();
+            if m.is_dir() {
+                todo.push(p);
+            } else {
+                let name = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((name, m.size(), m.mtime(), m.mtime_nsec()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Waits until the store's record log has a prepared spare segment of
+/// `bytes` (prepared in the background once a segment is half full).
+fn wait_for_spare(store: &Path, bytes: u64) {
+    let t = Instant::now();
+    loop {
+        let ready = std::fs::read_dir(store.join("wal")).unwrap().any(|e| {
+            let p = e.unwrap().path();
+            p.extension().is_some_and(|x| x == "spare")
+                && std::fs::metadata(&p).is_ok_and(|m| m.len() == bytes)
+        });
+        if ready {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no spare segment");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SQLite's walcrash3.test: a copy of the store's directory is restored
+/// over it while the store lingers, and another process may already use
+/// the copy when the grace ends. The reaper then closes the lingering
+/// store without a write into the copy: before, its clean close deleted
+/// the copy's spare log segments by name (under a process that had
+/// adopted them), and the next open failed.
+#[test]
+fn a_directory_restored_over_a_lingering_store_is_left_alone_at_its_close() {
+    let _s = serial();
+    let dir = tempdir();
+    let store = dir.path().join("restored.bop");
+    let saved = dir.path().join("saved.bop");
+    let params = [("close_grace_ms", "300"), ("log_segment_mb", "1")];
+    let c = open_with(&store, &params);
+    c.execute_batch("CREATE TABLE t(x)").unwrap();
+    for _ in 0..40 {
+        c.execute("INSERT INTO t VALUES (zeroblob(16000))", [])
+            .unwrap();
+    }
+    close(c);
+    wait_for_spare(&store, 1 << 20);
+    copy_dir(&store, &saved);
+    // One more commit, revived and lingering again: it is not in the copy.
+    let c = open_with(&store, &params);
+    c.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    close(c);
+    assert!(lock_held(&store), "lingering");
+    std::fs::remove_dir_all(&store).unwrap();
+    copy_dir(&saved, &store);
+    let restored = listing(&store);
+    // The grace ends: the reaper closes the store it held.
+    let t = Instant::now();
+    while bop_storage::linger::stats().0 > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the grace never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        listing(&store),
+        restored,
+        "the closing store wrote into the directory restored over it"
+    );
+    let c = open_with(&store, &grace("0"));
+    assert_eq!(count(&c), 40, "the copy's commits");
+    assert_integrity(&c);
+    close(c);
+}
+
+/// A store whose directory is replaced while a connection reads it
+/// neither lingers nor is revived for the replacement: the next open
+/// reads the replacement's commits, not the replaced store's.
+#[test]
+fn a_store_whose_directory_was_replaced_while_open_is_not_revived_for_it() {
+    let _s = serial();
+    let dir = tempdir();
+    let store = dir.path().join("replaced.bop");
+    let saved = dir.path().join("saved.bop");
+    make_store(&store, "0", 3);
+    copy_dir(&store, &saved);
+    let c = open_with(&store, &grace("0"));
+    c.execute("INSERT INTO t VALUES (3)", []).unwrap();
+    close(c);
+    let c = open_with(&store, &grace("1000"));
+    assert_eq!(count(&c), 4);
+    std::fs::remove_dir_all(&store).unwrap();
+    copy_dir(&saved, &store);
+    close(c);
+    let revivals = bop_storage::linger::stats().1;
+    let c = open_with(&store, &grace("0"));
+    assert_eq!(bop_storage::linger::stats().1, revivals, "not revived");
+    assert_eq!(count(&c), 3, "the replacement's commits");
     assert_integrity(&c);
     close(c);
 }
