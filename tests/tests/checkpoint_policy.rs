@@ -50,7 +50,14 @@ fn the_wal_stays_short_without_autocheckpoint_and_readers_are_never_blocked() {
         let g0 = stat(&w, "generations");
         insert(&w, k, 96);
         k += 96;
-        assert!(stat(&w, "wal_image_bytes") >= 1 << 20, "burst {burst}");
+        // The burst took the WAL past the policy's 1 MiB; on a loaded
+        // machine its commits can be slow enough for the background
+        // checkpoint to run and the WAL to restart before it ends, which
+        // shows the same (autocheckpoint is off: nothing else restarts it).
+        assert!(
+            stat(&w, "wal_image_bytes") >= 1 << 20 || stat(&w, "generations") > g0,
+            "burst {burst}: the WAL neither passed 1 MiB nor restarted"
+        );
         let restarted = wait_for(Duration::from_secs(30), || {
             std::thread::sleep(Duration::from_millis(20));
             insert(&w, k, 1);
