@@ -570,7 +570,7 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let image = self.image();
         StoreStats {
-            wal_image: image.stats,
+            wal_image: image.stats(),
             pages: self.pages.stats(),
             log_segments: image.log.segment_count(),
             log: image.log.next_lsn_and_stats().1,

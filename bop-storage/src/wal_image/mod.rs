@@ -101,7 +101,8 @@ pub struct WalImageStats {
     pub sync_calls: u64,
     pub generations: u64,
     /// Generations kept in the log at their restart instead of published
-    /// (`retained.rs`), and the log bytes retained now.
+    /// (`retained.rs`), and the log bytes retained now (filled in by
+    /// [`WalImage::stats`]).
     pub generations_retained: u64,
     pub retained_bytes: u64,
     pub pending_bytes: u64,
@@ -745,8 +746,16 @@ impl WalImage {
         }
         pages.publish_with_base(manifest, Some(self.log.next_lsn()))?;
         self.retained.clear();
-        self.stats.retained_bytes = 0;
         Ok(true)
+    }
+
+    /// Payload bytes of the current generation's records.
+    fn record_bytes(&self) -> u64 {
+        self.committed()
+            .records
+            .iter()
+            .map(|r| u64::from(r.loc.payload_len))
+            .sum()
     }
 
     /// Whether the current generation, complete (SQLite checkpointed all of
@@ -758,13 +767,7 @@ impl WalImage {
         if !self.frames_known {
             return false;
         }
-        let bytes: u64 = self
-            .committed()
-            .records
-            .iter()
-            .map(|r| u64::from(r.loc.payload_len))
-            .sum();
-        if self.retained.bytes + bytes > pages.defer_log_bytes_max() {
+        if self.retained.bytes + self.record_bytes() > pages.defer_log_bytes_max() {
             return false;
         }
         pages
@@ -775,19 +778,23 @@ impl WalImage {
     /// Adds the current generation to the retained ones (call before its
     /// records leave the image).
     fn retain_generation(&mut self) {
-        let c = self.committed();
-        let first = c.records.first().map(|r| r.loc.lsn);
-        let bytes: u64 = c.records.iter().map(|r| u64::from(r.loc.payload_len)).sum();
-        drop(c);
+        let first = self.committed().records.first().map(|r| r.loc.lsn);
         if let Some(first) = first {
             self.retained.first_lsn.get_or_insert(first);
         }
-        self.retained.bytes += bytes;
+        self.retained.bytes += self.record_bytes();
         self.retained
             .pgnos
             .extend(self.frames.iter().map(|f| f.pgno));
         self.stats.generations_retained += 1;
-        self.stats.retained_bytes = self.retained.bytes;
+    }
+
+    /// The image's counters, with the log bytes retained now.
+    pub fn stats(&self) -> WalImageStats {
+        WalImageStats {
+            retained_bytes: self.retained.bytes,
+            ..self.stats
+        }
     }
 
     /// Whether earlier generations are retained (`retained.rs`).
@@ -809,7 +816,6 @@ impl WalImage {
         self.log
             .set_base(manifest, self.db, base, first.is_some(), true)?;
         self.retained.clear();
-        self.stats.retained_bytes = 0;
         Ok(())
     }
 
@@ -821,10 +827,20 @@ impl WalImage {
         if !self.frames_known || self.committed().records.is_empty() {
             return false;
         }
-        let framed: std::collections::HashSet<u32> = self.frames.iter().map(|f| f.pgno).collect();
-        pgnos
+        // Few pages (a deferrable checkpoint's), many frames: look for the
+        // pages, not a set of every frame.
+        let mut missing: std::collections::HashSet<u32> = pgnos
             .iter()
-            .all(|p| framed.contains(p) || self.retained.pgnos.contains(p))
+            .copied()
+            .filter(|p| !self.retained.pgnos.contains(p))
+            .collect();
+        for f in self.frames.iter().rev() {
+            if missing.is_empty() {
+                break;
+            }
+            missing.remove(&f.pgno);
+        }
+        missing.is_empty()
     }
 
     /// [`WalImage::seal_for_sync`] without counting a sync of SQLite's:
@@ -853,7 +869,6 @@ impl WalImage {
                 self.log.set_base(manifest, self.db, base, false, true)?;
             }
             self.retained.clear();
-            self.stats.retained_bytes = 0;
         }
         self.pending.truncate(RECORD_HEADER_LEN);
         self.commit_end = None;
