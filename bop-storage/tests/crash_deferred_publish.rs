@@ -16,26 +16,9 @@ use std::sync::Arc;
 
 use bop_storage::io::sim::SimFs;
 use bop_storage::page_store::PageStoreConfig;
-use bop_storage::{Store, StoreOptions};
-use common::{WalWriter, FRAME};
+use bop_storage::StoreOptions;
+use common::WalWriter;
 use crash_support::*;
-
-/// What SQLite reads: each page of the database image, then each frame
-/// of the WAL image in order over it (page -> fill byte).
-fn read_effective(store: &Store) -> Model {
-    let mut model = read_pages(store);
-    for f in 1..=store.stats().wal_image_frames {
-        let off = 32 + (f - 1) * FRAME;
-        let mut head = [0u8; 24];
-        assert_eq!(store.wal_image_read(off, &mut head).unwrap(), 24);
-        let pgno = u32::from_be_bytes(head[..4].try_into().unwrap());
-        let mut page = vec![0u8; PAGE];
-        assert_eq!(store.wal_image_read(off + 24, &mut page).unwrap(), PAGE);
-        assert!(page.iter().all(|&b| b == page[0]), "frame {f} is torn");
-        model.insert(pgno, page[0]);
-    }
-    model
-}
 
 #[test]
 fn crash_inside_a_deferred_publish() {

@@ -99,6 +99,24 @@ pub fn read_pages(store: &Store) -> Model {
     out
 }
 
+/// What SQLite reads: each page of the database image, then each frame
+/// of the WAL image in order over it (page -> fill byte).
+pub fn read_effective(store: &Store) -> Model {
+    let frame = 24 + PAGE as u64;
+    let mut model = read_pages(store);
+    for f in 1..=store.stats().wal_image_frames {
+        let off = 32 + (f - 1) * frame;
+        let mut head = [0u8; 24];
+        assert_eq!(store.wal_image_read(off, &mut head).unwrap(), 24);
+        let pgno = u32::from_be_bytes(head[..4].try_into().unwrap());
+        let mut page = vec![0u8; PAGE];
+        assert_eq!(store.wal_image_read(off + 24, &mut page).unwrap(), PAGE);
+        assert!(page.iter().all(|&b| b == page[0]), "frame {f} is torn");
+        model.insert(pgno, page[0]);
+    }
+    model
+}
+
 /// Writes `pages` (page -> fill) into the database image.
 pub fn write_pages(store: &Store, pages: &Model) -> bop_storage::Result<()> {
     for (&p, &fill) in pages {
